@@ -162,7 +162,9 @@ class PriceTable:
             raise ConfigError(f"MistralMagics.prices must be a dict: {_OVERRIDE_FORM}")
         for name, value in overrides.items():
             if not isinstance(name, str) or not name.strip():
-                raise ConfigError(f"MistralMagics.prices has a bad model name {name!r}: {_OVERRIDE_FORM}")
+                raise ConfigError(
+                    f"MistralMagics.prices has a bad model name {name!r}: {_OVERRIDE_FORM}"
+                )
             canonical = table.resolve(name) or name.strip()
             known = table.models.get(canonical)
             table.models[canonical] = _parse_override(name, value, known)
@@ -171,7 +173,12 @@ class PriceTable:
 
 
 def _number(name: str, key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
         raise ConfigError(
             f"MistralMagics.prices[{name!r}][{key!r}] must be a number >= 0, got {value!r}: {_OVERRIDE_FORM}"
         )
@@ -184,7 +191,9 @@ def _parse_override(name: str, value: Any, known: ModelPrice | None) -> ModelPri
     if isinstance(value, (list, tuple)) and len(value) == 2:
         value = {"input": value[0], "output": value[1]}
     if not isinstance(value, Mapping) or not value:
-        raise ConfigError(f"MistralMagics.prices[{name!r}] = {value!r} is not a price: {_OVERRIDE_FORM}")
+        raise ConfigError(
+            f"MistralMagics.prices[{name!r}] = {value!r} is not a price: {_OVERRIDE_FORM}"
+        )
     unknown = set(value) - {"input", "output", "per_page"}
     if unknown:
         raise ConfigError(
@@ -193,7 +202,9 @@ def _parse_override(name: str, value: Any, known: ModelPrice | None) -> ModelPri
     if "per_page" in value:
         return ModelPrice(per_page=_number(name, "per_page", value["per_page"]), context=context)
     if "input" not in value:
-        raise ConfigError(f"MistralMagics.prices[{name!r}] needs an 'input' price: {_OVERRIDE_FORM}")
+        raise ConfigError(
+            f"MistralMagics.prices[{name!r}] needs an 'input' price: {_OVERRIDE_FORM}"
+        )
     return ModelPrice(
         input=_number(name, "input", value["input"]),
         output=_number(name, "output", value.get("output", 0.0)),
@@ -368,7 +379,9 @@ class Ledger:
             try:
                 callback(rec)
             except Exception:
-                log.exception("mistral_magic: a ledger subscriber failed; the call is still recorded")
+                log.exception(
+                    "mistral_magic: a ledger subscriber failed; the call is still recorded"
+                )
         return rec
 
     @property
@@ -418,15 +431,23 @@ class Ledger:
         column = {name: [getattr(r, name) for r in records] for name in FRAME_COLUMNS}
         return pd.DataFrame(
             {
-                "time": pd.Series(pd.to_datetime(column["time"], utc=True), dtype="datetime64[ns, UTC]"),
+                "time": pd.Series(
+                    pd.to_datetime(column["time"], utc=True), dtype="datetime64[ns, UTC]"
+                ),
                 "chat": pd.Series(column["chat"], dtype=object),
                 "model": pd.Series(column["model"], dtype=object),
                 "kind": pd.Series(column["kind"], dtype=object),
                 "prompt_tokens": pd.Series(column["prompt_tokens"], dtype="Int64"),
                 "completion_tokens": pd.Series(column["completion_tokens"], dtype="Int64"),
-                "cost": pd.Series([math.nan if c is None else c for c in column["cost"]], dtype="float64"),
-                "latency_s": pd.Series([math.nan if v is None else v for v in column["latency_s"]], dtype="float64"),
-                "ttft_s": pd.Series([math.nan if v is None else v for v in column["ttft_s"]], dtype="float64"),
+                "cost": pd.Series(
+                    [math.nan if c is None else c for c in column["cost"]], dtype="float64"
+                ),
+                "latency_s": pd.Series(
+                    [math.nan if v is None else v for v in column["latency_s"]], dtype="float64"
+                ),
+                "ttft_s": pd.Series(
+                    [math.nan if v is None else v for v in column["ttft_s"]], dtype="float64"
+                ),
                 "status": pd.Series(column["status"], dtype=object),
                 "backend": pd.Series(column["backend"], dtype=object),
                 "error": pd.Series(column["error"], dtype=object),
@@ -488,7 +509,11 @@ class Budget:
 
     def __init__(self, limit_usd: float | None):
         if limit_usd is not None:
-            if isinstance(limit_usd, bool) or not isinstance(limit_usd, (int, float)) or not limit_usd >= 0:
+            if (
+                isinstance(limit_usd, bool)
+                or not isinstance(limit_usd, (int, float))
+                or not limit_usd >= 0
+            ):
                 raise ConfigError(
                     f"MistralMagics.budget_usd must be a number >= 0 or None, got {limit_usd!r}; "
                     "e.g. %config MistralMagics.budget_usd = 1.0"
