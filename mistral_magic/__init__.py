@@ -1,3 +1,54 @@
-"""mistral_magic: Mistral's models inside IPython and Jupyter."""
+"""mistral_magic: Mistral's models inside IPython and Jupyter.
+
+``%load_ext mistral_magic`` registers the ``%%mistral`` cell magic and the
+``%mistral`` commands, and the ``df.mistral`` pandas accessor once pandas is in use.
+Loading imports neither the SDK, pandas nor the tokenizer; they load on first use.
+See ``%%mistral?`` for the manual.
+"""
+
+from __future__ import annotations
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "load_ipython_extension", "session", "unload_ipython_extension"]
+
+_magics = None
+
+
+def session():
+    """The Session of the loaded extension: chats, ledger, backend and settings."""
+    if _magics is None:
+        raise RuntimeError("mistral_magic is not loaded; run %load_ext mistral_magic first")
+    return _magics.session
+
+
+def _pre_run_cell(info) -> None:
+    # The cell id (Jupyter sends one per cell) keys a chat turn, so a re-run replaces it.
+    if _magics is not None:
+        _magics.session.cell_id = getattr(info, "cell_id", None)
+
+
+def load_ipython_extension(ipython) -> None:
+    """Register the magics and the cell-id hook; nothing heavy is imported."""
+    global _magics
+    from .magics import MistralMagics
+
+    if _magics is not None:
+        if _magics.shell is ipython:
+            return
+        unload_ipython_extension(_magics.shell)
+    _magics = MistralMagics(shell=ipython)
+    ipython.register_magics(_magics)
+    ipython.events.register("pre_run_cell", _pre_run_cell)
+
+
+def unload_ipython_extension(ipython) -> None:
+    """Remove the magics and hooks; chats and the ledger are dropped."""
+    global _magics
+    if _magics is None:
+        return
+    ipython.events.unregister("pre_run_cell", _pre_run_cell)
+    for kind in ("line", "cell"):
+        ipython.magics_manager.magics[kind].pop("mistral", None)
+    _magics.session.close()
+    _magics = None

@@ -11,6 +11,10 @@ from __future__ import annotations
 class MistralMagicError(Exception):
     """Base class: the message is one line that says what to do."""
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython's showtraceback() shows this instead of a traceback.
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+
 
 class ConfigError(MistralMagicError):
     """A setting or argument that cannot work (unknown backend, bad server_url, ...)."""
@@ -119,3 +123,4 @@ def user_message(exc: BaseException, model: str | None = None) -> str:
     if isinstance(exc, MistralMagicError):
         return _first_line(str(exc), limit=500)
     return describe_api_error(exc, model)
+

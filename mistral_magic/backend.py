@@ -1,0 +1,223 @@
+"""Where requests go: La Plateforme, a self-hosted server, or the built-in offline server.
+
+A backend is a base URL and a key, wrapped in one official `mistralai` client with
+the SDK's own RetryConfig. `auto` means: a key (from `%mistral key`, the environment
+or a `.env` file) selects La Plateforme; no key selects the offline server, which
+starts on first use. Concurrent work runs on one private asyncio loop in a daemon
+thread (`BackgroundLoop`), never on the kernel's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+SERVERS = {
+    "global": "https://api.mistral.ai",
+    "eu": "https://api.eu.mistral.ai",
+    "us": "https://api.us.mistral.ai",
+}
+BACKENDS = ("auto", "mistral", "offline")
+
+# Backoff for the SDK's RetryConfig: 0.5 s, 1 s, 2 s, ... capped at 8 s.
+_INITIAL_MS = 500
+_EXPONENT = 2.0
+_MAX_INTERVAL_MS = 8000
+_JITTER_MS = 100
+
+
+def key_from_environment(cwd: str | os.PathLike | None = None) -> str | None:
+    """MISTRAL_API_KEY from the environment, else from a `.env` file in the working directory."""
+    key = os.environ.get("MISTRAL_API_KEY")
+    if key:
+        return key.strip()
+    env_file = Path(cwd or os.getcwd()) / ".env"
+    if env_file.is_file():
+        from dotenv import dotenv_values
+
+        key = dotenv_values(env_file).get("MISTRAL_API_KEY")
+        if key:
+            return key.strip()
+    return None
+
+
+def mask(secret: str | None) -> str:
+    """A key as it may be shown: never more than its length class."""
+    if not secret:
+        return "(none)"
+    return "•" * 8 + f" ({len(secret)} chars)"
+
+
+def retry_config(max_retries: int):
+    """The SDK's RetryConfig for about `max_retries` retries (the SDK bounds retries by time).
+
+    Retried: 429, 5xx and connection errors; `Retry-After` is honoured by the SDK.
+    """
+    from mistralai.client.utils import BackoffStrategy, RetryConfig
+
+    if max_retries <= 0:
+        return RetryConfig("none", None, False)
+    waits = [
+        min(_INITIAL_MS * _EXPONENT**i, _MAX_INTERVAL_MS) + _JITTER_MS for i in range(max_retries)
+    ]
+    # The SDK stops retrying once this much time has passed since the first attempt;
+    # the sum of the planned waits (minus a little) allows exactly max_retries waits.
+    budget = int(sum(waits[:-1]) + waits[-1] / 2)
+    strategy = BackoffStrategy(
+        _INITIAL_MS, _MAX_INTERVAL_MS, _EXPONENT, budget, jitter_ms=_JITTER_MS
+    )
+    return RetryConfig("backoff", strategy, True)
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What the settings ask for, resolved: kind, base URL and whether a key is needed."""
+
+    kind: str  # "mistral" | "self-hosted" | "offline"
+    url: str | None  # None for offline until its server runs
+
+    @property
+    def label(self) -> str:
+        if self.kind == "mistral":
+            return f"La Plateforme ({self.url})"
+        if self.kind == "self-hosted":
+            return f"self-hosted server ({self.url})"
+        return "offline server (local, deterministic)"
+
+
+def resolve(backend: str, server: str, server_url: str | None, key: str | None) -> BackendSpec:
+    """Decide the backend from the settings and whether a key is known."""
+    if backend not in BACKENDS:
+        raise ConfigError(
+            f"Unknown backend {backend!r}; set MistralMagics.backend to one of {', '.join(BACKENDS)}"
+        )
+    if backend == "offline":
+        return BackendSpec("offline", None)
+    if server_url:
+        if not server_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"server_url {server_url!r} is not an http(s) URL; e.g. "
+                "%config MistralMagics.server_url = 'http://localhost:8000'"
+            )
+        return BackendSpec("self-hosted", server_url.rstrip("/"))
+    if server not in SERVERS:
+        raise ConfigError(
+            f"Unknown server {server!r}; set MistralMagics.server to one of {', '.join(SERVERS)}"
+        )
+    if backend == "mistral" or key:
+        if not key:
+            raise ConfigError(
+                "No Mistral API key: run %mistral key, set MISTRAL_API_KEY (or a .env file), "
+                "or use MistralMagics.backend = 'offline'"
+            )
+        return BackendSpec("mistral", SERVERS[server])
+    return BackendSpec("offline", None)
+
+
+_offline_lock = threading.Lock()
+_offline_server = None
+
+
+def offline_server():
+    """The process's offline server, started on first use and kept for the process's life."""
+    global _offline_server
+    with _offline_lock:
+        if _offline_server is None:
+            from .offline import OfflineServer
+
+            _offline_server = OfflineServer().start()
+        return _offline_server
+
+
+def offline_running() -> bool:
+    return _offline_server is not None
+
+
+class Backend:
+    """One resolved backend: its spec, key, and the SDK client built for it."""
+
+    def __init__(self, spec: BackendSpec, key: str | None, max_retries: int, timeout_s: float):
+        self.max_retries = max_retries
+        self.timeout_s = timeout_s
+        if spec.kind == "offline":
+            server = offline_server()
+            spec = BackendSpec("offline", server.url)
+            key = server.api_key
+        self.spec = spec
+        self._key = key
+        self._client = None
+        self._lock = threading.Lock()
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def url(self) -> str | None:
+        return self.spec.url
+
+    @property
+    def client(self):
+        """The `mistralai` client; built on first use (importing the SDK is the slow part)."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    from mistralai.client import Mistral
+
+                    self._client = Mistral(
+                        # A callable keeps the key out of the client's repr and config dumps.
+                        api_key=(lambda key=self._key: key) if self._key else None,
+                        server_url=self.spec.url,
+                        retry_config=retry_config(self.max_retries),
+                        timeout_ms=int(self.timeout_s * 1000),
+                    )
+        return self._client
+
+    def __repr__(self) -> str:
+        return f"<Backend {self.spec.label}>"
+
+
+class BackgroundLoop:
+    """One private asyncio loop in a daemon thread for concurrent work (extraction, panels)."""
+
+    def __init__(self):
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(
+                    target=self._loop.run_forever, name="mistral_magic-loop", daemon=True
+                )
+                self._thread.start()
+        return self._loop
+
+    def submit(self, coro: Coroutine[Any, Any, Any]):
+        """Schedule a coroutine on the loop; returns a concurrent.futures.Future."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run a coroutine on the loop and wait; an interrupt cancels it and re-raises."""
+        future = self.submit(coro)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            future.cancel()
+            raise
+
+    def stop(self) -> None:
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)

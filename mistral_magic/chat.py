@@ -1,0 +1,193 @@
+"""Named conversations whose turns follow the notebook's cells.
+
+A `Chat` is an ordered list of `Turn`s. A turn is keyed by the id of the cell that
+made it, so re-running a cell replaces its turn in place instead of appending a
+copy, and the history sent for it is the turns before it. Only turns that finished
+(`status == "ok"`) are ever sent back to the model as context.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+_turn_ids = itertools.count(1)
+
+
+@dataclass
+class Turn:
+    """One exchange: the user's prompt and the assistant's answer, with what it cost."""
+
+    prompt: str
+    answer: str = ""
+    cell_id: str | None = None
+    status: str = "pending"  # ok | error | interrupted | pending
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost: float | None = None
+    error: str | None = None
+    images: list[dict] = field(default_factory=list)
+    created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    id: int = field(default_factory=lambda: next(_turn_ids))
+
+    @property
+    def in_context(self) -> bool:
+        return self.status == "ok"
+
+    def messages(self) -> list[dict]:
+        user: Any = self.prompt
+        if self.images:
+            user = [{"type": "text", "text": self.prompt}, *self.images]
+        return [{"role": "user", "content": user}, {"role": "assistant", "content": self.answer}]
+
+
+class Chat:
+    """A named conversation: a system prompt and turns in notebook order."""
+
+    def __init__(self, name: str, system: str | None = None):
+        self.name = name
+        self.system = system
+        self.turns: list[Turn] = []
+        self._lock = threading.RLock()
+        self._listeners: list = []
+
+    def subscribe(self, callback):
+        """Call `callback(chat)` after every change; returns a function that unsubscribes."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+
+    def _changed(self) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(self)
+            except Exception:  # a broken view must not break the conversation
+                import logging
+
+                logging.getLogger(__name__).exception("chat listener failed")
+
+    def __repr__(self) -> str:
+        return f"<Chat {self.name!r}: {len(self.turns)} turns>"
+
+    def __len__(self) -> int:
+        return len(self.turns)
+
+    def _index(self, cell_id: str | None) -> int | None:
+        if cell_id is None:
+            return None
+        for i, turn in enumerate(self.turns):
+            if turn.cell_id == cell_id:
+                return i
+        return None
+
+    def context(self, cell_id: str | None = None) -> list[dict]:
+        """Messages to send before a new prompt from `cell_id`: system, then finished turns.
+
+        For a cell that already has a turn, only the turns before it count, so a
+        re-run sees the conversation as it was when the cell first ran.
+        """
+        with self._lock:
+            index = self._index(cell_id)
+            earlier = self.turns if index is None else self.turns[:index]
+            messages: list[dict] = []
+            if self.system:
+                messages.append({"role": "system", "content": self.system})
+            for turn in earlier:
+                if turn.in_context:
+                    messages.extend(turn.messages())
+            return messages
+
+    def record(self, turn: Turn) -> Turn:
+        """Add a turn, replacing the one from the same cell if there is one."""
+        with self._lock:
+            index = self._index(turn.cell_id)
+            if index is None:
+                self.turns.append(turn)
+            else:
+                self.turns[index] = turn
+        self._changed()
+        return turn
+
+    def undo(self) -> Turn | None:
+        """Remove and return the last turn."""
+        with self._lock:
+            turn = self.turns.pop() if self.turns else None
+        self._changed()
+        return turn
+
+    def reset(self) -> None:
+        with self._lock:
+            self.turns.clear()
+        self._changed()
+
+    def last_answer(self) -> str | None:
+        with self._lock:
+            for turn in reversed(self.turns):
+                if turn.in_context:
+                    return turn.answer
+            return None
+
+    def rows(self, preview: int = 80) -> list[dict]:
+        """History rows: one per message (user and assistant) of every turn."""
+
+        def cut(text: str) -> str:
+            flat = " ".join(text.split())
+            return flat if len(flat) <= preview else flat[: preview - 1] + "…"
+
+        rows = []
+        with self._lock:
+            for n, turn in enumerate(self.turns, 1):
+                common = {"chat": self.name, "turn": n, "cell": turn.cell_id, "status": turn.status}
+                rows.append(
+                    {**common, "role": "user", "text": cut(turn.prompt),
+                     "tokens": turn.prompt_tokens, "cost": None, "model": turn.model}
+                )
+                rows.append(
+                    {**common, "role": "assistant", "text": cut(turn.answer),
+                     "tokens": turn.completion_tokens, "cost": turn.cost, "model": turn.model}
+                )
+        return rows
+
+    def export(self) -> list[dict]:
+        """The conversation as plain messages, for saving or for another tool."""
+        with self._lock:
+            messages = [{"role": "system", "content": self.system}] if self.system else []
+            for turn in self.turns:
+                if turn.in_context:
+                    messages.extend(turn.messages())
+            return messages
+
+
+class Chats:
+    """All chats of a session, by name; `get` creates on first use."""
+
+    def __init__(self):
+        self._chats: dict[str, Chat] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Chat:
+        with self._lock:
+            if name not in self._chats:
+                self._chats[name] = Chat(name)
+            return self._chats[name]
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._chats)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._chats
+
+    def __iter__(self):
+        return iter(list(self._chats.values()))
+
+    def drop(self, name: str) -> None:
+        with self._lock:
+            self._chats.pop(name, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._chats.clear()

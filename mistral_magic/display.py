@@ -1,0 +1,125 @@
+"""StreamView: one display handle per answer, updated at a bounded, falling rate.
+
+While text streams in, the handle is updated at most every `interval(len)` seconds,
+an interval that grows with the text (0.1 s at first, about one second per 4,000
+characters later, at most 2 s), so the bytes sent to the front end stay bounded per
+second and a small multiple of the answer at full speed. The final state is
+rendered once: Markdown (or code / text) with `text/plain` beside it, and output
+metadata with the answer's provenance. In a terminal, where a display cannot be
+updated, the text is written as it arrives instead.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+CURSOR = " ▍"
+MIN_INTERVAL_S = 0.1
+MAX_INTERVAL_S = 2.0
+CHARS_PER_S = 4000
+
+
+def update_interval(length: int) -> float:
+    """Seconds to wait between updates when the shown text has `length` characters."""
+    return min(MAX_INTERVAL_S, max(MIN_INTERVAL_S, length / CHARS_PER_S))
+
+
+def can_update_displays(shell) -> bool:
+    """Whether this shell's front end can replace an output in place (Jupyter can)."""
+    from IPython.core.displaypub import DisplayPublisher
+
+    publisher = getattr(shell, "display_pub", None)
+    return publisher is not None and type(publisher) is not DisplayPublisher
+
+
+def fence(text: str, language: str = "") -> str:
+    """Text inside a Markdown code fence long enough not to be closed by the text."""
+    longest = max((len(run) for run in _backtick_runs(text)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{language}\n{text}\n{ticks}"
+
+
+def _backtick_runs(text: str):
+    run = 0
+    for ch in text:
+        if ch == "`":
+            run += 1
+        else:
+            if run:
+                yield "`" * run
+            run = 0
+    if run:
+        yield "`" * run
+
+
+class StreamView:
+    """Renders one streamed answer into one output of the running cell."""
+
+    def __init__(self, shell, fmt: str = "markdown", clock=time.monotonic):
+        self.shell = shell
+        self.fmt = fmt
+        self.clock = clock
+        self.rich = can_update_displays(shell)
+        self.updates = 0
+        self._handle = None
+        self._shown_at = 0.0
+        self._shown_len = 0
+        self._written = 0
+
+    def _partial(self, text: str) -> dict:
+        if self.fmt == "text":
+            return {"text/plain": text + CURSOR}
+        return {"text/markdown": text + CURSOR}
+
+    def _final(self, text: str, footer: str) -> dict:
+        plain = f"{text}\n\n{footer}"
+        if self.fmt == "text":
+            return {"text/plain": plain}
+        shown = fence(text) if self.fmt == "code" and "```" not in text else text
+        return {"text/markdown": f"{shown}\n\n<sub>{footer}</sub>", "text/plain": plain}
+
+    def start(self, note: str = "") -> None:
+        """Show the placeholder the answer will replace."""
+        if not self.rich:
+            return
+        from IPython.display import display
+
+        self._handle = display(
+            {"text/markdown": note or "*…waiting for the first token…*"}, raw=True, display_id=True
+        )
+        self._shown_at = self.clock()
+
+    def feed(self, text: str) -> None:
+        """The answer so far; updates the display only when the interval has passed."""
+        if not self.rich:
+            sys.stdout.write(text[self._written:])
+            sys.stdout.flush()
+            self._written = len(text)
+            return
+        now = self.clock()
+        if now - self._shown_at < update_interval(self._shown_len):
+            return
+        self._show(self._partial(text))
+        self._shown_at, self._shown_len = now, len(text)
+
+    def _show(self, bundle: dict, metadata: dict | None = None) -> None:
+        from IPython.display import display
+
+        self.updates += 1
+        if self._handle is None:
+            self._handle = display(bundle, raw=True, metadata=metadata or {}, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True, metadata=metadata or {})
+
+    def finish(self, text: str, footer: str, metadata: dict[str, Any]) -> None:
+        """Render the final answer once, with its footer and provenance metadata."""
+        if not self.rich:
+            if self._written < len(text):
+                sys.stdout.write(text[self._written:])
+            sys.stdout.write(f"\n\n{footer}\n")
+            sys.stdout.flush()
+            self._written = len(text)
+            return
+        self._show(self._final(text, footer), {"mistral_magic": metadata})

@@ -1,0 +1,407 @@
+"""`%%mistral` and `%mistral`: Mistral's models in notebook cells.
+
+Load with ``%load_ext mistral_magic``. With no API key the built-in offline server
+answers (local, deterministic, free); with ``MISTRAL_API_KEY`` (or ``%mistral key``,
+or a ``.env`` file) cells go to La Plateforme.
+
+Ask, and follow up — each cell is a turn of its chat, re-running a cell replaces
+its turn::
+
+    %%mistral
+    Explain the bias-variance trade-off in three bullet points.
+
+    %%mistral -t 0.2 --max-tokens 200
+    Now give a one-line example with a decision tree.
+
+Variables come from the notebook (``{{`` / ``}}`` for literal braces)::
+
+    %%mistral -c review -s "You are a terse data reviewer." -o verdict
+    Is anything odd in this table? {df}
+
+Code straight into the next cell, a dry run, JSON and schema-typed DataFrames::
+
+    %%mistral --format code
+    Write a pandas function that winsorises every numeric column at 1%/99%.
+
+    %%mistral --dry-run
+    How much would this prompt cost?
+
+    %%mistral --schema "name, age int, city" --many -o people
+    Extract the people: {text}
+
+Commands::
+
+    %mistral history [-c CHAT]   %mistral reset [-c CHAT | --all]   %mistral undo [-c CHAT]
+    %mistral chats               %mistral usage                     %mistral models
+    %mistral config              %mistral key [--clear]             %mistral backend
+    %mistral tokens TEXT         %mistral schema SPEC
+
+Settings (``%config MistralMagics`` lists them)::
+
+    %config MistralMagics.model = "mistral-large-latest"
+    %config MistralMagics.budget_usd = 0.50
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import (
+    MagicArgumentParser,
+    argument,
+    magic_arguments,
+    parse_argstring,
+)
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, Unicode, observe
+
+from .errors import MistralMagicError
+
+FORMATS = ("markdown", "text", "code")
+
+
+class Note(str):
+    """A message that is a value: shown without quotes, as Markdown in Jupyter."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _temperature(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1.5:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0 to 1.5")
+    return value
+
+
+def _identifier(text: str) -> str:
+    import argparse
+
+    if not text.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid Python variable name")
+    return text
+
+
+@magics_class
+class MistralMagics(Magics):
+    """Settings of the extension; `%config MistralMagics.<name> = value` changes them."""
+
+    model = Unicode("mistral-small-latest", help="Model used when a cell gives no -m.").tag(
+        config=True
+    )
+    temperature = Float(
+        None, allow_none=True, help="Sampling temperature (0 to 1.5); None uses the model's default."
+    ).tag(config=True)
+    max_tokens = Int(None, allow_none=True, help="Cap on answer tokens; None = no cap.").tag(
+        config=True
+    )
+    backend = CaselessStrEnum(
+        ["auto", "mistral", "offline"], default_value="auto",
+        help="auto: La Plateforme when a key is set, else the offline server.",
+    ).tag(config=True)
+    server = CaselessStrEnum(
+        ["global", "eu", "us"], default_value="global", help="La Plateforme region."
+    ).tag(config=True)
+    server_url = Unicode(
+        None, allow_none=True, help="A self-hosted server speaking Mistral's API (e.g. vLLM)."
+    ).tag(config=True)
+    budget_usd = Float(
+        None, allow_none=True, help="Refuse calls whose worst case would pass this spend (USD)."
+    ).tag(config=True)
+    max_retries = Int(3, help="Retries on 429, 5xx and connection errors (Retry-After honoured).").tag(
+        config=True
+    )
+    timeout_s = Float(120.0, help="Seconds before a request times out.").tag(config=True)
+    stream = Bool(True, help="Stream answers into the cell.").tag(config=True)
+    debug = Bool(False, help="Re-raise errors with their full traceback.").tag(config=True)
+    prices = Dict(
+        help='Price overrides, USD per 1M tokens: {"model": {"input": 0.5, "output": 1.5}}.'
+    ).tag(config=True)
+
+    def __init__(self, shell=None, **kwargs):
+        super().__init__(shell=shell, **kwargs)
+        from .session import Session
+
+        self.session = Session(shell, self)
+        self._commands = _command_parsers()
+
+    @observe("temperature")
+    def _check_temperature(self, change):
+        value = change["new"]
+        if value is not None and not 0 <= value <= 1.5:
+            self.temperature = change["old"]
+            raise UsageError(f"temperature must be between 0 and 1.5, got {value}")
+
+    # -- the magic -------------------------------------------------------------------
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("-m", "--model", help="Model id or alias (default: MistralMagics.model).")
+    @argument("-t", "--temperature", type=_temperature, help="Sampling temperature, 0 to 1.5.")
+    @argument("--max-tokens", type=_positive_int, help="Cap on the answer's tokens.")
+    @argument("--seed", type=_positive_int, help="Random seed, for reproducible answers.")
+    @argument("-s", "--system", help="System prompt of the chat (kept for its later turns).")
+    @argument("-c", "--chat", default="default", help="Name of the conversation (default: default).")
+    @argument("--new", action="store_true", help="Start the chat afresh before this cell.")
+    @argument("--no-history", action="store_true", help="Send only this cell; not kept in the chat.")
+    @argument("-o", "--output", type=_identifier, metavar="VAR", help="Store the result in VAR.")
+    @argument("--no-stream", action="store_true", help="Wait for the whole answer, then show it.")
+    @argument("--format", choices=FORMATS, default="markdown",
+              help="markdown (default), text, or code (also inserted as the next cell).")
+    @argument("--json", action="store_true", help="JSON mode: the answer is parsed (DataFrame or dict).")
+    @argument("--schema", metavar="SPEC",
+              help='Structured output: a pydantic model, a JSON Schema dict, or "name, age int, ...".')
+    @argument("--many", action="store_true", help="With --schema: a list of records, one row each.")
+    @argument("--dry-run", action="store_true", help="Show the request and its estimate; send nothing.")
+    @argument("--no-interpolate", action="store_true", help="Send {braces} as they are.")
+    @line_cell_magic
+    def mistral(self, line: str = "", cell: str | None = None):
+        """Ask a Mistral model; the answer streams into the cell (see the module help above)."""
+        if cell is None:
+            return self._command(line)
+        args = parse_argstring(self.mistral, line)
+        if not cell.strip():
+            raise UsageError("%%mistral needs a prompt in the cell body, below the %%mistral line")
+        if args.many and not args.schema:
+            raise UsageError("--many goes with --schema SPEC, e.g. --schema 'name, age int' --many")
+        if args.json and args.schema:
+            raise UsageError("use either --json or --schema, not both")
+        return self._guard(lambda: self._ask(args, cell))
+
+    def _guard(self, action):
+        """Run an action; library errors become one line unless `debug` is set."""
+        try:
+            return action()
+        except MistralMagicError as exc:
+            if self.debug and exc.__cause__ is not None:
+                raise exc.__cause__ from None
+            raise
+
+    def _ask(self, args, cell: str):
+        from .display import StreamView
+        from .prompt import interpolate
+
+        session = self.session
+        prompt = cell.strip("\n")
+        if not args.no_interpolate:
+            prompt = interpolate(prompt, self.shell.user_ns)
+        if args.new and not args.no_history:
+            session.chats.get(args.chat).reset()
+        spec = None
+        response_format = None
+        if args.schema:
+            from .structured import SchemaSpec
+
+            spec = SchemaSpec.from_spec(args.schema, self.shell.user_ns)
+            response_format = spec.response_format(many=args.many)
+        elif args.json:
+            response_format = {"type": "json_object"}
+        cell_id = None if args.no_history else session.cell_id
+        request = session.build_request(
+            prompt, chat=args.chat, model=args.model, system=args.system,
+            temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
+            history=not args.no_history, response_format=response_format, cell_id=cell_id,
+        )
+        if args.dry_run:
+            return self._dry_run(request, args.output)
+        structured = response_format is not None
+        view = StreamView(self.shell, "code" if structured else args.format)
+        stream = self.stream and not args.no_stream
+        if structured:
+            answer = session.ask_structured(
+                request, spec=spec, many=args.many, chat=None if args.no_history else args.chat,
+                view=view, stream=stream, cell_id=cell_id,
+            )
+        else:
+            answer = session.ask(
+                request, chat=None if args.no_history else args.chat, view=view, stream=stream,
+                cell_id=cell_id,
+            )
+        result = answer.value if structured else answer.text
+        if args.format == "code" and not structured and answer.status == "ok":
+            self.shell.set_next_input(_first_code_block(answer.text), replace=False)
+        if args.output:
+            self.shell.user_ns[args.output] = result
+        return None
+
+    def _dry_run(self, request: dict, output: str | None):
+        from IPython.display import display
+
+        from .display import fence
+        from .usage import format_cost, format_tokens
+
+        session = self.session
+        estimate = session.estimate(request)
+        spec = session.backend_spec()
+        body = json.dumps(request, indent=2, ensure_ascii=False)
+        summary = (
+            f"Dry run — nothing sent. {format_tokens(estimate.prompt_tokens)} prompt tokens "
+            f"({format_cost(estimate.prompt_cost)}); worst case with "
+            f"{format_tokens(estimate.max_completion_tokens)} answer tokens: "
+            f"{format_cost(estimate.worst_cost)} · {spec.label}"
+        )
+        display(
+            {"text/markdown": f"{fence(body, 'json')}\n\n<sub>{summary}</sub>",
+             "text/plain": f"{body}\n\n{summary}"},
+            raw=True,
+        )
+        if output:
+            self.shell.user_ns[output] = request
+        return None
+
+    # -- %mistral commands -----------------------------------------------------------
+
+    def _command(self, line: str):
+        words = line.strip().split(None, 1)
+        if not words:
+            raise UsageError(
+                "%mistral needs a command: " + ", ".join(sorted(self._commands))
+                + " (a prompt goes in a %%mistral cell)"
+            )
+        name, rest = words[0], (words[1] if len(words) > 1 else "")
+        if name not in self._commands:
+            raise UsageError(
+                f"Unknown command {name!r}; use one of: {', '.join(sorted(self._commands))}"
+                " (a prompt goes in a %%mistral cell)"
+            )
+        parser = self._commands[name]
+        if parser is None:  # takes raw text
+            args = rest
+        else:
+            try:
+                argv = shlex.split(rest)
+            except ValueError as exc:
+                raise UsageError(f"%mistral {name}: {exc}") from None
+            args = parser.parse_args(argv)
+        return self._guard(lambda: getattr(self, f"_cmd_{name}")(args))
+
+    def _cmd_history(self, args):
+        from . import tables
+
+        return tables.history_frame(self.session, args.chat)
+
+    def _cmd_chats(self, args):
+        from . import tables
+
+        return tables.chats_frame(self.session)
+
+    def _cmd_reset(self, args):
+        if args.all:
+            self.session.chats.clear()
+            return Note("All chats cleared.")
+        chat = self.session.chats.get(args.chat)
+        count = len(chat)
+        chat.reset()
+        return Note(f"Chat `{args.chat}` reset ({count} turns removed).")
+
+    def _cmd_undo(self, args):
+        chat = self.session.chats.get(args.chat)
+        turn = chat.undo()
+        if turn is None:
+            return Note(f"Chat `{args.chat}` has no turns to undo.")
+        preview = " ".join(turn.prompt.split())[:60]
+        return Note(f"Removed the last turn of chat `{args.chat}`: “{preview}”.")
+
+    def _cmd_usage(self, args):
+        from . import tables
+
+        return tables.usage_frame(self.session)
+
+    def _cmd_models(self, args):
+        from . import tables
+
+        return tables.models_frame(self.session)
+
+    def _cmd_config(self, args):
+        from . import tables
+
+        return tables.config_frame(self)
+
+    def _cmd_backend(self, args):
+        session = self.session
+        spec = session.backend_spec()
+        if spec.kind == "offline":
+            backend = session.backend
+            return Note(f"Backend: {spec.label}, at {backend.url}.")
+        return Note(f"Backend: {spec.label}.")
+
+    def _cmd_key(self, args):
+        if args.clear:
+            self.session.set_key(None)
+            return Note(f"Key cleared from memory. Backend: {self.session.backend_spec().label}.")
+        import getpass
+
+        key = getpass.getpass("Mistral API key (kept in memory only, never saved): ")
+        if not key.strip():
+            return Note("No key entered; nothing changed.")
+        self.session.set_key(key)
+        return Note(f"Key set for this session. Backend: {self.session.backend_spec().label}.")
+
+    def _cmd_tokens(self, text: str):
+        from .tokens import count_text
+
+        if not text.strip():
+            raise UsageError("%mistral tokens needs text, e.g. %mistral tokens How long is this?")
+        return count_text(text)
+
+    def _cmd_schema(self, args):
+        from .structured import SchemaSpec
+
+        spec = SchemaSpec.from_spec(args.spec, self.shell.user_ns)
+        from .display import fence
+
+        body = json.dumps(spec.response_format(many=args.many), indent=2)
+        return Note(fence(body, "json"))
+
+
+def _command_parsers() -> dict[str, MagicArgumentParser | None]:
+    def parser(name: str, *arguments) -> MagicArgumentParser:
+        p = MagicArgumentParser(prog=f"%mistral {name}")
+        for args, kwargs in arguments:
+            p.add_argument(*args, **kwargs)
+        return p
+
+    chat = (("-c", "--chat"), {"default": "default", "help": "chat name"})
+    return {
+        "history": parser("history", chat),
+        "chats": parser("chats"),
+        "reset": parser("reset", chat, (("--all",), {"action": "store_true"})),
+        "undo": parser("undo", chat),
+        "usage": parser("usage"),
+        "models": parser("models"),
+        "config": parser("config"),
+        "backend": parser("backend"),
+        "key": parser("key", (("--clear",), {"action": "store_true"})),
+        "tokens": None,
+        "schema": parser("schema", (("spec",), {}), (("--many",), {"action": "store_true"})),
+    }
+
+
+def _first_code_block(text: str) -> str:
+    """The first fenced code block of an answer, or the whole answer when it has none."""
+    import re
+
+    match = re.search(r"(`{3,})[^\n]*\n(.*?)\n\1", text, re.S)
+    return match.group(2) if match else text.strip()

@@ -1,0 +1,377 @@
+"""Session: the one object a loaded extension owns — backend, chats, ledger, prices.
+
+`Session.ask` is the whole life of a `%%mistral` cell after argument parsing: build
+the messages, estimate and check the budget, send through the SDK (streamed or
+not), render, and then record the turn and the ledger row exactly once, whether the
+call finished, failed or was interrupted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import __version__
+from .backend import Backend, BackgroundLoop, key_from_environment, resolve
+from .chat import Chats, Turn
+from .errors import APIError, MistralMagicError, user_message
+
+DEFAULT_CHAT = "default"
+INTERRUPTED_MARK = "\n\n*⏹ interrupted — partial answer*"
+
+
+@dataclass
+class Answer:
+    """The result of one call: text, usage, cost, timings and how it ended."""
+
+    text: str
+    model: str
+    chat: str | None
+    status: str  # ok | error | interrupted
+    request: dict
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost: float | None = None
+    latency_s: float | None = None
+    ttft_s: float | None = None
+    finish_reason: str | None = None
+    backend: str = "offline"
+    error: str | None = None
+    value: Any = None  # the parsed result in --json / --schema modes
+    raw: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        if not self.completion_tokens or self.latency_s is None:
+            return None
+        generating = self.latency_s - (self.ttft_s or 0.0)
+        return self.completion_tokens / generating if generating > 0 else None
+
+
+class Session:
+    """Everything one loaded extension owns. Settings are read live from `settings`."""
+
+    def __init__(self, shell, settings):
+        self.shell = shell
+        self.settings = settings
+        self.chats = Chats()
+        from .usage import Ledger
+
+        self.ledger = Ledger()
+        self.loop = BackgroundLoop()
+        self.cell_id: str | None = None
+        self.last: Answer | None = None
+        self._key: str | None = None
+        self._backend: Backend | None = None
+        self._backend_for: tuple | None = None
+        self._prices = None
+        self._prices_for: Any = None
+        self._notices: set[str] = set()
+
+    # -- settings-derived state -------------------------------------------------
+
+    @property
+    def key(self) -> str | None:
+        return self._key or key_from_environment()
+
+    def set_key(self, key: str | None) -> None:
+        """Keep a key in memory only (from `%mistral key`); the backend follows."""
+        self._key = key.strip() if key else None
+
+    def __repr__(self) -> str:
+        chats = ", ".join(self.chats.names()) or "none"
+        return f"<mistral_magic Session backend={self.backend_spec().kind} chats=[{chats}]>"
+
+    def backend_spec(self):
+        s = self.settings
+        return resolve(s.backend, s.server, s.server_url, self.key)
+
+    @property
+    def backend(self) -> Backend:
+        """The backend the settings select, rebuilt when a setting or the key changes."""
+        s = self.settings
+        spec = self.backend_spec()
+        wanted = (spec, self.key, s.max_retries, s.timeout_s)
+        if self._backend is None or self._backend_for != wanted:
+            self._backend = Backend(spec, self.key, s.max_retries, s.timeout_s)
+            self._backend_for = wanted
+            if self._backend.kind == "offline":
+                self.notice(
+                    "offline",
+                    "mistral_magic: no Mistral API key found, so answers come from the built-in "
+                    "offline server (local, deterministic, free). Set one with `%mistral key` "
+                    "or `MISTRAL_API_KEY` to use La Plateforme.",
+                )
+        return self._backend
+
+    @property
+    def prices(self):
+        from .usage import load_prices
+
+        overrides = dict(self.settings.prices or {})
+        if self._prices is None or self._prices_for != overrides:
+            self._prices = load_prices(overrides)
+            self._prices_for = overrides
+        return self._prices
+
+    def notice(self, name: str, text: str) -> None:
+        """Show a one-line notice once per session."""
+        if name in self._notices:
+            return
+        self._notices.add(name)
+        from IPython.display import display
+
+        display({"text/markdown": f"*{text}*", "text/plain": text}, raw=True)
+
+    # -- requests ----------------------------------------------------------------
+
+    def build_request(
+        self,
+        prompt: str,
+        *,
+        chat: str = DEFAULT_CHAT,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        history: bool = True,
+        images: list[dict] | None = None,
+        response_format: dict | None = None,
+        cell_id: str | None = None,
+    ) -> dict:
+        """The exact request body a call would send (what --dry-run shows)."""
+        s = self.settings
+        conversation = self.chats.get(chat)
+        if system is not None:
+            conversation.system = system
+        if history:
+            messages = conversation.context(cell_id)
+        else:
+            messages = [{"role": "system", "content": conversation.system}] if conversation.system else []
+        content: Any = prompt
+        if images:
+            content = [{"type": "text", "text": prompt}, *images]
+        messages.append({"role": "user", "content": content})
+        request: dict[str, Any] = {"model": model or s.model, "messages": messages}
+        temperature = temperature if temperature is not None else s.temperature
+        max_tokens = max_tokens if max_tokens is not None else s.max_tokens
+        if temperature is not None:
+            request["temperature"] = temperature
+        if max_tokens is not None:
+            request["max_tokens"] = max_tokens
+        if seed is not None:
+            request["random_seed"] = seed
+        if response_format is not None:
+            request["response_format"] = response_format
+        return request
+
+    def estimate(self, request: dict, batch: bool = False):
+        from .usage import estimate_call
+
+        return estimate_call(
+            self.prices, request["model"], request["messages"], tools=request.get("tools"),
+            max_tokens=request.get("max_tokens"), batch=batch,
+        )
+
+    def check_budget(self, estimate) -> None:
+        from .usage import Budget
+
+        Budget(self.settings.budget_usd).check(self.ledger.spent, estimate, estimate.model)
+
+    def ask(
+        self,
+        request: dict,
+        *,
+        chat: str | None = DEFAULT_CHAT,
+        view=None,
+        stream: bool = True,
+        record_turn: bool = True,
+        cell_id: str | None = None,
+        kind: str = "chat",
+    ) -> Answer:
+        """Send one chat request, render it into `view`, and record it exactly once.
+
+        Raises `APIError` (one line) after recording a failed call; an interrupt ends
+        the call cleanly with the partial answer kept and marked.
+        """
+        estimate = self.estimate(request)
+        self.check_budget(estimate)
+        backend = self.backend
+        if view is not None:
+            view.start()
+        started = time.perf_counter()
+        answer = Answer(
+            text="", model=request["model"], chat=chat, status="ok", request=request,
+            backend=backend.kind,
+        )
+        failure: BaseException | None = None
+        try:
+            if stream:
+                self._stream(backend, request, answer, view, started)
+            else:
+                self._complete(backend, request, answer)
+        except KeyboardInterrupt:
+            answer.status = "interrupted"
+        except MistralMagicError:
+            raise
+        except Exception as exc:  # SDK, transport or server errors: recorded, then one line
+            answer.status = "error"
+            answer.error = user_message(exc, request["model"])
+            failure = exc
+        answer.latency_s = time.perf_counter() - started
+        self._account(answer, estimate)
+        self._record(answer, request, chat, record_turn, cell_id, kind)
+        self.last = answer
+        if view is not None and answer.status != "error":
+            shown = answer.text + (INTERRUPTED_MARK if answer.status == "interrupted" else "")
+            view.finish(shown, self.footer(answer), self.provenance(answer))
+        if failure is not None:
+            if self.settings.debug:
+                raise failure
+            raise APIError(answer.error, getattr(failure, "status_code", None)) from failure
+        return answer
+
+    def _stream(self, backend, request, answer, view, started) -> None:
+        parts: list[str] = []
+        with backend.client.chat.stream(**request) as events:
+            for event in events:
+                chunk = event.data
+                if chunk.usage is not None:
+                    answer.prompt_tokens = chunk.usage.prompt_tokens
+                    answer.completion_tokens = chunk.usage.completion_tokens
+                for choice in chunk.choices:
+                    if choice.finish_reason:
+                        answer.finish_reason = str(choice.finish_reason)
+                    piece = _text_of(choice.delta.content)
+                    if piece:
+                        if answer.ttft_s is None:
+                            answer.ttft_s = time.perf_counter() - started
+                        parts.append(piece)
+                        answer.text = "".join(parts)
+                        if view is not None:
+                            view.feed(answer.text)
+        answer.text = "".join(parts)
+
+    def _complete(self, backend, request, answer) -> None:
+        started = time.perf_counter()
+        response = backend.client.chat.complete(**request)
+        answer.ttft_s = time.perf_counter() - started
+        choice = response.choices[0]
+        answer.text = _text_of(choice.message.content)
+        answer.finish_reason = str(choice.finish_reason) if choice.finish_reason else None
+        answer.prompt_tokens = response.usage.prompt_tokens
+        answer.completion_tokens = response.usage.completion_tokens
+
+    def _account(self, answer: Answer, estimate) -> None:
+        """Fill tokens the server did not report (interrupts, drops) from counts, then cost."""
+        from .tokens import count_text
+
+        if answer.status == "error" and not answer.text:
+            answer.prompt_tokens = answer.prompt_tokens or 0
+            answer.completion_tokens = answer.completion_tokens or 0
+        if answer.prompt_tokens is None:
+            answer.prompt_tokens = estimate.prompt_tokens
+        if answer.completion_tokens is None:
+            answer.completion_tokens = count_text(answer.text)
+        answer.cost = self.prices.cost(
+            answer.model, answer.prompt_tokens, answer.completion_tokens
+        )
+
+    def _record(self, answer, request, chat, record_turn, cell_id, kind) -> None:
+        from .usage import CallRecord
+
+        self.ledger.record(
+            CallRecord(
+                model=answer.model, chat=chat, kind=kind, prompt_tokens=answer.prompt_tokens,
+                completion_tokens=answer.completion_tokens, cost=answer.cost,
+                latency_s=answer.latency_s, ttft_s=answer.ttft_s, status=answer.status,
+                backend=answer.backend, error=answer.error,
+            )
+        )
+        if record_turn and chat is not None:
+            user = request["messages"][-1]["content"]
+            prompt, images = (user, []) if isinstance(user, str) else _split_content(user)
+            self.chats.get(chat).record(
+                Turn(
+                    prompt=prompt, answer=answer.text, cell_id=cell_id, status=answer.status,
+                    model=answer.model, prompt_tokens=answer.prompt_tokens,
+                    completion_tokens=answer.completion_tokens, cost=answer.cost,
+                    error=answer.error, images=images,
+                )
+            )
+
+    # -- what users see ------------------------------------------------------------
+
+    def footer(self, answer: Answer) -> str:
+        from .usage import format_cost, format_tokens
+
+        totals = self.ledger.totals()
+        parts = [
+            answer.model,
+            f"{format_tokens(answer.prompt_tokens)} in / {format_tokens(answer.completion_tokens)} out",
+            format_cost(answer.cost),
+        ]
+        if answer.ttft_s is not None:
+            parts.append(f"first token {answer.ttft_s:.2f} s")
+        if answer.tokens_per_s:
+            parts.append(f"{answer.tokens_per_s:,.0f} tok/s")
+        parts.append(answer.backend)
+        if answer.chat:
+            parts.append(f"chat {answer.chat}")
+        session = f"session {format_cost(totals['cost'])}"
+        if not totals.get("cost_known", True):
+            session += " + unknown"
+        parts.append(f"{session} over {totals['calls']} calls")
+        if answer.finish_reason == "length":
+            parts.append("cut at max_tokens")
+        return " · ".join(parts)
+
+    def provenance(self, answer: Answer) -> dict:
+        """Output metadata: where the answer came from. Never a key."""
+        request = answer.request
+        params = {k: request[k] for k in ("temperature", "max_tokens", "random_seed") if k in request}
+        return {
+            "model": answer.model,
+            "params": params,
+            "seed": request.get("random_seed"),
+            "chat": answer.chat,
+            "status": answer.status,
+            "finish_reason": answer.finish_reason,
+            "usage": {
+                "prompt_tokens": answer.prompt_tokens,
+                "completion_tokens": answer.completion_tokens,
+            },
+            "cost_usd": answer.cost,
+            "latency_s": round(answer.latency_s or 0.0, 4),
+            "ttft_s": None if answer.ttft_s is None else round(answer.ttft_s, 4),
+            "backend": answer.backend,
+            "version": __version__,
+        }
+
+    def close(self) -> None:
+        self.loop.stop()
+
+
+def _text_of(content: Any) -> str:
+    """Text of a message or delta content: a string, or chunks (thinking chunks skipped)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    out = []
+    for chunk in content:
+        kind = getattr(chunk, "type", None) or (chunk.get("type") if isinstance(chunk, dict) else None)
+        if kind == "text":
+            out.append(getattr(chunk, "text", None) or chunk.get("text", ""))
+    return "".join(out)
+
+
+def _split_content(chunks: list) -> tuple[str, list[dict]]:
+    text = "".join(c.get("text", "") for c in chunks if c.get("type") == "text")
+    images = [c for c in chunks if c.get("type") == "image_url"]
+    return text, images

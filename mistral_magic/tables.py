@@ -1,0 +1,100 @@
+"""What `%mistral history|chats|usage|models|config` return: DataFrames, values not prints."""
+
+from __future__ import annotations
+
+from .backend import mask
+
+HISTORY_COLUMNS = ["chat", "turn", "cell", "role", "status", "text", "tokens", "cost", "model"]
+
+
+def history_frame(session, chat: str):
+    """One row per message of a chat: turn, cell, role, status, text preview, tokens, cost."""
+    import pandas as pd
+
+    rows = session.chats.get(chat).rows() if chat in session.chats else []
+    frame = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    return frame.astype({"turn": "Int64", "tokens": "Int64", "cost": "float64"})
+
+
+def chats_frame(session):
+    """One row per chat: turns, tokens, cost, system prompt."""
+    import pandas as pd
+
+    rows = []
+    for chat in session.chats:
+        turns = chat.turns
+        rows.append(
+            {
+                "chat": chat.name,
+                "turns": len(turns),
+                "in_context": sum(t.in_context for t in turns),
+                "tokens": sum((t.prompt_tokens or 0) + (t.completion_tokens or 0) for t in turns),
+                "cost": sum(t.cost for t in turns if t.cost is not None),
+                "system": chat.system,
+            }
+        )
+    columns = ["chat", "turns", "in_context", "tokens", "cost", "system"]
+    return pd.DataFrame(rows, columns=columns).astype(
+        {"turns": "Int64", "in_context": "Int64", "tokens": "Int64", "cost": "float64"}
+    )
+
+
+def usage_frame(session):
+    """The ledger: one row per API call."""
+    return session.ledger.to_frame()
+
+
+def models_frame(session):
+    """Models the backend offers, with context length, capabilities and list prices."""
+    import pandas as pd
+
+    prices = session.prices
+    listing = session.backend.client.models.list()
+    rows = []
+    for card in listing.data or []:
+        capabilities = getattr(card, "capabilities", None)
+        caps = []
+        if capabilities is not None:
+            caps = [name for name, on in capabilities.model_dump().items() if on is True]
+        price = prices.price(card.id)
+        rows.append(
+            {
+                "id": card.id,
+                "aliases": ", ".join(getattr(card, "aliases", None) or []),
+                "context": getattr(card, "max_context_length", None),
+                "capabilities": ", ".join(caps),
+                "input_per_1m": price[0] if price else None,
+                "output_per_1m": price[1] if price else None,
+            }
+        )
+    columns = ["id", "aliases", "context", "capabilities", "input_per_1m", "output_per_1m"]
+    return pd.DataFrame(rows, columns=columns).astype(
+        {"context": "Int64", "input_per_1m": "float64", "output_per_1m": "float64"}
+    )
+
+
+def config_frame(magics):
+    """Effective settings, the backend in use and the key (masked) with where it came from."""
+    import os
+
+    import pandas as pd
+
+    session = magics.session
+    rows = []
+    for name, trait in sorted(magics.traits(config=True).items()):
+        rows.append({"setting": name, "value": repr(getattr(magics, name)), "help": trait.help})
+    if session._key:
+        source = "%mistral key (memory)"
+    elif os.environ.get("MISTRAL_API_KEY"):
+        source = "MISTRAL_API_KEY"
+    elif session.key:
+        source = ".env file"
+    else:
+        source = "none"
+    rows.append({"setting": "key", "value": mask(session.key), "help": f"from {source}"})
+    try:
+        label = session.backend_spec().label
+    except Exception as exc:  # show a broken setting here rather than fail the listing
+        label = f"unusable: {exc}"
+    rows.append({"setting": "backend in use", "value": label, "help": "%mistral backend"})
+    return pd.DataFrame(rows, columns=["setting", "value", "help"])
