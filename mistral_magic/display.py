@@ -123,3 +123,23 @@ class StreamView:
             self._written = len(text)
             return
         self._show(self._final(text, footer), {"mistral_magic": metadata})
+
+    def finish_value(self, value: Any, footer: str, metadata: dict[str, Any]) -> None:
+        """Render a parsed result (a DataFrame or a dict) in place of the streamed JSON."""
+        import json
+
+        if hasattr(value, "_repr_html_"):
+            bundle = {
+                "text/html": f"{value._repr_html_()}\n<p><sub>{footer}</sub></p>",
+                "text/plain": f"{value!r}\n\n{footer}",
+            }
+        else:
+            text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+            bundle = {
+                "text/markdown": f"{fence(text, 'json')}\n\n<sub>{footer}</sub>",
+                "text/plain": f"{text}\n\n{footer}",
+            }
+        if not self.rich:
+            sys.stdout.write("\n" + bundle["text/plain"] + "\n")
+            return
+        self._show(bundle, {"mistral_magic": metadata})

@@ -1,4 +1,25 @@
-"""`%%mistral` and `%mistral`: Mistral's models in notebook cells.
+"""`%%mistral` and `%mistral`: argument parsing and settings; the manual is `MANUAL`."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import (
+    MagicArgumentParser,
+    argument,
+    magic_arguments,
+    parse_argstring,
+)
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, Unicode, observe
+
+from .errors import MistralMagicError
+
+FORMATS = ("markdown", "text", "code")
+
+MANUAL = """Ask a Mistral model from a cell; the answer streams in (`%%mistral`), or run a command (`%mistral`).
 
 Load with ``%load_ext mistral_magic``. With no API key the built-in offline server
 answers (local, deterministic, free); with ``MISTRAL_API_KEY`` (or ``%mistral key``,
@@ -42,25 +63,6 @@ Settings (``%config MistralMagics`` lists them)::
     %config MistralMagics.budget_usd = 0.50
 """
 
-from __future__ import annotations
-
-import json
-import shlex
-
-from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import (
-    MagicArgumentParser,
-    argument,
-    magic_arguments,
-    parse_argstring,
-)
-from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, Unicode, observe
-
-from .errors import MistralMagicError
-
-FORMATS = ("markdown", "text", "code")
-
 
 class Note(str):
     """A message that is a value: shown without quotes, as Markdown in Jupyter."""
@@ -70,6 +72,16 @@ class Note(str):
 
     def _repr_markdown_(self) -> str:
         return str(self)
+
+
+def _with_doc(doc: str):
+    """Give a function its docstring before magic_arguments appends the usage to it."""
+
+    def apply(func):
+        func.__doc__ = doc
+        return func
+
+    return apply
 
 
 def _positive_int(text: str) -> int:
@@ -177,8 +189,8 @@ class MistralMagics(Magics):
     @argument("--dry-run", action="store_true", help="Show the request and its estimate; send nothing.")
     @argument("--no-interpolate", action="store_true", help="Send {braces} as they are.")
     @line_cell_magic
+    @_with_doc(MANUAL)
     def mistral(self, line: str = "", cell: str | None = None):
-        """Ask a Mistral model; the answer streams into the cell (see the module help above)."""
         if cell is None:
             return self._command(line)
         args = parse_argstring(self.mistral, line)

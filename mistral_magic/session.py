@@ -15,7 +15,7 @@ from typing import Any
 from . import __version__
 from .backend import Backend, BackgroundLoop, key_from_environment, resolve
 from .chat import Chats, Turn
-from .errors import APIError, MistralMagicError, user_message
+from .errors import APIError, user_message
 
 DEFAULT_CHAT = "default"
 INTERRUPTED_MARK = "\n\n*⏹ interrupted — partial answer*"
@@ -199,6 +199,83 @@ class Session:
         Raises `APIError` (one line) after recording a failed call; an interrupt ends
         the call cleanly with the partial answer kept and marked.
         """
+        answer, failure = self.call(request, chat=chat, view=view, stream=stream, kind=kind)
+        if record_turn:
+            self._record_turn(answer, request, chat, cell_id)
+        if view is not None and answer.status != "error":
+            shown = answer.text + (INTERRUPTED_MARK if answer.status == "interrupted" else "")
+            view.finish(shown, self.footer(answer), self.provenance(answer))
+        self._raise(failure, answer)
+        return answer
+
+    def ask_structured(
+        self,
+        request: dict,
+        *,
+        spec=None,
+        many: bool = False,
+        chat: str | None = DEFAULT_CHAT,
+        view=None,
+        stream: bool = True,
+        cell_id: str | None = None,
+    ) -> Answer:
+        """JSON mode or a schema: parse the answer, re-ask once with the validation error.
+
+        `answer.value` is a DataFrame (records; typed by the schema) or a dict. When
+        the second answer is not valid either, `StructuredOutputError` keeps the raw text.
+        """
+        from .errors import StructuredOutputError
+        from .structured import json_records_to_frame, validation_feedback
+
+        def parse(text: str):
+            if spec is not None:
+                return spec.to_frame(spec.parse(text, many=many)) if many else spec.parse(text)[0]
+            import json
+
+            try:
+                return json_records_to_frame(json.loads(text))
+            except ValueError as exc:
+                raise StructuredOutputError(
+                    f"The answer is not valid JSON ({exc}); the raw text is in "
+                    "mistral_magic.session().last.text", raw=text
+                ) from None
+
+        answer, failure = self.call(request, chat=chat, view=view, stream=stream)
+        error = None
+        if failure is None and answer.status == "ok":
+            try:
+                answer.value = parse(answer.text)
+            except StructuredOutputError as exc:
+                retry = dict(request)
+                retry["messages"] = [
+                    *request["messages"],
+                    {"role": "assistant", "content": answer.text},
+                    {"role": "user", "content": validation_feedback(exc)},
+                ]
+                answer, failure = self.call(retry, chat=chat, view=view, stream=stream)
+                if failure is None and answer.status == "ok":
+                    try:
+                        answer.value = parse(answer.text)
+                    except StructuredOutputError as again:
+                        error = again
+                        answer.status, answer.error = "error", str(again)
+        self._record_turn(answer, request, chat, cell_id)
+        self.last = answer
+        if error is not None:
+            raise StructuredOutputError(
+                f"{error} (after one re-ask; raw text in mistral_magic.session().last.text)",
+                raw=answer.text,
+            )
+        if view is not None and answer.status != "error":
+            if answer.status == "interrupted":
+                view.finish(answer.text + INTERRUPTED_MARK, self.footer(answer), self.provenance(answer))
+            else:
+                view.finish_value(answer.value, self.footer(answer), self.provenance(answer))
+        self._raise(failure, answer)
+        return answer
+
+    def call(self, request: dict, *, chat=None, view=None, stream=True, kind="chat"):
+        """Send one request and put it in the ledger; returns (answer, failure or None)."""
         estimate = self.estimate(request)
         self.check_budget(estimate)
         backend = self.backend
@@ -217,24 +294,22 @@ class Session:
                 self._complete(backend, request, answer)
         except KeyboardInterrupt:
             answer.status = "interrupted"
-        except MistralMagicError:
-            raise
         except Exception as exc:  # SDK, transport or server errors: recorded, then one line
             answer.status = "error"
             answer.error = user_message(exc, request["model"])
             failure = exc
         answer.latency_s = time.perf_counter() - started
         self._account(answer, estimate)
-        self._record(answer, request, chat, record_turn, cell_id, kind)
+        self._record_call(answer, chat, kind)
         self.last = answer
-        if view is not None and answer.status != "error":
-            shown = answer.text + (INTERRUPTED_MARK if answer.status == "interrupted" else "")
-            view.finish(shown, self.footer(answer), self.provenance(answer))
-        if failure is not None:
-            if self.settings.debug:
-                raise failure
-            raise APIError(answer.error, getattr(failure, "status_code", None)) from failure
-        return answer
+        return answer, failure
+
+    def _raise(self, failure: BaseException | None, answer: Answer) -> None:
+        if failure is None:
+            return
+        if self.settings.debug:
+            raise failure
+        raise APIError(answer.error, getattr(failure, "status_code", None)) from failure
 
     def _stream(self, backend, request, answer, view, started) -> None:
         parts: list[str] = []
@@ -282,7 +357,7 @@ class Session:
             answer.model, answer.prompt_tokens, answer.completion_tokens
         )
 
-    def _record(self, answer, request, chat, record_turn, cell_id, kind) -> None:
+    def _record_call(self, answer: Answer, chat: str | None, kind: str) -> None:
         from .usage import CallRecord
 
         self.ledger.record(
@@ -293,17 +368,20 @@ class Session:
                 backend=answer.backend, error=answer.error,
             )
         )
-        if record_turn and chat is not None:
-            user = request["messages"][-1]["content"]
-            prompt, images = (user, []) if isinstance(user, str) else _split_content(user)
-            self.chats.get(chat).record(
-                Turn(
-                    prompt=prompt, answer=answer.text, cell_id=cell_id, status=answer.status,
-                    model=answer.model, prompt_tokens=answer.prompt_tokens,
-                    completion_tokens=answer.completion_tokens, cost=answer.cost,
-                    error=answer.error, images=images,
-                )
+
+    def _record_turn(self, answer: Answer, request: dict, chat: str | None, cell_id) -> None:
+        if chat is None:
+            return
+        user = request["messages"][-1]["content"]
+        prompt, images = (user, []) if isinstance(user, str) else _split_content(user)
+        self.chats.get(chat).record(
+            Turn(
+                prompt=prompt, answer=answer.text, cell_id=cell_id, status=answer.status,
+                model=answer.model, prompt_tokens=answer.prompt_tokens,
+                completion_tokens=answer.completion_tokens, cost=answer.cost,
+                error=answer.error, images=images,
             )
+        )
 
     # -- what users see ------------------------------------------------------------
 

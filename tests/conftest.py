@@ -1,8 +1,10 @@
-"""Shared fixtures: one real offline server for the run, a fresh IPython shell per test."""
+"""Shared fixtures: real offline servers on loopback, a fresh IPython shell per test."""
 
 from __future__ import annotations
 
 import pytest
+from IPython.core.displaypub import DisplayPublisher
+from IPython.core.interactiveshell import InteractiveShell
 
 from mistral_magic.offline import OfflineServer
 
@@ -20,3 +22,66 @@ def sdk(offline_server):
     from mistralai.client import Mistral
 
     return Mistral(api_key=offline_server.api_key, server_url=offline_server.url)
+
+
+class CapturingPublisher(DisplayPublisher):
+    """Keeps every display message as a front end would receive it (updates included)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.messages: list[dict] = []
+
+    def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
+        self.messages.append(
+            {"data": dict(data), "metadata": dict(metadata or {}),
+             "transient": dict(transient or {}), "update": update}
+        )
+
+    def clear_output(self, wait=False):
+        self.messages.append({"clear": True})
+
+    def finals(self) -> list[dict]:
+        """The last state of each display: what nbclient or a front end ends with."""
+        last: dict = {}
+        order = []
+        for i, msg in enumerate(self.messages):
+            if "data" not in msg:
+                continue
+            key = msg["transient"].get("display_id") or f"anon-{i}"
+            if key not in last:
+                order.append(key)
+            last[key] = msg
+        return [last[k] for k in order]
+
+
+@pytest.fixture
+def magic_server():
+    """The process's offline server that the extension uses; faults cleared after each test."""
+    from mistral_magic import backend
+
+    server = backend.offline_server()
+    server.set_faults(None)
+    yield server
+    server.set_faults(None)
+
+
+@pytest.fixture
+def ip(monkeypatch, tmp_path, magic_server):
+    """A fresh InteractiveShell with the extension loaded, offline, no key anywhere."""
+    monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance()
+    shell.display_pub = CapturingPublisher()
+    shell.run_line_magic("load_ext", "mistral_magic")
+    yield shell
+    shell.run_line_magic("unload_ext", "mistral_magic")
+    InteractiveShell.clear_instance()
+
+
+def run(shell, code: str, cell_id: str | None = None, ok: bool = True):
+    """Run a cell as Jupyter would; fail the test on an unexpected error."""
+    result = shell.run_cell(code, store_history=True, cell_id=cell_id)
+    if ok and not result.success:
+        raise AssertionError(f"cell failed: {result.error_in_exec or result.error_before_exec!r}")
+    return result
