@@ -115,7 +115,7 @@ def _split_fields(spec: str) -> list[str]:
     if quoted:
         raise SchemaError(
             f"--schema has an unclosed quote in {_one_line(spec, 80)!r}; close the description's "
-            f'quotes: price float: "in euros, VAT included"'
+            f'quotes, e.g. price float: "in euros, VAT included"'
         )
     parts.append("".join(buf))
     return parts
