@@ -42,6 +42,14 @@ class Person(BaseModel):
     tags: list[str] = []
 
 
+class Node(BaseModel):
+    name: str
+    children: list[Node] = []
+
+
+Node.model_rebuild()
+
+
 def walk_objects(node, root=True):
     """Every object schema in a JSON Schema (following keywords, not property names)."""
     if isinstance(node, list):
@@ -200,6 +208,19 @@ def test_pydantic_source_nested_optional_and_date():
             "tags": ["math"],
         }
     ]
+
+
+def test_recursive_pydantic_model_through_top_level_ref():
+    spec = SchemaSpec.from_spec(Node)
+    assert spec.fields == [("name", "str"), ("children", "list")]
+    assert_strict(spec.json_schema)
+    tree = '[{"name": "a", "children": [{"name": "b", "children": []}]}]'
+    assert spec.parse(tree, many=True)[0]["children"][0]["name"] == "b"
+    with pytest.raises(StructuredOutputError) as info:
+        spec.parse(
+            '[{"name": "a", "children": [{"name": "b", "children": [], "x": 1}]}]', many=True
+        )
+    assert "$.items[0].children[0]" in str(info.value)
 
 
 def test_pydantic_aliases_are_the_keys():
