@@ -43,6 +43,12 @@ class ServerState:
         self.batches = BatchJobs(self.files, faults, seed)
         self._counts: collections.Counter = collections.Counter()
         self._lock = threading.Lock()
+        self.tokenizer_ready = threading.Event()
+
+    def warm(self) -> None:
+        """Load the shared tokenizer (about a second); run in a background thread."""
+        tokens.tokenizer()
+        self.tokenizer_ready.set()
 
     def received(self, path: str) -> None:
         with self._lock:
@@ -89,6 +95,9 @@ class Gate:
         if _fails(state.faults, plan, source, number):
             return await _injected(plan.error_status or 500)(scope, receive, send)
         scope["offline.plan"], scope["offline.source"] = plan, source
+        if not state.tokenizer_ready.is_set():
+            # The first requests wait for the tokenizer off the loop, so others are not stalled.
+            await asyncio.to_thread(state.warm)
         return await self.app(scope, receive, send)
 
 

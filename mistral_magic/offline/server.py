@@ -20,6 +20,9 @@ class _QuietDrops(logging.Filter):
         return "returned without completing response" not in record.getMessage()
 
 
+_QUIET_DROPS = _QuietDrops()
+
+
 class OfflineServer:
     """A local server speaking Mistral's API, for use with the official SDK.
 
@@ -90,16 +93,15 @@ class OfflineServer:
             return self
         import uvicorn
 
-        from .. import tokens
         from .app import ServerState, build
 
-        # Loading the tokenizer takes a second or two: do it while uvicorn starts.
-        threading.Thread(target=tokens.tokenizer, name="offline-tokenizer", daemon=True).start()
-        logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+        logging.getLogger("uvicorn.error").addFilter(_QUIET_DROPS)
         if self._sock is None:
             self._bind()
         if self._state is None:
             self._state = ServerState(self.api_key, self._faults, self.seed)
+        # Loading the tokenizer takes a second or two: do it while uvicorn starts.
+        threading.Thread(target=self._state.warm, name="offline-tokenizer", daemon=True).start()
         self._sock.listen(512)
         config = uvicorn.Config(
             build(self._state), log_config=None, log_level="warning", access_log=False,
