@@ -8,6 +8,8 @@ See ``%%mistral?`` for the manual.
 
 from __future__ import annotations
 
+import sys
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "load_ipython_extension", "session", "unload_ipython_extension"]
@@ -26,6 +28,15 @@ def _pre_run_cell(info) -> None:
     # The cell id (Jupyter sends one per cell) keys a chat turn, so a re-run replaces it.
     if _magics is not None:
         _magics.session.cell_id = getattr(info, "cell_id", None)
+        _register_accessor()
+
+
+def _register_accessor() -> None:
+    # df.mistral needs pandas; register it once pandas is imported, never import it here.
+    if "pandas" in sys.modules:
+        from . import frames
+
+        frames.register()
 
 
 def load_ipython_extension(ipython) -> None:
@@ -40,6 +51,7 @@ def load_ipython_extension(ipython) -> None:
     _magics = MistralMagics(shell=ipython)
     ipython.register_magics(_magics)
     ipython.events.register("pre_run_cell", _pre_run_cell)
+    _register_accessor()
 
 
 def unload_ipython_extension(ipython) -> None:

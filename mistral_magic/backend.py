@@ -55,10 +55,11 @@ def mask(secret: str | None) -> str:
     return "•" * 8 + f" ({len(secret)} chars)"
 
 
-def retry_config(max_retries: int):
+def retry_config(max_retries: int, status_codes: list[str] | None = None):
     """The SDK's RetryConfig for about `max_retries` retries (the SDK bounds retries by time).
 
-    Retried: 429, 5xx and connection errors; `Retry-After` is honoured by the SDK.
+    Retried: 429, 5xx and connection errors (or `status_codes`); the SDK honours
+    `Retry-After`.
     """
     from mistralai.client.utils import BackoffStrategy, RetryConfig
 
@@ -73,7 +74,7 @@ def retry_config(max_retries: int):
     strategy = BackoffStrategy(
         _INITIAL_MS, _MAX_INTERVAL_MS, _EXPONENT, budget, jitter_ms=_JITTER_MS
     )
-    return RetryConfig("backoff", strategy, True)
+    return RetryConfig("backoff", strategy, True, status_codes_override=status_codes)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""Session: the one object a loaded extension owns — backend, chats, ledger, prices.
+"""The Session: everything a loaded extension owns (backend, chats, ledger, prices, cache).
+
+It lives in `core` so that `mistral_magic.session()` stays a function.
 
 `Session.ask` is the whole life of a `%%mistral` cell after argument parsing: build
 the messages, estimate and check the budget, send through the SDK (streamed or
@@ -71,6 +73,9 @@ class Session:
         self._prices = None
         self._prices_for: Any = None
         self._notices: set[str] = set()
+        # Extraction results by request, so re-running an extraction pays only for the rest.
+        self.cache: dict[str, dict] = {}
+        self.batch_jobs: dict[str, str] = {}
 
     # -- settings-derived state -------------------------------------------------
 
@@ -221,7 +226,8 @@ class Session:
     ) -> Answer:
         """JSON mode or a schema: parse the answer, re-ask once with the validation error.
 
-        `answer.value` is a DataFrame (records; typed by the schema) or a dict. When
+        `answer.value` is a DataFrame (a schema's records, typed by it; JSON records), or
+        a dict for JSON that is not records. When
         the second answer is not valid either, `StructuredOutputError` keeps the raw text.
         """
         from .errors import StructuredOutputError
@@ -229,7 +235,7 @@ class Session:
 
         def parse(text: str):
             if spec is not None:
-                return spec.to_frame(spec.parse(text, many=many)) if many else spec.parse(text)[0]
+                return spec.to_frame(spec.parse(text, many=many))
             import json
 
             try:

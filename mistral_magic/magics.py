@@ -11,7 +11,6 @@ from IPython.core.magic_arguments import (
     MagicArgumentParser,
     argument,
     magic_arguments,
-    parse_argstring,
 )
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, Unicode, observe
 
@@ -55,7 +54,8 @@ Commands::
     %mistral history [-c CHAT]   %mistral reset [-c CHAT | --all]   %mistral undo [-c CHAT]
     %mistral chats               %mistral usage                     %mistral models
     %mistral config              %mistral key [--clear]             %mistral backend
-    %mistral tokens TEXT         %mistral schema SPEC
+    %mistral tokens TEXT         %mistral schema SPEC [--many]
+    %mistral batch list | status ID | cancel ID
 
 Settings (``%config MistralMagics`` lists them)::
 
@@ -154,7 +154,7 @@ class MistralMagics(Magics):
 
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
-        from .session import Session
+        from .core import Session
 
         self.session = Session(shell, self)
         self._commands = _command_parsers()
@@ -193,7 +193,7 @@ class MistralMagics(Magics):
     def mistral(self, line: str = "", cell: str | None = None):
         if cell is None:
             return self._command(line)
-        args = parse_argstring(self.mistral, line)
+        args = _parse(self.mistral.parser, line)
         if not cell.strip():
             raise UsageError("%%mistral needs a prompt in the cell body, below the %%mistral line")
         if args.many and not args.schema:
@@ -302,11 +302,7 @@ class MistralMagics(Magics):
         if parser is None:  # takes raw text
             args = rest
         else:
-            try:
-                argv = shlex.split(rest)
-            except ValueError as exc:
-                raise UsageError(f"%mistral {name}: {exc}") from None
-            args = parser.parse_args(argv)
+            args = _parse(parser, rest)
         return self._guard(lambda: getattr(self, f"_cmd_{name}")(args))
 
     def _cmd_history(self, args):
@@ -378,6 +374,18 @@ class MistralMagics(Magics):
             raise UsageError("%mistral tokens needs text, e.g. %mistral tokens How long is this?")
         return count_text(text)
 
+    def _cmd_batch(self, args):
+        from . import batch
+
+        client = self.session.backend.client
+        if args.action == "list":
+            return batch.jobs_frame(client)
+        if not args.job_id:
+            raise UsageError(f"%mistral batch {args.action} needs a job id, e.g. %mistral batch {args.action} JOB_ID")
+        if args.action == "status":
+            return batch.status(client, args.job_id)
+        return Note(f"Batch job {args.job_id}: {batch.cancel(client, args.job_id)}.")
+
     def _cmd_schema(self, args):
         from .structured import SchemaSpec
 
@@ -386,6 +394,15 @@ class MistralMagics(Magics):
 
         body = json.dumps(spec.response_format(many=args.many), indent=2)
         return Note(fence(body, "json"))
+
+
+def _parse(parser: MagicArgumentParser, line: str):
+    """Parse like a shell: quotes group words and are removed (IPython's own split keeps them)."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"{parser.prog}: {exc} (check your quotes)") from None
+    return parser.parse_args(argv)
 
 
 def _command_parsers() -> dict[str, MagicArgumentParser | None]:
@@ -407,6 +424,10 @@ def _command_parsers() -> dict[str, MagicArgumentParser | None]:
         "backend": parser("backend"),
         "key": parser("key", (("--clear",), {"action": "store_true"})),
         "tokens": None,
+        "batch": parser(
+            "batch", (("action",), {"choices": ["list", "status", "cancel"]}),
+            (("job_id",), {"nargs": "?"}),
+        ),
         "schema": parser("schema", (("spec",), {}), (("--many",), {"action": "store_true"})),
     }
 

@@ -1,0 +1,439 @@
+"""The pandas accessor `df.mistral`: text columns in, schema-typed columns out.
+
+    people = df.mistral.extract("Who is described here? {bio}", schema="name, age int, city")
+
+- `prompt` is a template over the row's columns (`"... {text}"`) or a column name.
+- The result is aligned to `df.index`: one column per schema field, typed by the
+  schema, plus `_error` (None on success). No row is lost or duplicated.
+- Rows run concurrently on the session's background loop through the SDK's async
+  calls, bounded by `concurrency` and by a rate limiter (`requests_per_second`,
+  `tokens_per_minute`) that pauses every worker on a 429's `Retry-After`; 5xx and
+  connection errors are retried by the SDK's RetryConfig.
+- A `tqdm.auto` bar shows rows done, failures and spend; a cost estimate is shown
+  first and `MistralMagics.budget_usd` applies.
+- The kernel's interrupt cancels cleanly; finished rows are kept in a cache keyed
+  by request, so running the same call again pays only for the rest.
+- `batch=True` sends the rows through Mistral's Batch API instead (half price).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+import time
+from typing import Any
+
+from .errors import ConfigError, MistralMagicError, StructuredOutputError
+
+SYSTEM = (
+    "You extract structured data from the user's text. Answer only with JSON that matches "
+    "the schema. Use null for a value the text does not give."
+)
+INTERRUPTED = "interrupted before this row finished; run the same call again to resume"
+
+_registered = False
+_lock = threading.Lock()
+
+
+def register() -> None:
+    """Register `df.mistral` with pandas (once; called when pandas is in use)."""
+    global _registered
+    with _lock:
+        if _registered:
+            return
+        import pandas as pd
+
+        pd.api.extensions.register_dataframe_accessor("mistral")(MistralAccessor)
+        _registered = True
+
+
+class MistralAccessor:
+    """`df.mistral`: Mistral's models over the rows of a DataFrame."""
+
+    def __init__(self, df):
+        self._df = df
+
+    def extract(
+        self,
+        prompt: str,
+        schema: Any = None,
+        *,
+        model: str | None = None,
+        concurrency: int = 8,
+        requests_per_second: float | None = None,
+        tokens_per_minute: float | None = None,
+        max_retries: int | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        batch: bool = False,
+        progress: bool = True,
+    ):
+        """Extract `schema` fields from every row; returns a DataFrame aligned to the index.
+
+        `schema` is a pydantic model, a JSON Schema dict, or the DSL
+        (`"name, age int, price float: in euros, tags list, born date"`); with no
+        schema the model answers in JSON mode and its keys become the columns.
+        """
+        import mistral_magic
+
+        session = mistral_magic.session()
+        job = Extraction(
+            session, self._df, prompt, schema, model=model, concurrency=concurrency,
+            requests_per_second=requests_per_second, tokens_per_minute=tokens_per_minute,
+            max_retries=max_retries, max_tokens=max_tokens, temperature=temperature, seed=seed,
+            progress=progress,
+        )
+        return job.run_batch() if batch else job.run()
+
+
+class Extraction:
+    """One extraction over a DataFrame: its requests, cache keys, and how it runs."""
+
+    def __init__(self, session, df, prompt, schema, *, model=None, concurrency=8,
+                 requests_per_second=None, tokens_per_minute=None, max_retries=None,
+                 max_tokens=None, temperature=None, seed=None, progress=True):
+        from .structured import SchemaSpec
+
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+        self.session = session
+        self.df = df
+        self.spec = SchemaSpec.from_spec(schema, session.shell.user_ns) if schema is not None else None
+        settings = session.settings
+        self.model = model or settings.model
+        self.concurrency = concurrency
+        self.requests_per_second = requests_per_second
+        self.tokens_per_minute = tokens_per_minute
+        self.max_retries = settings.max_retries if max_retries is None else max_retries
+        self.progress = progress
+        temperature = settings.temperature if temperature is None else temperature
+        max_tokens = settings.max_tokens if max_tokens is None else max_tokens
+        self.requests = [
+            self._request(text, temperature, max_tokens, seed) for text in self._prompts(prompt)
+        ]
+        url = session.backend.url
+        self.keys = [
+            hashlib.sha256(json.dumps([url, r], sort_keys=True, default=str).encode()).hexdigest()
+            for r in self.requests
+        ]
+        self.records: list[dict | None] = [None] * len(df)
+        self.errors: list[str | None] = [None] * len(df)
+        self.failed = 0
+        self.spent = 0.0
+
+    # -- building -------------------------------------------------------------------
+
+    def _prompts(self, prompt: str) -> list[str]:
+        from .prompt import interpolate
+
+        if prompt in self.df.columns:
+            return ["" if v is None else str(v) for v in self.df[prompt]]
+        columns = [str(c) for c in self.df.columns]
+        rows = self.df.to_dict("records")
+        texts = []
+        for row in rows:
+            texts.append(interpolate(prompt, {str(k): v for k, v in row.items()}))
+        if rows and texts[0] == prompt and "{" not in prompt:
+            raise ConfigError(
+                f"prompt {prompt!r} is neither a column ({', '.join(columns)}) nor a template "
+                "naming one, e.g. 'Extract from: {text}'"
+            )
+        return texts
+
+    def _request(self, text: str, temperature, max_tokens, seed) -> dict:
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}],
+            "response_format": (
+                self.spec.response_format() if self.spec else {"type": "json_object"}
+            ),
+        }
+        if temperature is not None:
+            request["temperature"] = temperature
+        if max_tokens is not None:
+            request["max_tokens"] = max_tokens
+        if seed is not None:
+            request["random_seed"] = seed
+        return request
+
+    def parse(self, text: str) -> dict:
+        if self.spec is not None:
+            return self.spec.parse(text)[0]
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise StructuredOutputError(f"The answer is not valid JSON: {exc}", raw=text) from None
+        if not isinstance(value, dict):
+            raise StructuredOutputError("The answer is JSON but not an object", raw=text)
+        return value
+
+    def frame(self):
+        """The result so far, aligned to the input's index, with `_error`."""
+        import pandas as pd
+
+        if self.spec is not None:
+            out = self.spec.to_frame(self.records, index=self.df.index)
+        else:
+            out = pd.DataFrame([r or {} for r in self.records], index=self.df.index)
+        out["_error"] = pd.Series(self.errors, index=self.df.index, dtype=object)
+        return out
+
+    def _pending(self) -> list[int]:
+        cache = self.session.cache
+        pending = []
+        for i, key in enumerate(self.keys):
+            if key in cache:
+                self.records[i] = cache[key]
+            else:
+                pending.append(i)
+        return pending
+
+    def _estimate_and_check(self, pending: list[int], batch: bool) -> None:
+        from IPython.display import display
+
+        from .usage import Estimate, format_cost, format_tokens
+
+        estimates = [self.session.estimate(self.requests[i], batch=batch) for i in pending]
+        prompt = sum(e.prompt_tokens for e in estimates)
+        completion = sum(e.max_completion_tokens for e in estimates)
+        known = all(e.worst_cost is not None for e in estimates)
+        total = Estimate(
+            prompt_tokens=prompt, max_completion_tokens=completion,
+            worst_cost=sum(e.worst_cost for e in estimates) if known else None,
+            prompt_cost=sum(e.prompt_cost for e in estimates) if known else None,
+            model=self.model, batch=batch,
+        )
+        cached = len(self.requests) - len(pending)
+        how = "through the Batch API (half price)" if batch else "row by row"
+        line = (
+            f"Extracting {len(pending):,} rows {how} with {self.model}"
+            + (f" ({cached:,} already done, from the cache)" if cached else "")
+            + f": {format_tokens(prompt)} prompt tokens ({format_cost(total.prompt_cost)}), "
+            f"worst case {format_cost(total.worst_cost)}."
+        )
+        display({"text/plain": line, "text/markdown": f"*{line}*"}, raw=True)
+        if pending:
+            self.session.check_budget(total)
+
+    def _bar(self, total: int, done: int):
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=done, desc="extract", unit="row",
+                    disable=not self.progress)
+
+    def _postfix(self, bar) -> None:
+        from .usage import format_cost
+
+        bar.set_postfix_str(f"failed {self.failed}, spent {format_cost(self.spent)}", refresh=False)
+
+    # -- row by row -----------------------------------------------------------------
+
+    def run(self):
+        """Run every uncached row concurrently on the background loop; returns the frame."""
+        pending = self._pending()
+        self._estimate_and_check(pending, batch=False)
+        if not pending:
+            return self.frame()
+        backend = self.session.backend
+        from .backend import retry_config
+        from .limiter import RateLimiter
+
+        limiter = RateLimiter(self.requests_per_second, self.tokens_per_minute)
+        # 5xx and connection errors: the SDK retries. 429s come back to us, so one
+        # pause can hold every worker for the server's Retry-After.
+        retries = retry_config(self.max_retries, status_codes=["500", "502", "503", "504"])
+        finished = threading.Event()
+        done = [len(self.requests) - len(pending)]
+
+        async def run_all():
+            semaphore = asyncio.Semaphore(self.concurrency)
+
+            async def row(i: int):
+                async with semaphore:
+                    await self._row(i, backend, limiter, retries)
+                done[0] += 1
+
+            try:
+                await asyncio.gather(*(row(i) for i in pending))
+            finally:
+                finished.set()
+
+        future = self.session.loop.submit(run_all())
+        bar = self._bar(len(self.requests), done[0])
+        try:
+            while not finished.wait(0.1):
+                bar.n = done[0]
+                self._postfix(bar)
+                bar.refresh()
+            future.result()
+        except KeyboardInterrupt:
+            future.cancel()
+            finished.wait(10)
+            for i in pending:
+                if self.records[i] is None and self.errors[i] is None:
+                    self.errors[i] = INTERRUPTED
+        finally:
+            bar.n = done[0]
+            self._postfix(bar)
+            bar.close()
+        return self.frame()
+
+    async def _row(self, i: int, backend, limiter, retries) -> None:
+        request = self.requests[i]
+        try:
+            text = await self._call(request, backend, limiter, retries)
+            try:
+                record = self.parse(text)
+            except StructuredOutputError as exc:
+                from .structured import validation_feedback
+
+                retry = dict(request)
+                retry["messages"] = [
+                    *request["messages"],
+                    {"role": "assistant", "content": text},
+                    {"role": "user", "content": validation_feedback(exc)},
+                ]
+                record = self.parse(await self._call(retry, backend, limiter, retries))
+        except asyncio.CancelledError:
+            raise
+        except MistralMagicError as exc:
+            self.errors[i] = str(exc)
+            self.failed += 1
+            return
+        except Exception as exc:  # one row's failure is that row's _error, never the run's
+            from .errors import user_message
+
+            self.errors[i] = user_message(exc, self.model)
+            self.failed += 1
+            return
+        self.records[i] = record
+        self.session.cache[self.keys[i]] = record
+
+    async def _call(self, request: dict, backend, limiter, retries) -> str:
+        """One chat call with the limiter, 429 pauses, and exactly one ledger row."""
+        from mistralai.client import errors
+
+        from .core import _text_of
+        from .tokens import count_messages
+
+        prompt_tokens = count_messages(request["messages"])
+        attempt = 0
+        while True:
+            await limiter.acquire(prompt_tokens + (request.get("max_tokens") or 0))
+            started = time.perf_counter()
+            try:
+                response = await backend.client.chat.complete_async(**request, retries=retries)
+            except errors.SDKError as exc:
+                if exc.status_code == 429 and attempt < self.max_retries:
+                    attempt += 1
+                    limiter.pause(_retry_after(exc))
+                    continue
+                self._ledger(request, 0, 0, time.perf_counter() - started, "error", str(exc))
+                raise
+            except asyncio.CancelledError:
+                self._ledger(request, prompt_tokens, None, time.perf_counter() - started,
+                             "interrupted", None)
+                raise
+            except Exception as exc:
+                self._ledger(request, 0, 0, time.perf_counter() - started, "error", str(exc))
+                raise
+            usage = response.usage
+            self._ledger(request, usage.prompt_tokens, usage.completion_tokens,
+                         time.perf_counter() - started, "ok", None)
+            return _text_of(response.choices[0].message.content)
+
+    def _ledger(self, request, prompt_tokens, completion_tokens, latency, status, error,
+                batch: bool = False) -> None:
+        from .usage import CallRecord
+
+        cost = self.session.prices.cost(self.model, prompt_tokens or 0, completion_tokens or 0,
+                                        batch=batch)
+        self.spent += cost or 0.0
+        self.session.ledger.record(
+            CallRecord(
+                model=self.model, kind="batch" if batch else "extract", chat=None,
+                prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost,
+                latency_s=latency, status=status, backend=self.session.backend.kind,
+                batch=batch, error=error,
+            )
+        )
+
+    # -- through the Batch API --------------------------------------------------------
+
+    def run_batch(self):
+        """Send uncached rows as one batch job, follow it, map results back by custom_id."""
+        from . import batch
+
+        pending = self._pending()
+        self._estimate_and_check(pending, batch=True)
+        if not pending:
+            return self.frame()
+        client = self.session.backend.client
+        lines = []
+        for i in pending:
+            body = {k: v for k, v in self.requests[i].items() if k != "model"}
+            lines.append({"custom_id": str(i), "body": body})
+        key = batch.requests_key(self.session.backend.url, self.model, lines)
+        job_id = self.session.batch_jobs.get(key)
+        if job_id is None:
+            job_id = batch.submit(client, self.model, lines)
+            self.session.batch_jobs[key] = job_id
+        bar = self._bar(len(self.requests), len(self.requests) - len(pending))
+        start = bar.n
+
+        def follow(job):
+            bar.n = start + (job.completed_requests or 0)
+            self.failed = job.failed_requests or 0
+            bar.set_postfix_str(f"job {job.id} {job.status}, failed {self.failed}", refresh=False)
+            bar.refresh()
+
+        try:
+            job = batch.wait(client, job_id, follow)
+        except KeyboardInterrupt:
+            bar.close()
+            from .errors import Interrupted
+
+            raise Interrupted(
+                f"Stopped following batch job {job_id}; it keeps running. Run the same call "
+                f"again to resume, or %mistral batch cancel {job_id}"
+            ) from None
+        bar.close()
+        self.failed = 0
+        outcomes = batch.results(client, job)
+        for i in pending:
+            outcome = outcomes.get(str(i))
+            if outcome is None:
+                self.errors[i] = f"no result for this row: batch job {job_id} ended {job.status}"
+                self.failed += 1
+                continue
+            if outcome.error is not None:
+                self._ledger(None, 0, 0, None, "error", outcome.error, batch=True)
+                self.errors[i] = outcome.error
+                self.failed += 1
+                continue
+            self._ledger(None, outcome.prompt_tokens, outcome.completion_tokens, None, "ok",
+                         None, batch=True)
+            try:
+                self.records[i] = self.parse(outcome.content)
+            except StructuredOutputError as exc:
+                self.errors[i] = str(exc)
+                self.failed += 1
+                continue
+            self.session.cache[self.keys[i]] = self.records[i]
+        return self.frame()
+
+
+def _retry_after(exc) -> float:
+    """Seconds a 429 asks us to wait (`retry-after-ms` or `Retry-After`), at least a little."""
+    headers = getattr(exc, "headers", None) or {}
+    try:
+        if headers.get("retry-after-ms"):
+            return max(0.05, float(headers["retry-after-ms"]) / 1000)
+        if headers.get("retry-after"):
+            return max(0.05, float(headers["retry-after"]))
+    except ValueError:
+        pass
+    return 1.0
