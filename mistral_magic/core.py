@@ -21,6 +21,7 @@ from .errors import APIError, user_message
 
 DEFAULT_CHAT = "default"
 INTERRUPTED_MARK = "\n\n*⏹ interrupted — partial answer*"
+FAILED_MARK = "\n\n*⚠ the answer broke off — partial answer, not kept as context*"
 
 
 @dataclass
@@ -207,11 +208,19 @@ class Session:
         answer, failure = self.call(request, chat=chat, view=view, stream=stream, kind=kind)
         if record_turn:
             self._record_turn(answer, request, chat, cell_id)
-        if view is not None and answer.status != "error":
-            shown = answer.text + (INTERRUPTED_MARK if answer.status == "interrupted" else "")
-            view.finish(shown, self.footer(answer), self.provenance(answer))
+        if view is not None:
+            self._finish_text(view, answer)
         self._raise(failure, answer)
         return answer
+
+    def _finish_text(self, view, answer: Answer) -> None:
+        """The final render: the answer, or what arrived before an interrupt or failure."""
+        if answer.status == "error" and not answer.text:
+            view.clear()
+            return
+        marks = {"interrupted": INTERRUPTED_MARK, "error": FAILED_MARK}
+        view.finish(answer.text + marks.get(answer.status, ""), self.footer(answer),
+                    self.provenance(answer))
 
     def ask_structured(
         self,
@@ -267,16 +276,16 @@ class Session:
                         answer.status, answer.error = "error", str(again)
         self._record_turn(answer, request, chat, cell_id)
         self.last = answer
+        if view is not None:
+            if answer.status == "ok":
+                view.finish_value(answer.value, self.footer(answer), self.provenance(answer))
+            else:
+                self._finish_text(view, answer)
         if error is not None:
             raise StructuredOutputError(
                 f"{error} (after one re-ask; raw text in mistral_magic.session().last.text)",
                 raw=answer.text,
             )
-        if view is not None and answer.status != "error":
-            if answer.status == "interrupted":
-                view.finish(answer.text + INTERRUPTED_MARK, self.footer(answer), self.provenance(answer))
-            else:
-                view.finish_value(answer.value, self.footer(answer), self.provenance(answer))
         self._raise(failure, answer)
         return answer
 

@@ -113,6 +113,11 @@ class StreamView:
         else:
             self._handle.update(bundle, raw=True, metadata=metadata or {})
 
+    def clear(self) -> None:
+        """Remove the placeholder when a call failed before any text arrived."""
+        if self._handle is not None:
+            self._handle.update({"text/plain": ""}, raw=True)
+
     def finish(self, text: str, footer: str, metadata: dict[str, Any]) -> None:
         """Render the final answer once, with its footer and provenance metadata."""
         if not self.rich:

@@ -75,6 +75,8 @@ def describe_api_error(exc: BaseException, model: str | None = None) -> str:
     if status is not None:
         detail = _api_error_detail(exc)
         hint = _STATUS_HINTS.get(status)
+        if "invalid_model" in str(getattr(exc, "body", "")) or "Invalid model" in detail:
+            hint = "list the models you can use with %mistral models"
         if hint is None and status >= 500:
             hint = "the server failed; retry later or raise MistralMagics.max_retries"
         return _first_line(f"Mistral API error {status}{where}: {detail} — {hint or 'see the message'}")
