@@ -1,8 +1,8 @@
 """RateLimiter: spaces requests to a key's limits and pauses everyone on a 429.
 
-Requests are scheduled (not bucketed): each `acquire` takes the next free slot at
-`1/requests_per_second` spacing and, with `tokens_per_minute`, a slot long enough
-for its estimated tokens. A 429's `Retry-After` moves every later slot past the
+Requests are spaced (not bucketed): each request goes at least `1/requests_per_second`
+after the previous one and, with `tokens_per_minute`, long enough after it for the
+previous request's estimated tokens. A 429's `Retry-After` moves every later slot past the
 pause, so concurrent workers stop together instead of each hammering the server.
 """
 
@@ -35,22 +35,21 @@ class RateLimiter:
         self._next = 0.0
         self.pauses = 0
 
-    def _reserve(self, tokens: int) -> float:
-        """Claim the next slot; returns the time it starts."""
-        now = self.clock()
-        start = max(now, self._next)
+    async def acquire(self, tokens: int = 0) -> None:
+        """Wait until this request may go (call from the loop's thread only).
+
+        The slot is taken when the request actually goes, not when it starts
+        waiting, so workers that wake late together (a busy loop) still go spaced.
+        """
         gap = self.request_gap
         if self.token_rate:
             gap = max(gap, tokens / self.token_rate)
-        self._next = start + gap
-        return start
-
-    async def acquire(self, tokens: int = 0) -> None:
-        """Wait for this request's slot (call from the loop's thread only)."""
-        start = self._reserve(tokens)
-        delay = start - self.clock()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        while True:
+            now = self.clock()
+            if now >= self._next:
+                self._next = now + gap
+                return
+            await asyncio.sleep(self._next - now)
 
     def pause(self, seconds: float) -> None:
         """Hold every later request for `seconds` (a 429's Retry-After)."""

@@ -1,0 +1,201 @@
+"""df.mistral.extract against the real offline server: aligned, typed, concurrent, resumable."""
+
+from __future__ import annotations
+
+import _thread
+import threading
+
+import pandas as pd
+import pytest
+from conftest import run
+from pydantic import BaseModel
+
+import mistral_magic
+
+REVIEWS = [
+    "Bought the Acme X100 blender for 79.99 euros. Rating: 4 stars. Works great, recommended.",
+    "The Zephyr kettle broke after two weeks. 1 star. Price was 25 euros. Not recommended.",
+    "Nova headphones, 199 euros, 5 stars, amazing sound, recommended!",
+    "Orbit desk lamp at 35 euros: 3 stars, fine but dim.",
+]
+SPEC = "product, price float: in euros, stars int, recommended bool, pros list"
+
+
+def reviews(n: int = 4, index=None) -> pd.DataFrame:
+    texts = [REVIEWS[i % len(REVIEWS)] + f" (review {i})" for i in range(n)]
+    return pd.DataFrame({"review": texts}, index=index)
+
+
+def test_extract_is_aligned_and_typed(ip):
+    df = reviews(4, index=[10, 10, 30, 40])  # duplicate labels still align by position
+    out = df.mistral.extract("Extract from this review: {review}", schema=SPEC, progress=False)
+    assert list(out.index) == [10, 10, 30, 40]
+    assert list(out.columns) == ["product", "price", "stars", "recommended", "pros", "_error"]
+    assert str(out["price"].dtype) == "float64"
+    assert str(out["stars"].dtype) == "Int64"
+    assert str(out["recommended"].dtype) == "boolean"
+    assert out["pros"].dtype == object
+    assert out["_error"].isna().all()
+    assert out["price"].tolist() == [79.99, 25.0, 199.0, 35.0]
+    assert out["stars"].tolist() == [4, 1, 5, 3]
+    records = mistral_magic.session().ledger.records
+    assert len(records) == 4 and {r.kind for r in records} == {"extract"}
+
+
+def test_prompt_can_be_a_column_and_schema_a_pydantic_model(ip):
+    class Review(BaseModel):
+        product: str
+        stars: int
+
+    out = reviews(2).mistral.extract("review", schema=Review, progress=False)
+    assert list(out.columns) == ["product", "stars", "_error"]
+    sent = mistral_magic.session().ledger.records
+    assert len(sent) == 2
+
+
+def test_json_schema_dict_and_no_schema(ip):
+    schema = {"type": "object", "properties": {"stars": {"type": "integer"}}, "required": ["stars"]}
+    out = reviews(2).mistral.extract("{review}", schema=schema, progress=False)
+    assert str(out["stars"].dtype) == "Int64"
+    loose = reviews(2).mistral.extract("{review}", progress=False)
+    assert "_error" in loose.columns and loose["_error"].isna().all() and len(loose.columns) > 1
+
+
+def test_unknown_template_name_is_one_line(ip):
+    from mistral_magic.errors import PromptError
+
+    with pytest.raises(PromptError, match="nope"):
+        reviews(2).mistral.extract("Extract: {nope}", schema=SPEC, progress=False)
+    assert mistral_magic.session().ledger.records == []
+
+
+def test_invalid_answers_are_reasked_then_reported(ip, magic_server):
+    magic_server.set_faults({"bad_json_rate": 1.0})
+    out = reviews(3).mistral.extract("{review}", schema=SPEC, progress=False)
+    assert out["_error"].notna().all()
+    assert out["_error"].str.contains("not valid JSON").all()
+    assert len(mistral_magic.session().ledger.records) == 6  # each row asked twice
+
+
+def test_faults_lose_and_duplicate_no_row(ip, magic_server):
+    magic_server.set_faults({"error_status": 500, "error_rate": 0.07, "bad_json_rate": 0.05,
+                             "seed": 11})
+    df = reviews(300)
+    out = df.mistral.extract("{review}", schema="product, stars int", max_retries=0,
+                             concurrency=16, progress=False)
+    assert len(out) == 300 and out.index.equals(df.index)
+    failed = out["_error"].notna()
+    assert 0 < failed.sum() < 60
+    assert out.loc[~failed, "stars"].notna().all()
+    assert out.loc[failed, "stars"].isna().all()
+    ledger = mistral_magic.session().ledger.to_frame()
+    assert (ledger["status"] == "error").sum() == out["_error"].str.contains("500").sum()
+
+
+def test_rate_limit_pauses_and_every_row_succeeds(ip, magic_server):
+    magic_server.set_faults({"rate_limit_rps": 10})
+    out = reviews(30).mistral.extract("{review}", schema="stars int", max_retries=6,
+                                      concurrency=8, progress=False)
+    assert out["_error"].isna().all()
+
+
+def test_client_side_rate_limit_avoids_429s(ip, magic_server):
+    magic_server.set_faults({"rate_limit_rps": 20})
+    out = reviews(30).mistral.extract("{review}", schema="stars int", requests_per_second=20,
+                                      max_retries=0, progress=False)
+    assert out["_error"].isna().all()
+
+
+def test_interrupt_keeps_finished_rows_and_rerun_resumes(ip, magic_server):
+    magic_server.set_faults({"latency_ms": 60})
+    df = reviews(60)
+    session = mistral_magic.session()
+    timer = threading.Timer(0.6, _thread.interrupt_main)
+    timer.start()
+    out = df.mistral.extract("{review}", schema="stars int", concurrency=4, progress=False)
+    timer.cancel()
+    done = out["_error"].isna()
+    assert 0 < done.sum() < 60
+    assert out.loc[~done, "_error"].str.contains("interrupted").all()
+    paid = sum(1 for r in session.ledger.records if r.status == "ok")
+    assert paid >= done.sum()
+    magic_server.set_faults(None)
+    again = df.mistral.extract("{review}", schema="stars int", concurrency=4, progress=False)
+    assert again["_error"].isna().all()
+    repaid = sum(1 for r in session.ledger.records if r.status == "ok") - paid
+    assert repaid <= 60 - done.sum()  # finished rows came from the cache
+    pd.testing.assert_series_equal(again.loc[done, "stars"], out.loc[done, "stars"])
+
+
+def test_budget_refuses_an_extraction_before_it_starts(ip, magic_server):
+    from mistral_magic.errors import BudgetExceeded
+
+    ip.run_line_magic("config", "MistralMagics.budget_usd = 0.0001")
+    before = magic_server.request_count()
+    with pytest.raises(BudgetExceeded, match="budget"):
+        reviews(50).mistral.extract("{review}", schema=SPEC, progress=False)
+    assert magic_server.request_count() == before
+
+
+def test_batch_path_end_to_end(ip, magic_server):
+    magic_server.set_faults({"batch_line_error_rate": 0.25, "seed": 3})
+    df = reviews(12)
+    out = df.mistral.extract("{review}", schema="product, stars int", batch=True, progress=False)
+    assert len(out) == 12 and out.index.equals(df.index)
+    failed = out["_error"].notna()
+    assert failed.any() and (~failed).any()
+    assert out.loc[~failed, "stars"].notna().all()
+    session = mistral_magic.session()
+    batch_rows = [r for r in session.ledger.records if r.kind == "batch"]
+    assert len(batch_rows) == 12 and all(r.batch for r in batch_rows)
+    ok = next(r for r in batch_rows if r.status == "ok")
+    full = session.prices.cost(ok.model, ok.prompt_tokens, ok.completion_tokens)
+    assert ok.cost == pytest.approx(full / 2)
+    jobs = ip.run_line_magic("mistral", "batch list")
+    assert len(jobs) >= 1 and (jobs["status"] == "SUCCESS").any()
+    job_id = jobs["id"].iloc[0]
+    status = ip.run_line_magic("mistral", f"batch status {job_id}")
+    assert status["total"] == 12
+    # re-running resumes: finished rows come from the cache, only failed rows go again
+    magic_server.set_faults(None)
+    again = df.mistral.extract("{review}", schema="product, stars int", batch=True, progress=False)
+    assert again["_error"].isna().all()
+    assert len([r for r in session.ledger.records if r.kind == "batch"]) == 12 + failed.sum()
+
+
+def test_batch_cancel_command(ip, magic_server):
+    from mistral_magic import batch
+
+    client = mistral_magic.session().backend.client
+    job_id = batch.submit(client, "mistral-small-latest", [
+        {"custom_id": "0", "body": {"messages": [{"role": "user", "content": "hi"}]}}])
+    note = ip.run_line_magic("mistral", f"batch cancel {job_id}")
+    assert job_id in note and ("CANCEL" in note)
+
+
+def test_schema_preview_command(ip):
+    note = ip.run_line_magic("mistral", "schema 'name, age int' --many")
+    assert '"items"' in note and '"additionalProperties": false' in note
+
+
+def test_json_and_schema_cells(ip):
+    run(ip, "%%mistral --json -o data\nList three fruits as items with name and color.")
+    data = ip.user_ns["data"]
+    assert isinstance(data, (pd.DataFrame, dict))
+    run(ip, '%%mistral --schema "name, age int" --many -o people\n'
+            "Alice is 31 years old.\nBob is 45 years old.")
+    people = ip.user_ns["people"]
+    assert isinstance(people, pd.DataFrame) and list(people.columns) == ["name", "age"]
+    assert str(people["age"].dtype) == "Int64" and len(people) >= 1
+    final = ip.display_pub.finals()[-1]
+    assert "text/html" in final["data"] and "mistral_magic" in final["metadata"]
+
+
+def test_schema_cell_reasks_once_then_keeps_raw(ip, magic_server, capsys):
+    magic_server.set_faults({"bad_json_rate": 1.0})
+    result = run(ip, '%%mistral --schema "name, age int"\nAlice is 31.', ok=False)
+    assert not result.success
+    out = capsys.readouterr()
+    assert "re-ask" in (out.out + out.err)
+    session = mistral_magic.session()
+    assert session.last.text and len(session.ledger.records) == 2
