@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: invalid fault plan: {exc}", file=sys.stderr)
         return 2
     server = OfflineServer(host=args.host, port=args.port, api_key=args.api_key, faults=plan, seed=args.seed)
+    server.start()
     print(f"Offline Mistral API on {server.url}", flush=True)
     print(f"API key: {server.api_key}", flush=True)
     if fields:

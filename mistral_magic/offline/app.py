@@ -32,6 +32,10 @@ _ERROR_TEXT = {
 }
 
 
+# Endpoints that count tokens; only these wait for the tokenizer to load.
+_COUNTING_PATHS = frozenset({"/v1/chat/completions", "/v1/fim/completions", "/v1/embeddings"})
+
+
 class ServerState:
     """Everything one offline server remembers: key, faults, files, jobs, request counts."""
 
@@ -95,7 +99,7 @@ class Gate:
         if _fails(state.faults, plan, source, number):
             return await _injected(plan.error_status or 500)(scope, receive, send)
         scope["offline.plan"], scope["offline.source"] = plan, source
-        if not state.tokenizer_ready.is_set():
+        if path in _COUNTING_PATHS and not state.tokenizer_ready.is_set():
             # The first requests wait for the tokenizer off the loop, so others are not stalled.
             await asyncio.to_thread(state.warm)
         return await self.app(scope, receive, send)

@@ -56,6 +56,9 @@ class OfflineServer:
     def _bind(self) -> None:
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this; without it Nagle holds each response body
+        # until the client's delayed ACK (~40 ms per keep-alive request).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((self.host, self._requested_port))
         self._port = sock.getsockname()[1]
         # Keep the port from now on: restarting binds the same one again.
