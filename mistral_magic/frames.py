@@ -208,6 +208,10 @@ class Extraction:
         )
         cached = len(self.requests) - len(pending)
         how = "through the Batch API (half price)" if batch else "row by row"
+        if not pending:
+            line = f"All {cached:,} rows are already done (from the cache); nothing to send."
+            display({"text/plain": line, "text/markdown": f"*{line}*"}, raw=True)
+            return
         line = (
             f"Extracting {len(pending):,} rows {how} with {self.model}"
             + (f" ({cached:,} already done, from the cache)" if cached else "")
@@ -215,8 +219,7 @@ class Extraction:
             f"worst case {format_cost(total.worst_cost)}."
         )
         display({"text/plain": line, "text/markdown": f"*{line}*"}, raw=True)
-        if pending:
-            self.session.check_budget(total)
+        self.session.check_budget(total)
 
     def _bar(self, total: int, done: int):
         from tqdm.auto import tqdm
