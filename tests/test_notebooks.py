@@ -1,0 +1,110 @@
+"""Every notebook in notebooks/ runs headless against the offline backend, and its outputs are checked."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def execute(name: str, tmp_path: Path, monkeypatch) -> nbformat.NotebookNode:
+    monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
+    copy = tmp_path / name
+    shutil.copy(NOTEBOOKS / name, copy)
+    nb = nbformat.read(copy, as_version=4)
+    client = NotebookClient(
+        nb, timeout=180, kernel_name="python3", store_widget_state=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            assert output.output_type != "error", f"{cell.source!r} failed: {output.get('evalue')}"
+    return nb
+
+
+def cell(nb, start: str):
+    """The first code cell whose source starts with `start`."""
+    for c in nb.cells:
+        if c.cell_type == "code" and c.source.startswith(start):
+            return c
+    raise AssertionError(f"no cell starts with {start!r}")
+
+
+def answer(c) -> tuple[str, dict]:
+    """The final answer output of a %%mistral cell: its Markdown and its provenance."""
+    outs = [o for o in c.outputs if "mistral_magic" in o.get("metadata", {})]
+    assert outs, f"no answer in {c.source!r}: {c.outputs!r}"
+    out = outs[-1]
+    return out["data"].get("text/markdown") or out["data"].get("text/html"), out["metadata"]["mistral_magic"]
+
+
+def text_of(c) -> str:
+    parts = []
+    for o in c.outputs:
+        parts.append(o.get("text", ""))
+        parts.extend(str(v) for v in o.get("data", {}).values())
+    return "\n".join(parts)
+
+
+def test_quickstart(tmp_path, monkeypatch):
+    nb = execute("quickstart.ipynb", tmp_path, monkeypatch)
+    first, meta = answer(cell(nb, "%%mistral\nExplain"))
+    assert "Offline answer" in first and "## " in first
+    assert meta["backend"] == "offline" and meta["usage"]["completion_tokens"] > 0
+    assert " in / " in first and " out" in first and "$" in first and "session" in first
+    assert "no Mistral API key" in text_of(cell(nb, "%%mistral\nExplain"))
+    follow, meta = answer(cell(nb, "%%mistral\nNow give"))
+    assert "earlier question" in follow and "bias-variance" in follow  # the history reached the model
+    assert meta["usage"]["prompt_tokens"] > 100
+    assert "Offline answer" in text_of(cell(nb, "print(summary"))
+    code, _ = answer(cell(nb, "%%mistral --format code"))
+    assert "```python" in code
+    dry = text_of(cell(nb, "%%mistral --dry-run"))
+    assert '"model": "mistral-large-latest"' in dry and "worst case with 400 answer tokens" in dry
+    history = text_of(cell(nb, "%mistral history"))
+    assert history.count("assistant") >= 2
+    usage = cell(nb, "%mistral usage").outputs[-1]["data"]["text/plain"]
+    assert usage.count("mistral-small-latest") == 4
+    assert int(text_of(cell(nb, "%mistral tokens")).strip()) > 5
+    config = text_of(cell(nb, "%mistral config"))
+    assert "(none)" in config and "offline server" in config
+
+
+def test_extraction(tmp_path, monkeypatch):
+    nb = execute("extraction.ipynb", tmp_path, monkeypatch)
+    table = text_of(cell(nb, "table = reviews"))
+    for expected in ("79.99", "199.00", "_error"):
+        assert expected in table
+    dtypes = text_of(cell(nb, "table.dtypes"))
+    assert "Int64" in dtypes and "float64" in dtypes and "boolean" in dtypes
+    assert text_of(cell(nb, "again =")).strip().endswith("True")
+    assert "already done" in text_of(cell(nb, "again ="))
+    listing, meta = answer(cell(nb, "%%mistral --schema"))
+    assert "Zephyr" in listing and meta["status"] == "ok"
+    batched = text_of(cell(nb, "batched ="))
+    assert "Batch API" in batched and "r6" in batched
+    assert "SUCCESS" in text_of(cell(nb, "%mistral batch list"))
+    usage = text_of(cell(nb, "usage = %mistral usage"))
+    assert "batch" in usage and "extract" in usage
+
+
+CHECKED = {"quickstart.ipynb", "extraction.ipynb", "teaching.ipynb"}
+
+
+def test_every_notebook_is_checked():
+    present = {p.name for p in NOTEBOOKS.glob("*.ipynb")}
+    assert present <= CHECKED, f"add checks for {present - CHECKED}"
+
+
+def test_notebooks_are_saved_without_outputs():
+    for path in NOTEBOOKS.glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        for c in nb.cells:
+            if c.cell_type == "code":
+                assert not c.outputs and c.execution_count is None, f"{path.name} has outputs"
+

@@ -1,0 +1,59 @@
+"""A known fake key goes through a whole notebook; it must appear nowhere afterwards."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+
+from mistral_magic.offline import OfflineServer
+
+KEY = "sk-FAKE-7f3a9c1e5b2d4068aa11-never-show-me"
+
+
+def test_key_never_leaks(tmp_path, monkeypatch):
+    # A real server that accepts exactly this key stands in for a self-hosted deployment,
+    # so the key is used for real requests and must still never be shown.
+    with OfflineServer(api_key=KEY) as server:
+        monkeypatch.setenv("MISTRAL_API_KEY", KEY)
+        cells = [
+            "%load_ext mistral_magic",
+            f"%config MistralMagics.server_url = {server.url!r}",
+            "%%mistral\nHello, who are you?",
+            "%%mistral --no-stream -o answer\nAnd a follow-up.",
+            "%%mistral -m no-such-model\nThis one fails.",
+            "%%mistral --dry-run\nWhat would this send?",
+            "%mistral config",
+            "%mistral backend",
+            "%mistral history",
+            "%mistral usage",
+            "import mistral_magic\ns = mistral_magic.session()\nprint(repr(s), repr(s.backend), s.backend.client)",
+            "print(s.ledger.to_frame().to_json(), s.chats.get('default').export())",
+            "%config MistralMagics",
+            "import logging\nlogging.getLogger().handlers",
+        ]
+        nb = new_notebook(cells=[new_code_cell(c) for c in cells],
+                          metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
+        NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+        saved = tmp_path / "secrets.ipynb"
+        nbformat.write(nb, saved)
+
+    text = saved.read_text()
+    assert KEY not in text
+    assert KEY[3:20] not in text  # nor a recognisable part of it
+    # every output and its metadata, searched as data rather than as the file's escaping
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            assert KEY not in json.dumps(output)
+    # the cells really ran and reached the server with the key
+    answers = [o for c in nb.cells for o in c.get("outputs", [])
+               if "mistral_magic" in o.get("metadata", {})]
+    assert len(answers) >= 2 and all(a["metadata"]["mistral_magic"]["backend"] == "self-hosted"
+                                     for a in answers)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert len(errors) == 1 and "no-such-model" in errors[0]["evalue"]
+    config = "".join(json.dumps(o) for o in nb.cells[6].outputs)
+    assert "chars)" in config  # the key is shown only masked
