@@ -68,7 +68,9 @@ def _quote(text: str, max_words: int = 10) -> str:
 
 def code_block(kws: list[str], quote: str, rng: random.Random) -> str:
     """A small valid Python function named after the prompt's words."""
-    name = identifier(kws[:3])
+    # Words like "python" or "function" say that code is wanted, not what it does.
+    topical = [k for k in kws if not CODE_CUES.fullmatch(k) and k.lower() not in ("write", "create")]
+    name = identifier(topical[:3] or kws[:3])
     doc = _quote(quote, 10).replace("\\", "").replace('"', "'") or "offline example"
     bodies = (
         ("items", "    result = []\n    for item in items:\n        if item is not None:\n"
