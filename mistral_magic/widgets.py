@@ -738,11 +738,23 @@ async def call_async(session, request: dict, *, backend, estimate, chat: str | N
     except Exception as exc:  # SDK, transport or server errors: recorded, shown as one line
         answer.status = "error"
         answer.error = user_message(exc, request["model"])
+        await _close_response(exc)
     answer.text = "".join(parts)
     answer.latency_s = time.perf_counter() - started
     settle(session, answer, estimate)
     record_call(session, answer, kind)
     return answer
+
+
+async def _close_response(exc: BaseException) -> None:
+    # The SDK raises on an error status with the streamed response still open; left
+    # to the garbage collector, its close would be scheduled on the loop at exit.
+    response = getattr(exc, "raw_response", None)
+    if response is not None:
+        try:
+            await response.aclose()
+        except Exception:  # already broken: nothing more to release
+            pass
 
 
 def settle(session, answer, estimate) -> None:
