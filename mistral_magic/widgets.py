@@ -127,7 +127,7 @@ def _warn_once(shell, what: str) -> None:
         f"missing), so the {what} is shown as text; in JupyterLab or Notebook it is a "
         "live widget",
         WidgetsUnavailable,
-        stacklevel=3,
+        stacklevel=4,  # the line that asked for the view
     )
 
 
@@ -459,7 +459,8 @@ class _Link:
     """Keeps a trait of `owner` and a widget's value equal, both ways.
 
     `to_widget` / `to_trait` convert (e.g. None ↔ 0). A value the trait refuses
-    puts the widget back and is shown by `on_error`.
+    puts the widget back and is shown by `on_error` (called with "" after a change
+    that worked, to clear it).
     """
 
     def __init__(self, owner, name, widget, *, to_widget=None, to_trait=None, on_error=None):
@@ -502,6 +503,8 @@ class _Link:
         self.busy = True
         try:
             setattr(self.owner, self.name, self.to_trait(change["new"]))
+            if self.on_error is not None:
+                self.on_error("")
         except Exception as exc:  # TraitError, UsageError: refused; show why, put it back
             if self.on_error is not None:
                 self.on_error(f"{self.name}: {exc}")
@@ -637,6 +640,7 @@ class SettingsPanel(_View):
             default = self.default_temperature.value
             self.temperature.disabled = default
             self.magics.temperature = None if default else float(self.temperature.value)
+            self._error("")
         except Exception as exc:  # refused by the trait's check: show why
             self._error(f"temperature: {exc}")
         finally:
@@ -686,7 +690,7 @@ class SettingsPanel(_View):
         self.backend_label.value = f"<small>backend: {html.escape(label)}</small>"
 
     def _error(self, text: str) -> None:
-        self.message.value = f'<span style="color:#b00">{html.escape(text)}</span>'
+        self.message.value = f'<span style="color:#b00">{html.escape(text)}</span>' if text else ""
 
     def text(self) -> str:
         return settings_text(self.magics)
@@ -855,6 +859,7 @@ class ChatPanel(_View):
         self._shown_at = 0.0
         self._shown_len = 0
         self._prompt = ""
+        self._model = ""
 
         self.title = w.HTML(f"<b>chat</b> {html.escape(name)}")
         self.history = w.Output(layout=w.Layout(max_height="32em", overflow="auto"))
@@ -925,7 +930,7 @@ class ChatPanel(_View):
             self.input.value = ""
         with self._state:
             self._stop_requested = False
-        self._prompt, self.partial = prompt, ""
+        self._prompt, self._model, self.partial = prompt, request["model"], ""
         self._render_live(waiting=True)
         self._set_busy(True)
         self.future = session.loop.submit(self._run(request, estimate, backend, prompt))
@@ -982,10 +987,12 @@ class ChatPanel(_View):
         """Render the chat's turns (called after every change to the chat)."""
         chat = self.chat
         outputs = [out for turn in list(chat.turns) for out in _turn_outputs(turn)]
+        title = f"<b>chat</b> {html.escape(self.name)} <small>· {len(chat.turns)} turns"
+        if chat.system:
+            title += f" · system: {html.escape(chat.system[:120])}"
         with self._lock:
             self.history.outputs = tuple(outputs)
-            self.title.value = (f"<b>chat</b> {html.escape(self.name)} "
-                                f"<small>· {len(chat.turns)} turns</small>")
+            self.title.value = title + "</small>"
 
     def _on_text(self, text: str) -> None:
         # On the loop thread, once per chunk: render at a bounded, falling rate.
@@ -998,7 +1005,7 @@ class ChatPanel(_View):
             answer = "*…waiting for the first token…*" if waiting else self.partial + CURSOR
             self.live.outputs = (
                 _markdown(f"**You**\n\n{self._prompt}", f"You: {self._prompt}"),
-                _markdown(f"**{self.session.settings.model}**\n\n{answer}", answer),
+                _markdown(f"**{self._model}**\n\n{answer}", answer),
             )
             self._shown_at, self._shown_len = time.monotonic(), len(self.partial)
             if not waiting:

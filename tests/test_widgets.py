@@ -233,6 +233,9 @@ def test_settings_panel_opens_when_listing_fails(ip, magic_server, magics):
     panel = widgets.SettingsPanel(magics)
     assert "could not list models" in panel.message.value and "503" in panel.message.value
     assert panel.model.value == "mistral-small-latest"
+    assert [value for _, value in panel.model.options] == ["mistral-small-latest"]
+    panel.max_tokens.value = 10  # a change that works clears the message
+    assert panel.message.value == "" and magics.max_tokens == 10
 
 
 # -- the chat panel -----------------------------------------------------------------
@@ -459,6 +462,10 @@ def test_updates_from_the_background_loop_reach_a_real_kernel_front_end(tmp_path
     client.execute(env=env)
     printed = nb.cells[-1].outputs[0]["text"].split()
     assert printed[:2] == ["2", "4"]
+    shown = [o["data"] for o in nb.cells[1].outputs if o.get("output_type") == "display_data"]
+    assert len(shown) == 2 and all("application/vnd.jupyter.widget-view+json" in d for d in shown)
+    assert shown[0]["text/plain"].startswith("mistral_magic usage: 0 calls")
+    assert shown[1]["text/plain"].startswith("Chat 'nb': 0 turns")
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     values = [m["state"].get("value", "") for m in state.values()
               if m["model_name"] == "HTMLModel"]
