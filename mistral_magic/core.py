@@ -328,24 +328,26 @@ class Session:
 
     def _stream(self, backend, request, answer, view, started) -> None:
         parts: list[str] = []
-        with backend.client.chat.stream(**request) as events:
-            for event in events:
-                chunk = event.data
-                if chunk.usage is not None:
-                    answer.prompt_tokens = chunk.usage.prompt_tokens
-                    answer.completion_tokens = chunk.usage.completion_tokens
-                for choice in chunk.choices:
-                    if choice.finish_reason:
-                        answer.finish_reason = str(choice.finish_reason)
-                    piece = _text_of(choice.delta.content)
-                    if piece:
-                        if answer.ttft_s is None:
-                            answer.ttft_s = time.perf_counter() - started
-                        parts.append(piece)
-                        answer.text = "".join(parts)
-                        if view is not None:
-                            view.feed(answer.text)
-        answer.text = "".join(parts)
+        try:
+            with backend.client.chat.stream(**request) as events:
+                for event in events:
+                    chunk = event.data
+                    if chunk.usage is not None:
+                        answer.prompt_tokens = chunk.usage.prompt_tokens
+                        answer.completion_tokens = chunk.usage.completion_tokens
+                    for choice in chunk.choices:
+                        if choice.finish_reason:
+                            answer.finish_reason = str(choice.finish_reason)
+                        piece = _text_of(choice.delta.content)
+                        if piece:
+                            if answer.ttft_s is None:
+                                answer.ttft_s = time.perf_counter() - started
+                            parts.append(piece)
+                            if view is not None:
+                                view.feed(parts)
+        finally:
+            # Whatever arrived is the answer, also when an interrupt or error ends the stream.
+            answer.text = "".join(parts)
 
     def _complete(self, backend, request, answer) -> None:
         started = time.perf_counter()

@@ -1,8 +1,8 @@
 """StreamView: one display handle per answer, updated at a bounded, falling rate.
 
 While text streams in, the handle is updated at most every `interval(len)` seconds,
-an interval that grows with the text (0.1 s at first, about one second per 4,000
-characters later, at most 2 s), so the bytes sent to the front end stay bounded per
+an interval that grows with the text (0.1 s at first, one second per 1,500
+characters later, at most 5 s), so the bytes sent to the front end stay bounded per
 second and a small multiple of the answer at full speed. The final state is
 rendered once: Markdown (or code / text) with `text/plain` beside it, and output
 metadata with the answer's provenance. In a terminal, where a display cannot be
@@ -17,8 +17,8 @@ from typing import Any
 
 CURSOR = " ▍"
 MIN_INTERVAL_S = 0.1
-MAX_INTERVAL_S = 2.0
-CHARS_PER_S = 4000
+MAX_INTERVAL_S = 5.0
+CHARS_PER_S = 1500
 
 
 def update_interval(length: int) -> float:
@@ -66,7 +66,8 @@ class StreamView:
         self._handle = None
         self._shown_at = 0.0
         self._shown_len = 0
-        self._written = 0
+        self._written = 0  # pieces already written (terminal)
+        self._streamed: list[str] = []
 
     def _partial(self, text: str) -> dict:
         if self.fmt == "text":
@@ -91,16 +92,22 @@ class StreamView:
         )
         self._shown_at = self.clock()
 
-    def feed(self, text: str) -> None:
-        """The answer so far; updates the display only when the interval has passed."""
+    def feed(self, parts: list[str]) -> None:
+        """The answer so far, as its pieces; joined only when an update is due.
+
+        Joining on every chunk would make a long stream quadratic in its length.
+        """
         if not self.rich:
-            sys.stdout.write(text[self._written:])
+            for piece in parts[self._written:]:
+                sys.stdout.write(piece)
             sys.stdout.flush()
-            self._written = len(text)
+            self._written = len(parts)
+            self._streamed = parts
             return
         now = self.clock()
         if now - self._shown_at < update_interval(self._shown_len):
             return
+        text = "".join(parts)
         self._show(self._partial(text))
         self._shown_at, self._shown_len = now, len(text)
 
@@ -121,11 +128,10 @@ class StreamView:
     def finish(self, text: str, footer: str, metadata: dict[str, Any]) -> None:
         """Render the final answer once, with its footer and provenance metadata."""
         if not self.rich:
-            if self._written < len(text):
-                sys.stdout.write(text[self._written:])
-            sys.stdout.write(f"\n\n{footer}\n")
+            # The streamed pieces are on screen already; only what follows them is new.
+            streamed = len("".join(self._streamed)) if self._streamed else 0
+            sys.stdout.write(text[streamed:] + f"\n\n{footer}\n")
             sys.stdout.flush()
-            self._written = len(text)
             return
         self._show(self._final(text, footer), {"mistral_magic": metadata})
 

@@ -119,6 +119,7 @@ class Extraction:
             hashlib.sha256(json.dumps([url, r], sort_keys=True, default=str).encode()).hexdigest()
             for r in self.requests
         ]
+        self.prompt_tokens: list[int | None] = [None] * len(df)
         self.records: list[dict | None] = [None] * len(df)
         self.errors: list[str | None] = [None] * len(df)
         self.failed = 0
@@ -197,6 +198,8 @@ class Extraction:
         from .usage import Estimate, format_cost, format_tokens
 
         estimates = [self.session.estimate(self.requests[i], batch=batch) for i in pending]
+        for i, estimate in zip(pending, estimates, strict=True):
+            self.prompt_tokens[i] = estimate.prompt_tokens
         prompt = sum(e.prompt_tokens for e in estimates)
         completion = sum(e.max_completion_tokens for e in estimates)
         known = all(e.worst_cost is not None for e in estimates)
@@ -287,7 +290,7 @@ class Extraction:
     async def _row(self, i: int, backend, limiter, retries) -> None:
         request = self.requests[i]
         try:
-            text = await self._call(request, backend, limiter, retries)
+            text = await self._call(request, backend, limiter, retries, self.prompt_tokens[i])
             try:
                 record = self.parse(text)
             except StructuredOutputError as exc:
@@ -315,14 +318,15 @@ class Extraction:
         self.records[i] = record
         self.session.cache[self.keys[i]] = record
 
-    async def _call(self, request: dict, backend, limiter, retries) -> str:
+    async def _call(self, request: dict, backend, limiter, retries, prompt_tokens=None) -> str:
         """One chat call with the limiter, 429 pauses, and exactly one ledger row."""
         from mistralai.client import errors
 
         from .core import _text_of
         from .tokens import count_messages
 
-        prompt_tokens = count_messages(request["messages"])
+        if prompt_tokens is None:
+            prompt_tokens = count_messages(request["messages"])
         attempt = 0
         while True:
             await limiter.acquire(prompt_tokens + (request.get("max_tokens") or 0))
