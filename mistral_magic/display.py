@@ -82,7 +82,7 @@ class StreamView:
         return {"text/markdown": f"{shown}\n\n<sub>{footer}</sub>", "text/plain": plain}
 
     def start(self, note: str = "") -> None:
-        """Show the placeholder the answer will replace."""
+        """Show the waiting note the answer will replace."""
         if not self.rich:
             return
         from IPython.display import display
@@ -121,7 +121,7 @@ class StreamView:
             self._handle.update(bundle, raw=True, metadata=metadata or {})
 
     def clear(self) -> None:
-        """Remove the placeholder when a call failed before any text arrived."""
+        """Remove the waiting note when a call failed before any text arrived."""
         if self._handle is not None:
             self._handle.update({"text/plain": ""}, raw=True)
 

@@ -1,4 +1,4 @@
-"""Fill `{name}` placeholders in a prompt from the user's namespace.
+"""Fill `{name}` fields in a prompt from the user's namespace.
 
 - `{name}`, `{obj.attr}`, `{items[0]}`, `{d['key']}` and an optional `!r`/`!s` and
   `:format` are looked up in the namespace (no `eval`: only names, attributes and

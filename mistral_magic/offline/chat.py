@@ -130,7 +130,7 @@ def _json_object(text: str, rng: random.Random) -> dict:
         schema = {"type": "object", "properties": {k: {"type": "string"} for k in keys}}
         return instances.instance(schema, text, rng)
     return {"answer": words.phrase(text, 12), "keywords": words.keywords(text, limit=5),
-            "note": "offline placeholder: generated locally, not by a language model"}
+            "note": "offline answer: generated locally, not by a language model"}
 
 
 def _broken(content: str) -> str:

@@ -36,13 +36,13 @@ _BULLETS = (
     "**{W}** is where most of the nuance in your prompt sits.",
 )
 _CLOSINGS = (
-    "_This is placeholder text from mistral_magic's offline server; set `MISTRAL_API_KEY` for real answers._",
-    "_Generated locally without a model: offline placeholder text. Add an API key for real answers._",
+    "_Generated locally by mistral_magic's offline server, not by a Mistral model; set `MISTRAL_API_KEY` for real answers._",
+    "_Generated locally without a model, as offline demo text. Add an API key for real answers._",
     "_Offline mode: the words above are made up from your prompt, not produced by a language model._",
 )
 _FILLERS = (
     "More on {a}: this paragraph is offline filler that makes the answer the requested length.",
-    "Another angle on {b}: placeholder text, generated locally, repeated to reach a target size.",
+    "Another angle on {b}: offline text, generated locally, repeated to reach a target size.",
     "On {a} and {b} together: offline text continues here so streaming can be measured.",
 )
 
