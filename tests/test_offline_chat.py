@@ -398,3 +398,21 @@ def test_embeddings_are_unit_deterministic_and_similar_for_similar_texts(sdk):
     assert len(code.data[0].embedding) == 1536
     small = sdk.embeddings.create(model="codestral-embed", inputs=["x"], output_dimension=256, output_dtype="int8")
     assert len(small.data[0].embedding) == 256 and all(-128 <= v <= 127 for v in small.data[0].embedding)
+
+
+def test_schema_values_come_from_the_data_not_the_instruction(sdk):
+    import json
+
+    schema = {"type": "object", "additionalProperties": False, "required": ["product", "price", "stars"],
+              "properties": {"product": {"type": "string"},
+                             "price": {"type": "number", "description": "in euros"},
+                             "stars": {"type": "integer"}}}
+    response = sdk.chat.complete(
+        model="mistral-small-latest",
+        messages=[{"role": "user", "content":
+                   "Extract the fields from this review: Zephyr kettle: 25 euros. 1 star. Broke."}],
+        response_format={"type": "json_schema",
+                         "json_schema": {"name": "r", "schema": schema, "strict": True}},
+    )
+    value = json.loads(response.choices[0].message.content)
+    assert value == {"product": "Zephyr", "price": 25, "stars": 1}

@@ -24,7 +24,7 @@ _NAMEY = frozenset(
     """name firstname lastname fullname surname person author city country company
     organisation organization place location brand team owner customer manager employee
     user username speaker character capital town state region vendor supplier client
-    artist director founder ceo president player winner""".split()
+    artist director founder ceo president player winner product item title model""".split()
 )
 _TEXTY = frozenset("summary description text content comment comments notes note reason explanation answer sentence quote message".split())
 _MAX_RECORDS = 50
@@ -271,6 +271,14 @@ class Filler:
             found = words.numbers(said)
             value = found[0] if found else None
         if value is None:
+            # "4 stars", or "79.99 euros" for a price described as "in euros"
+            hints = [name, *re.findall(r"[a-z]+", str(schema.get("description", "")).lower())]
+            for hint in hints:
+                if hint and len(hint) > 2:
+                    value = words.number_before(hint, record.text)
+                    if value is not None:
+                        break
+        if value is None:
             value = record.next_number()
         low = schema.get("minimum", -math.inf)
         high = schema.get("maximum", math.inf)
@@ -320,4 +328,4 @@ class Filler:
 
 def instance(schema: dict, text: str, rng: random.Random) -> Any:
     """A value valid for `schema`, with its values taken from `text` where possible."""
-    return Filler(schema, rng).make(schema, "", _Record(text))
+    return Filler(schema, rng).make(schema, "", _Record(words.data_part(text)))

@@ -117,6 +117,29 @@ def value_after(label: str, text: str) -> str | None:
     return value or None
 
 
+def number_before(label: str, text: str) -> float | None:
+    """A number written just before the label or its singular: `4 stars`, `79.99 euros`."""
+    word = re.escape(label.replace("_", " ").lower())
+    singular = word[:-1] if word.endswith("s") and len(word) > 3 else word
+    pattern = rf"(-?\d+(?:[.,]\d+)?)\s*(?:{word}|{singular})\b"
+    match = re.search(pattern, text, re.IGNORECASE)
+    return float(match.group(1).replace(",", ".")) if match else None
+
+
+_INSTRUCTION = frozenset(
+    "extract pull parse get find list identify return fields field information details "
+    "following from read give".split()
+)
+
+
+def data_part(text: str) -> str:
+    """The text to take values from: an instruction like `Extract the fields from: ...` dropped."""
+    match = re.match(r"\s*([^:\n]{3,100}):\s*(\S.*)", text, re.DOTALL)
+    if match and set(re.findall(r"[a-z]+", match.group(1).lower())) & _INSTRUCTION:
+        return match.group(2)
+    return text
+
+
 def phrase(text: str, max_words: int = 8) -> str:
     """A short, tidy excerpt of the text."""
     found = re.findall(r"\S+", text.strip())
