@@ -56,6 +56,7 @@ Commands::
     %mistral config              %mistral key [--clear]             %mistral backend
     %mistral tokens TEXT         %mistral schema SPEC [--many]
     %mistral batch list | status ID | cancel ID
+    %mistral meter               %mistral panel                     %mistral chat NAME
 
 Settings (``%config MistralMagics`` lists them)::
 
@@ -148,6 +149,7 @@ class MistralMagics(Magics):
     timeout_s = Float(120.0, help="Seconds before a request times out.").tag(config=True)
     stream = Bool(True, help="Stream answers into the cell.").tag(config=True)
     debug = Bool(False, help="Re-raise errors with their full traceback.").tag(config=True)
+    chat = Unicode("default", help="Chat used when a cell or command gives no -c.").tag(config=True)
     prices = Dict(
         help='Price overrides, USD per 1M tokens: {"model": {"input": 0.5, "output": 1.5}}.'
     ).tag(config=True)
@@ -175,7 +177,7 @@ class MistralMagics(Magics):
     @argument("--max-tokens", type=_positive_int, help="Cap on the answer's tokens.")
     @argument("--seed", type=_positive_int, help="Random seed, for reproducible answers.")
     @argument("-s", "--system", help="System prompt of the chat (kept for its later turns).")
-    @argument("-c", "--chat", default="default", help="Name of the conversation (default: default).")
+    @argument("-c", "--chat", help="Name of the conversation (default: MistralMagics.chat).")
     @argument("--new", action="store_true", help="Start the chat afresh before this cell.")
     @argument("--no-history", action="store_true", help="Send only this cell; not kept in the chat.")
     @argument("-o", "--output", type=_identifier, metavar="VAR", help="Store the result in VAR.")
@@ -216,6 +218,7 @@ class MistralMagics(Magics):
         from .prompt import interpolate
 
         session = self.session
+        args.chat = args.chat or self.chat
         prompt = cell.strip("\n")
         if not args.no_interpolate:
             prompt = interpolate(prompt, self.shell.user_ns)
@@ -303,6 +306,8 @@ class MistralMagics(Magics):
             args = rest
         else:
             args = _parse(parser, rest)
+            if "chat" in args and args.chat is None:
+                args.chat = self.chat
         return self._guard(lambda: getattr(self, f"_cmd_{name}")(args))
 
     def _cmd_history(self, args):
@@ -374,6 +379,21 @@ class MistralMagics(Magics):
             raise UsageError("%mistral tokens needs text, e.g. %mistral tokens How long is this?")
         return count_text(text)
 
+    def _cmd_meter(self, args):
+        from . import widgets
+
+        widgets.show_meter(self.session)
+
+    def _cmd_panel(self, args):
+        from . import widgets
+
+        widgets.show_panel(self)
+
+    def _cmd_chat(self, args):
+        from . import widgets
+
+        widgets.show_chat(self.session, args.name or self.chat)
+
     def _cmd_batch(self, args):
         from . import batch
 
@@ -412,7 +432,7 @@ def _command_parsers() -> dict[str, MagicArgumentParser | None]:
             p.add_argument(*args, **kwargs)
         return p
 
-    chat = (("-c", "--chat"), {"default": "default", "help": "chat name"})
+    chat = (("-c", "--chat"), {"default": None, "help": "chat name (default: MistralMagics.chat)"})
     return {
         "history": parser("history", chat),
         "chats": parser("chats"),
@@ -424,6 +444,9 @@ def _command_parsers() -> dict[str, MagicArgumentParser | None]:
         "backend": parser("backend"),
         "key": parser("key", (("--clear",), {"action": "store_true"})),
         "tokens": None,
+        "meter": parser("meter"),
+        "panel": parser("panel"),
+        "chat": parser("chat", (("name",), {"nargs": "?", "help": "chat name"})),
         "batch": parser(
             "batch", (("action",), {"choices": ["list", "status", "cancel"]}),
             (("job_id",), {"nargs": "?"}),

@@ -108,3 +108,60 @@ def test_notebooks_are_saved_without_outputs():
             if c.cell_type == "code":
                 assert not c.outputs and c.execution_count is None, f"{path.name} has outputs"
 
+
+
+def widget_states(nb) -> dict:
+    return nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+
+
+def widget_of(nb, c) -> dict:
+    """The saved state of the widget a cell displayed."""
+    views = [o for o in c.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert views, f"no widget in {c.source!r}"
+    model_id = views[-1]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+    return widget_states(nb)[model_id]
+
+
+def descendants(nb, model: dict) -> list[dict]:
+    """A widget's saved state and all the widgets inside it."""
+    states = widget_states(nb)
+    out, todo = [], [model]
+    while todo:
+        state = todo.pop()
+        out.append(state)
+        for child in state["state"].get("children", []):
+            todo.append(states[child.removeprefix("IPY_MODEL_")])
+    return out
+
+
+def test_teaching(tmp_path, monkeypatch):
+    nb = execute("teaching.ipynb", tmp_path, monkeypatch)
+    first, meta = answer(cell(nb, "%%mistral -c class -s"))
+    assert "Offline answer" in first and meta["chat"] == "class"
+    follow, _ = answer(cell(nb, "%%mistral -c class\nCan you"))
+    assert "earlier question" in follow and "overfitting" in follow
+    assert text_of(cell(nb, "%mistral history -c class")).count("assistant") >= 2
+    table = text_of(cell(nb, "scientists.sort_values"))
+    assert "Ada Lovelace" in table and "1843" in table and "Grace Hopper" in table
+
+    meter = descendants(nb, widget_of(nb, cell(nb, "%config MistralMagics.budget_usd")))
+    names = {s["model_name"] for s in meter}
+    assert {"FloatProgressModel", "HTMLModel"} <= names
+    bar = next(s for s in meter if s["model_name"] == "FloatProgressModel")["state"]
+    assert 0 < bar["value"] <= bar["max"]  # the calls made after it was shown moved the bar
+    html = " ".join(s["state"].get("value", "") for s in meter if s["model_name"] == "HTMLModel")
+    assert "mistral-small-latest" in html and "$" in html
+
+    panel = descendants(nb, widget_of(nb, cell(nb, "%mistral panel")))
+    dropdown = next(s for s in panel if s["model_name"] == "DropdownModel")["state"]
+    assert any("mistral-small" in label and "$" in label for label in dropdown["_options_labels"])
+    assert any(s["model_name"] == "FloatSliderModel" for s in panel)
+
+    chat = descendants(nb, widget_of(nb, cell(nb, "%mistral chat class")))
+    buttons = {s["state"].get("description") for s in chat if s["model_name"] == "ButtonModel"}
+    assert {"Send", "Stop"} <= buttons
+    assert any(s["model_name"] == "TextareaModel" for s in chat)
+    import json
+
+    assert "overfitting" in json.dumps(chat)  # the panel shows the turns made by the cells
+    assert len(text_of(cell(nb, "%mistral usage")).splitlines()) >= 4

@@ -110,6 +110,20 @@ def _call(tool, text: str, rng: random.Random) -> dict:
             "function": {"name": tool.function.name, "arguments": json.dumps(args, ensure_ascii=False)}}
 
 
+_INTEGER_KEYS = frozenset("year age count number order rank position quantity population stars rating".split())
+_NUMBER_KEYS = frozenset("price amount score cost weight height length distance temperature".split())
+
+
+def _key_schema(key: str) -> dict:
+    """A JSON type guessed from a field's name, so `year` gets a number from the text."""
+    last = key.split("_")[-1]
+    if last in _INTEGER_KEYS:
+        return {"type": "integer"}
+    if last in _NUMBER_KEYS:
+        return {"type": "number"}
+    return {"type": "string"}
+
+
 def _json_object(text: str, rng: random.Random) -> dict:
     """A JSON-mode answer without a schema: records when a list is asked for."""
     named = _FIELD_CUES.search(text)
@@ -118,7 +132,7 @@ def _json_object(text: str, rng: random.Random) -> dict:
         keys = [k.strip().replace(" ", "_").lower() for k in re.split(r",|\band\b", named.group(1))]
         keys = [k for k in keys if k and k.isidentifier()][:8]
     if _LIST_CUES.search(text):
-        props = {k: {"type": "string"} for k in keys or ["name", "description"]}
+        props = {k: _key_schema(k) for k in keys or ["name", "description"]}
         count = next((int(n) for n in words.numbers(text) if n == int(n) and 1 <= n <= 20), None)
         parts = words.segments(text)
         if count and count != len(parts):
@@ -127,7 +141,7 @@ def _json_object(text: str, rng: random.Random) -> dict:
         schema = {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": props}}}}
         return instances.Filler(schema, rng).make(schema, "", instances._Record("\n".join(parts)))
     if keys:
-        schema = {"type": "object", "properties": {k: {"type": "string"} for k in keys}}
+        schema = {"type": "object", "properties": {k: _key_schema(k) for k in keys}}
         return instances.instance(schema, text, rng)
     return {"answer": words.phrase(text, 12), "keywords": words.keywords(text, limit=5),
             "note": "offline answer: generated locally, not by a language model"}
