@@ -438,13 +438,6 @@ def _chat_cards(session) -> list:
     return cards
 
 
-def chat_models(session) -> list[tuple[str, str]]:
-    """(label, id) of the chat models the backend lists, labelled with context and prices."""
-    prices = session.prices
-    return [(model_label(card.id, getattr(card, "max_context_length", None), prices), card.id)
-            for card in _chat_cards(session)]
-
-
 def settings_text(magics) -> str:
     """The panel's settings as text, with how to change them."""
     lines = ["mistral_magic settings:"]
