@@ -697,7 +697,8 @@ async def call_async(session, request: dict, *, backend, estimate, chat: str | N
     """One streamed call on the background loop, put in the ledger exactly once; an `Answer`.
 
     The async twin of `Session.call`: `await client.chat.stream_async(...)`, text
-    passed to `on_text(text_so_far)` as it arrives. A cancel of the task (Stop)
+    passed to `on_text(parts)` (the pieces so far; join them only when showing) as
+    it arrives. A cancel of the task (Stop)
     ends it as ``interrupted`` with the partial text; an error ends it as
     ``error`` with a one-line message. Tokens the server did not report (it only
     does on the last chunk) are counted, then priced. The caller checks the
@@ -727,7 +728,7 @@ async def call_async(session, request: dict, *, backend, estimate, chat: str | N
                             answer.ttft_s = time.perf_counter() - started
                         parts.append(piece)
                         if on_text is not None:
-                            on_text("".join(parts))
+                            on_text(parts)
     except asyncio.CancelledError:
         # Stop: the partial answer is the result; the task ends normally so the
         # turn and the ledger row are written below and the Future gets them.
@@ -843,7 +844,7 @@ class ChatPanel(_View):
         self.session = session
         self.name = name
         self.future = None
-        self.partial = ""
+        self._parts: list[str] = []
         self.last = None  # the last Answer the panel got
         self.updates = 0  # renders of the streaming answer
         self._task: asyncio.Task | None = None
@@ -923,7 +924,7 @@ class ChatPanel(_View):
             self.input.value = ""
         with self._state:
             self._stop_requested = False
-        self._prompt, self._model, self.partial = prompt, request["model"], ""
+        self._prompt, self._model, self._parts = prompt, request["model"], []
         self._render_live(waiting=True)
         self._set_busy(True)
         self.future = session.loop.submit(self._run(request, estimate, backend, prompt))
@@ -987,20 +988,27 @@ class ChatPanel(_View):
             self.history.outputs = tuple(outputs)
             self.title.value = title + "</small>"
 
-    def _on_text(self, text: str) -> None:
-        # On the loop thread, once per chunk: render at a bounded, falling rate.
-        self.partial = text
+    @property
+    def partial(self) -> str:
+        """The answer streamed so far by the running (or last) request."""
+        return "".join(self._parts)
+
+    def _on_text(self, parts: list[str]) -> None:
+        # On the loop thread, once per chunk: render at a bounded, falling rate, and
+        # join the pieces only then (a join per chunk would be quadratic).
+        self._parts = parts
         if time.monotonic() - self._shown_at >= update_interval(self._shown_len):
             self._render_live()
 
     def _render_live(self, waiting: bool = False) -> None:
         with self._lock:
-            answer = "*…waiting for the first token…*" if waiting else self.partial + CURSOR
+            partial = self.partial
+            answer = "*…waiting for the first token…*" if waiting else partial + CURSOR
             self.live.outputs = (
                 _markdown(f"**You**\n\n{self._prompt}", f"You: {self._prompt}"),
                 _markdown(f"**{self._model}**\n\n{answer}", answer),
             )
-            self._shown_at, self._shown_len = time.monotonic(), len(self.partial)
+            self._shown_at, self._shown_len = time.monotonic(), len(partial)
             if not waiting:
                 self.updates += 1
 
