@@ -218,7 +218,17 @@ class BackgroundLoop:
             raise
 
     def stop(self) -> None:
+        """Finish open async generators (streams), then stop and close the loop."""
         with self._lock:
             loop, self._loop = self._loop, None
-        if loop is not None:
-            loop.call_soon_threadsafe(loop.stop)
+            thread, self._thread = self._thread, None
+        if loop is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(5)
+        except Exception:  # a stuck generator must not keep the kernel from unloading
+            pass
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        if not thread.is_alive():
+            loop.close()

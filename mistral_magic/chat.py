@@ -189,5 +189,9 @@ class Chats:
             self._chats.pop(name, None)
 
     def clear(self) -> None:
+        """Empty every chat (views subscribed to a chat see it empty) and forget them."""
         with self._lock:
+            chats = list(self._chats.values())
             self._chats.clear()
+        for chat in chats:
+            chat.reset()

@@ -10,6 +10,7 @@ call finished, failed or was interrupted.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,7 +208,7 @@ class Session:
         """
         answer, failure = self.call(request, chat=chat, view=view, stream=stream, kind=kind)
         if record_turn:
-            self._record_turn(answer, request, chat, cell_id)
+            self.record_turn(answer, request, chat, cell_id)
         if view is not None:
             self._finish_text(view, answer)
         self._raise(failure, answer)
@@ -274,7 +275,7 @@ class Session:
                     except StructuredOutputError as again:
                         error = again
                         answer.status, answer.error = "error", str(again)
-        self._record_turn(answer, request, chat, cell_id)
+        self.record_turn(answer, request, chat, cell_id)
         self.last = answer
         if view is not None:
             if answer.status == "ok":
@@ -331,23 +332,43 @@ class Session:
         try:
             with backend.client.chat.stream(**request) as events:
                 for event in events:
-                    chunk = event.data
-                    if chunk.usage is not None:
-                        answer.prompt_tokens = chunk.usage.prompt_tokens
-                        answer.completion_tokens = chunk.usage.completion_tokens
-                    for choice in chunk.choices:
-                        if choice.finish_reason:
-                            answer.finish_reason = str(choice.finish_reason)
-                        piece = _text_of(choice.delta.content)
-                        if piece:
-                            if answer.ttft_s is None:
-                                answer.ttft_s = time.perf_counter() - started
-                            parts.append(piece)
-                            if view is not None:
-                                view.feed(parts)
+                    if _absorb(event.data, answer, parts, started) and view is not None:
+                        view.feed(parts)
         finally:
             # Whatever arrived is the answer, also when an interrupt or error ends the stream.
             answer.text = "".join(parts)
+
+    async def call_async(self, request: dict, *, backend, estimate, chat=None, on_text=None,
+                         kind: str = "chat") -> Answer:
+        """`call` for the background loop (chat panel): the SDK's async stream, in the ledger once.
+
+        `on_text(parts)` sees the pieces so far. Cancelling the task (Stop) ends the
+        call as interrupted with its partial text; an error ends it as "error" with
+        a one-line message. The caller checks the budget and records the turn.
+        """
+        started = time.perf_counter()
+        answer = Answer(text="", model=request["model"], chat=chat, status="ok", request=request,
+                        backend=backend.kind)
+        parts: list[str] = []
+        try:
+            stream = await backend.client.chat.stream_async(**request)
+            async with stream as events:
+                async for event in events:
+                    if _absorb(event.data, answer, parts, started) and on_text is not None:
+                        on_text(parts)
+        except asyncio.CancelledError:
+            # Stop: the partial answer is the result; the task ends normally so the turn
+            # and the ledger row are written and the caller's Future gets them.
+            answer.status = "interrupted"
+        except Exception as exc:  # SDK, transport or server errors: recorded, one line
+            answer.status = "error"
+            answer.error = user_message(exc, request["model"])
+            await close_error_response(exc)
+        answer.text = "".join(parts)
+        answer.latency_s = time.perf_counter() - started
+        self._account(answer, estimate)
+        self._record_call(answer, chat, kind)
+        return answer
 
     def _complete(self, backend, request, answer) -> None:
         started = time.perf_counter()
@@ -386,12 +407,13 @@ class Session:
             )
         )
 
-    def _record_turn(self, answer: Answer, request: dict, chat: str | None, cell_id) -> None:
+    def record_turn(self, answer: Answer, request: dict, chat: str | None, cell_id):
+        """Put a call's turn in its chat (replacing the cell's earlier turn); returns it."""
         if chat is None:
-            return
+            return None
         user = request["messages"][-1]["content"]
         prompt, images = (user, []) if isinstance(user, str) else _split_content(user)
-        self.chats.get(chat).record(
+        return self.chats.get(chat).record(
             Turn(
                 prompt=prompt, answer=answer.text, cell_id=cell_id, status=answer.status,
                 model=answer.model, prompt_tokens=answer.prompt_tokens,
@@ -450,6 +472,34 @@ class Session:
 
     def close(self) -> None:
         self.loop.stop()
+
+
+def _absorb(chunk, answer: Answer, parts: list[str], started: float) -> bool:
+    """Take one stream chunk into the answer; True when it brought text."""
+    if chunk.usage is not None:
+        answer.prompt_tokens = chunk.usage.prompt_tokens
+        answer.completion_tokens = chunk.usage.completion_tokens
+    brought = False
+    for choice in chunk.choices:
+        if choice.finish_reason:
+            answer.finish_reason = str(choice.finish_reason)
+        piece = _text_of(choice.delta.content)
+        if piece:
+            if answer.ttft_s is None:
+                answer.ttft_s = time.perf_counter() - started
+            parts.append(piece)
+            brought = True
+    return brought
+
+
+async def close_error_response(exc: BaseException) -> None:
+    """Close the response an SDK error left open, so it is not finalised after the loop ends."""
+    response = getattr(exc, "raw_response", None)
+    if response is not None:
+        try:
+            await response.aclose()
+        except Exception:  # already broken: nothing more to release
+            pass
 
 
 def _text_of(content: Any) -> str:

@@ -322,7 +322,7 @@ class Extraction:
         """One chat call with the limiter, 429 pauses, and exactly one ledger row."""
         from mistralai.client import errors
 
-        from .core import _text_of
+        from .core import _text_of, close_error_response
         from .tokens import count_messages
 
         if prompt_tokens is None:
@@ -334,6 +334,7 @@ class Extraction:
             try:
                 response = await backend.client.chat.complete_async(**request, retries=retries)
             except errors.SDKError as exc:
+                await close_error_response(exc)
                 if exc.status_code == 429 and attempt < self.max_retries:
                     attempt += 1
                     limiter.pause(_retry_after(exc))

@@ -692,105 +692,6 @@ class SettingsPanel(_View):
 # -- the chat panel -----------------------------------------------------------------------
 
 
-async def call_async(session, request: dict, *, backend, estimate, chat: str | None = None,
-                     on_text=None, kind: str = "chat"):
-    """One streamed call on the background loop, put in the ledger exactly once; an `Answer`.
-
-    The async twin of `Session.call`: `await client.chat.stream_async(...)`, text
-    passed to `on_text(parts)` (the pieces so far; join them only when showing) as
-    it arrives. A cancel of the task (Stop)
-    ends it as ``interrupted`` with the partial text; an error ends it as
-    ``error`` with a one-line message. Tokens the server did not report (it only
-    does on the last chunk) are counted, then priced. The caller checks the
-    budget first and records the turn.
-    """
-    from .core import Answer, _text_of
-    from .errors import user_message
-
-    started = time.perf_counter()
-    answer = Answer(text="", model=request["model"], chat=chat, status="ok", request=request,
-                    backend=backend.kind)
-    parts: list[str] = []
-    try:
-        stream = await backend.client.chat.stream_async(**request)
-        async with stream as events:
-            async for event in events:
-                chunk = event.data
-                if chunk.usage is not None:
-                    answer.prompt_tokens = chunk.usage.prompt_tokens
-                    answer.completion_tokens = chunk.usage.completion_tokens
-                for choice in chunk.choices:
-                    if choice.finish_reason:
-                        answer.finish_reason = str(choice.finish_reason)
-                    piece = _text_of(choice.delta.content)
-                    if piece:
-                        if answer.ttft_s is None:
-                            answer.ttft_s = time.perf_counter() - started
-                        parts.append(piece)
-                        if on_text is not None:
-                            on_text(parts)
-    except asyncio.CancelledError:
-        # Stop: the partial answer is the result; the task ends normally so the
-        # turn and the ledger row are written below and the Future gets them.
-        answer.status = "interrupted"
-    except Exception as exc:  # SDK, transport or server errors: recorded, shown as one line
-        answer.status = "error"
-        answer.error = user_message(exc, request["model"])
-        await _close_response(exc)
-    answer.text = "".join(parts)
-    answer.latency_s = time.perf_counter() - started
-    settle(session, answer, estimate)
-    record_call(session, answer, kind)
-    return answer
-
-
-async def _close_response(exc: BaseException) -> None:
-    # The SDK raises on an error status with the streamed response still open; left
-    # to the garbage collector, its close would be scheduled on the loop at exit.
-    response = getattr(exc, "raw_response", None)
-    if response is not None:
-        try:
-            await response.aclose()
-        except Exception:  # already broken: nothing more to release
-            pass
-
-
-def settle(session, answer, estimate) -> None:
-    """Fill tokens the server did not report (stops, drops) from counts, then the cost."""
-    from .tokens import count_text
-
-    if answer.status == "error" and not answer.text:
-        answer.prompt_tokens = answer.prompt_tokens or 0
-        answer.completion_tokens = answer.completion_tokens or 0
-    if answer.prompt_tokens is None:
-        answer.prompt_tokens = estimate.prompt_tokens
-    if answer.completion_tokens is None:
-        answer.completion_tokens = count_text(answer.text)
-    answer.cost = session.prices.cost(answer.model, answer.prompt_tokens, answer.completion_tokens)
-
-
-def record_call(session, answer, kind: str = "chat") -> None:
-    """The ledger row of a finished (or stopped, or failed) call."""
-    from .usage import CallRecord
-
-    session.ledger.record(CallRecord(
-        model=answer.model, chat=answer.chat, kind=kind, prompt_tokens=answer.prompt_tokens,
-        completion_tokens=answer.completion_tokens, cost=answer.cost, latency_s=answer.latency_s,
-        ttft_s=answer.ttft_s, status=answer.status, backend=answer.backend, error=answer.error,
-    ))
-
-
-def record_turn(session, answer, prompt: str):
-    """The chat turn of a call, appended to its chat (not tied to a cell)."""
-    from .chat import Turn
-
-    return session.chats.get(answer.chat).record(Turn(
-        prompt=prompt, answer=answer.text, status=answer.status, model=answer.model,
-        prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
-        cost=answer.cost, error=answer.error,
-    ))
-
-
 def _markdown(markdown: str, plain: str) -> dict:
     return {"output_type": "display_data", "metadata": {},
             "data": {"text/markdown": markdown, "text/plain": plain}}
@@ -954,11 +855,11 @@ class ChatPanel(_View):
             self._task = asyncio.current_task()
         status, error = "the request failed unexpectedly (see the log)", True
         try:
-            answer = await call_async(
-                self.session, request, backend=backend, estimate=estimate, chat=self.name,
+            answer = await self.session.call_async(
+                request, backend=backend, estimate=estimate, chat=self.name,
                 on_text=self._on_text,
             )
-            turn = record_turn(self.session, answer, prompt)
+            turn = self.session.record_turn(answer, request, self.name, None)
             self.last = answer
             status, error = _status_line(self.session, answer), answer.status == "error"
             return turn

