@@ -164,18 +164,12 @@ class Session:
         if images:
             content = [{"type": "text", "text": prompt}, *images]
         messages.append({"role": "user", "content": content})
-        request: dict[str, Any] = {"model": model or s.model, "messages": messages}
-        temperature = temperature if temperature is not None else s.temperature
-        max_tokens = max_tokens if max_tokens is not None else s.max_tokens
-        if temperature is not None:
-            request["temperature"] = temperature
-        if max_tokens is not None:
-            request["max_tokens"] = max_tokens
-        if seed is not None:
-            request["random_seed"] = seed
-        if response_format is not None:
-            request["response_format"] = response_format
-        return request
+        return chat_request(
+            model or s.model, messages,
+            temperature=temperature if temperature is not None else s.temperature,
+            max_tokens=max_tokens if max_tokens is not None else s.max_tokens,
+            seed=seed, response_format=response_format,
+        )
 
     def estimate(self, request: dict, batch: bool = False):
         from .usage import estimate_call
@@ -241,7 +235,7 @@ class Session:
         the second answer is not valid either, `StructuredOutputError` keeps the raw text.
         """
         from .errors import StructuredOutputError
-        from .structured import json_records_to_frame, validation_feedback
+        from .structured import json_records_to_frame, reask_request
 
         def parse(text: str):
             if spec is not None:
@@ -262,12 +256,7 @@ class Session:
             try:
                 answer.value = parse(answer.text)
             except StructuredOutputError as exc:
-                retry = dict(request)
-                retry["messages"] = [
-                    *request["messages"],
-                    {"role": "assistant", "content": answer.text},
-                    {"role": "user", "content": validation_feedback(exc)},
-                ]
+                retry = reask_request(request, answer.text, exc)
                 answer, failure = self.call(retry, chat=chat, view=view, stream=stream)
                 if failure is None and answer.status == "ok":
                     try:
@@ -472,6 +461,16 @@ class Session:
 
     def close(self) -> None:
         self.loop.stop()
+
+
+def chat_request(model: str, messages: list[dict], *, temperature=None, max_tokens=None,
+                 seed=None, response_format=None) -> dict:
+    """A chat request body; parameters left as None are not sent (the model's defaults apply)."""
+    request: dict[str, Any] = {"model": model, "messages": messages}
+    optional = {"temperature": temperature, "max_tokens": max_tokens, "random_seed": seed,
+                "response_format": response_format}
+    request.update({k: v for k, v in optional.items() if v is not None})
+    return request
 
 
 def _absorb(chunk, answer: Answer, parts: list[str], started: float) -> bool:

@@ -145,20 +145,14 @@ class Extraction:
         return texts
 
     def _request(self, text: str, temperature, max_tokens, seed) -> dict:
-        request: dict[str, Any] = {
-            "model": self.model,
-            "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}],
-            "response_format": (
-                self.spec.response_format() if self.spec else {"type": "json_object"}
-            ),
-        }
-        if temperature is not None:
-            request["temperature"] = temperature
-        if max_tokens is not None:
-            request["max_tokens"] = max_tokens
-        if seed is not None:
-            request["random_seed"] = seed
-        return request
+        from .core import chat_request
+
+        return chat_request(
+            self.model,
+            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}],
+            temperature=temperature, max_tokens=max_tokens, seed=seed,
+            response_format=self.spec.response_format() if self.spec else {"type": "json_object"},
+        )
 
     def parse(self, text: str) -> dict:
         if self.spec is not None:
@@ -294,14 +288,9 @@ class Extraction:
             try:
                 record = self.parse(text)
             except StructuredOutputError as exc:
-                from .structured import validation_feedback
+                from .structured import reask_request
 
-                retry = dict(request)
-                retry["messages"] = [
-                    *request["messages"],
-                    {"role": "assistant", "content": text},
-                    {"role": "user", "content": validation_feedback(exc)},
-                ]
+                retry = reask_request(request, text, exc)
                 record = self.parse(await self._call(retry, backend, limiter, retries))
         except asyncio.CancelledError:
             raise

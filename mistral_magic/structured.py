@@ -575,6 +575,18 @@ def validation_feedback(error: BaseException | str) -> str:
     )
 
 
+def reask_request(request: dict[str, Any], answer: str, error: BaseException | str) -> dict[str, Any]:
+    """The request again, with the invalid answer and what was wrong with it appended."""
+    return {
+        **request,
+        "messages": [
+            *request["messages"],
+            {"role": "assistant", "content": answer},
+            {"role": "user", "content": validation_feedback(error)},
+        ],
+    }
+
+
 # -- columns ------------------------------------------------------------------------
 
 
