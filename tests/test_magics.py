@@ -307,3 +307,14 @@ def test_empty_cell_and_unknown_command(ip):
         ip.run_line_magic("mistral", "frobnicate")
     with pytest.raises(UsageError, match="needs a command"):
         ip.run_line_magic("mistral", "")
+
+
+def test_terminal_ipython_gets_streamed_plain_text(ip, capsys):
+    from IPython.core.displaypub import DisplayPublisher
+
+    ip.display_pub = DisplayPublisher(shell=ip)  # what terminal IPython has: no display updates
+    run(ip, "%%mistral\nSay something plain.")
+    out = capsys.readouterr().out
+    text = mistral_magic.session().last.text
+    assert out.count(text) == 1  # streamed once, not printed again at the end
+    assert "in /" in out and "offline" in out
