@@ -56,6 +56,7 @@ when a view is built.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import html
@@ -226,7 +227,7 @@ class _Throttle:
                 self._timer = None
 
 
-class _View:
+class _View(abc.ABC):
     """What every view shares: a root widget, a text version, a lock, and cleanup."""
 
     widget: Any = None
@@ -235,8 +236,9 @@ class _View:
         self._lock = threading.RLock()
         self._cleanups: list = []
 
-    def text(self) -> str:  # pragma: no cover - each view defines it
-        raise NotImplementedError
+    @abc.abstractmethod
+    def text(self) -> str:
+        """The view as text: its terminal form and its `text/plain`."""
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs)
