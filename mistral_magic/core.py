@@ -432,7 +432,8 @@ class Session:
         session = f"session {format_cost(totals['cost'])}"
         if not totals.get("cost_known", True):
             session += " + unknown"
-        parts.append(f"{session} over {totals['calls']} calls")
+        calls = totals['calls']
+        parts.append(f"{session} over {calls} call{'' if calls == 1 else 's'}")
         if answer.finish_reason == "length":
             parts.append("cut at max_tokens")
         return " · ".join(parts)
