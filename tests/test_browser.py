@@ -1,0 +1,194 @@
+"""The notebooks in a real JupyterLab, in Chromium: answers stream and render, widgets work.
+
+JupyterLab serves temporary copies of the notebooks on 127.0.0.1 with no API key, so
+every answer comes from the offline server inside the kernel; `browser_lab` has the
+setup (TESTING.md's recipe). Its answers are slowed to about 10 ms per token so that
+streaming has intermediate states to see. Screenshots go to test-artifacts/ (with the
+server log when a test fails) and, with MISTRAL_MAGIC_SCREENSHOTS=1, to
+docs/screenshots/ for the README.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from browser_lab import (
+    NOTEBOOKS,
+    Lab,
+    artifacts_on_failure,
+    browser,
+    chromium,
+    code_cell,
+    open_notebook,
+    run_all,
+    run_new_cell,
+    screenshot,
+    wait_for_run,
+    watch_output,
+    watched_states,
+)
+
+from mistral_magic.core import INTERRUPTED_MARK
+from mistral_magic.display import CURSOR
+
+pytestmark = pytest.mark.browser
+
+STREAMING = {"token_delay_ms": 10}  # a 150-token answer takes ~1.5 s: a dozen updates
+LONG_ANSWER = {"token_delay_ms": 30, "answer_tokens": 3000}  # 90 s unless stopped
+FOOTER = re.compile(r"\d+ in / \d+ out · \$\d")
+TYPESET_HINT = "costs as shown (a '$' pair typeset as LaTeX turns the text between into math)"
+# What a widget shows when its view did not render: its text/plain (ours, or ipywidgets').
+WIDGET_FALLBACKS = ["Loading widget", "VBox(", "HBox(", "FloatProgress(", "Dropdown(",
+                    "mistral_magic usage:", "mistral_magic settings:", "Chat 'class':"]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    chromium()  # skip (or fail in CI) before starting anything
+    server = Lab(tmp_path_factory.mktemp("lab"), faults=STREAMING)
+    try:
+        for path in NOTEBOOKS.glob("*.ipynb"):
+            server.add_notebook(path.name)
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def context(lab, tmp_path_factory):
+    with browser(tmp_path_factory.mktemp("chromium-profile")) as ctx:
+        yield ctx
+
+
+@pytest.fixture
+def notebook(lab, context):
+    """Opens a notebook in a new page; closes it and shuts its kernel down afterwards."""
+    pages = []
+
+    def open_(name: str):
+        pages.append(open_notebook(context, lab, name))
+        return pages[-1]
+
+    yield open_
+    for page in pages:
+        page.close()
+    lab.shutdown_kernels()
+
+
+def assert_no_math(page) -> None:
+    """No output was typeset as LaTeX: a `$` in costs must not start a formula."""
+    typeset = page.locator(".jp-Notebook .jp-OutputArea-output").filter(
+        has=page.locator("mjx-container"))
+    texts = [t[:160] for t in typeset.all_inner_texts()]
+    assert not texts, f"outputs typeset as LaTeX (their '$' read as math delimiters): {texts}"
+
+
+def meter_calls(meter) -> int:
+    found = re.search(r"(\d+) calls?\b", meter.inner_text())
+    assert found, f"no call count in the meter: {meter.inner_text()!r}"
+    return int(found[1])
+
+
+def show_end(output_area, history) -> None:
+    """Bring the chat panel into view with its transcript scrolled to the newest turn."""
+    history.evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    output_area.evaluate("el => el.scrollIntoView({block: 'end'})")
+
+
+def test_quickstart_streams_and_renders(lab, notebook):
+    from playwright.sync_api import expect
+
+    page = notebook("quickstart.ipynb")
+    with artifacts_on_failure(page, lab, "quickstart"):
+        watch_output(page, "Explain the bias-variance")
+        run_all(page)
+        wait_for_run(page, "%mistral config")
+
+        states = watched_states(page)
+        partial = [s for s in states if s.rstrip().endswith(CURSOR.strip())]
+        assert len(set(partial)) >= 3, f"the answer did not stream: {states}"
+        assert len(partial[-1]) > len(partial[0])
+        assert CURSOR.strip() not in states[-1], "the last state is still a partial answer"
+
+        answer = code_cell(page, "Explain the bias-variance").locator(
+            ".jp-RenderedMarkdown").filter(has_text="Offline answer")
+        expect(answer).to_have_count(1)
+        expect(answer.locator("h2")).to_have_count(1)  # the answer's `## ` heading
+        assert not re.search(r"^#+ ", answer.inner_text(), re.M), "raw Markdown left"
+        expect(answer.locator("sub"), TYPESET_HINT).to_have_text(FOOTER)
+        expect(answer.locator("sub"), TYPESET_HINT).to_contain_text("session $")
+
+        follow = code_cell(page, "Now give a one-line example").locator(".jp-RenderedMarkdown")
+        expect(follow).to_contain_text("earlier question")  # the history reached the model
+        expect(follow.locator("sub"), TYPESET_HINT).to_have_text(FOOTER)
+        expect(code_cell(page, "--format code").locator(".jp-RenderedMarkdown pre")).to_have_count(1)
+        assert_no_math(page)
+
+        page.locator(".jp-Notebook .jp-Cell").first.scroll_into_view_if_needed()
+        screenshot(page, "quickstart", readme=True)
+
+
+def test_teaching_widgets_chat_and_stop(lab, notebook):
+    from playwright.sync_api import expect
+
+    if not (NOTEBOOKS / "teaching.ipynb").exists():
+        pytest.skip("teaching.ipynb not yet written")
+    page = notebook("teaching.ipynb")
+    with artifacts_on_failure(page, lab, "teaching"):
+        run_all(page)
+        wait_for_run(page, "%mistral usage")
+
+        meter = code_cell(page, "%mistral meter").locator(".jp-Cell-outputArea")
+        panel = code_cell(page, "%mistral panel").locator(".jp-Cell-outputArea")
+        chat = code_cell(page, "%mistral chat class").locator(".jp-Cell-outputArea")
+        for view in (meter, panel, chat):
+            expect(view.locator(".jupyter-widgets").first).to_be_visible()
+        for text in WIDGET_FALLBACKS:
+            expect(page.locator("body")).not_to_contain_text(text)
+
+        expect(meter.locator(".widget-hprogress .progress-bar")).to_be_visible()
+        expect(meter).to_contain_text(re.compile(r"\d+ calls · .* \$\d"))
+        expect(meter, TYPESET_HINT).to_contain_text(re.compile(r"\$[\d.]+ of \$0\.05 budget"))
+        expect(panel.locator(".widget-dropdown select")).to_be_visible()
+        expect(panel.locator(".widget-dropdown option").filter(
+            has_text=re.compile(r"mistral-small.*\$"))).not_to_have_count(0)
+        expect(panel.locator(".widget-slider")).to_be_visible()
+        assert_no_math(page)
+
+        # The chat panel answers what is typed into it.
+        history = chat.locator(".widget-output").nth(0)
+        live = chat.locator(".widget-output").nth(1)
+        status = chat.locator(".widget-html").last
+        send = chat.get_by_role("button", name="Send")
+        stop = chat.get_by_role("button", name="Stop")
+        answers = history.locator(".jp-RenderedMarkdown").filter(has_text="Offline answer")
+        before = answers.count()
+        assert before >= 1, "the panel shows the turns the `-c class` cells made"
+        calls = meter_calls(meter)
+        chat.locator("textarea").fill("What is a validation set?")
+        send.click()
+        expect(answers).to_have_count(before + 1)
+        expect(history).to_contain_text("What is a validation set?")
+        expect(status).to_contain_text(FOOTER)
+        expect(meter).to_contain_text(f"{calls + 1} calls")  # the panel's call reached the meter
+        show_end(chat, history)
+        screenshot(page, "teaching", readme=True)
+
+        # Stop ends a long answer, keeps it marked interrupted, and the kernel stays usable.
+        run_new_cell(page, "import mistral_magic.backend\n"
+                           f"mistral_magic.backend.offline_server().set_faults({LONG_ANSWER!r})")
+        chat.locator("textarea").fill("Tell me everything about regularisation.")
+        send.click()
+        expect(live).to_contain_text("Offline answer")  # partial text is streaming in
+        expect(live).to_contain_text(CURSOR.strip())
+        stop.click()
+        expect(history).to_contain_text(INTERRUPTED_MARK.strip(" \n*"))
+        expect(status).to_contain_text("interrupted ·")
+        expect(send).to_be_enabled()
+        expect(stop).to_be_disabled()
+        show_end(chat, history)
+        screenshot(page, "teaching-stopped")
+        result = run_new_cell(page, "1+1")
+        expect(result.locator(".jp-OutputArea-output")).to_have_text("2")
