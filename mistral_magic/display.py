@@ -11,6 +11,7 @@ updated, the text is written as it arrives instead.
 
 from __future__ import annotations
 
+import html
 import sys
 import time
 from typing import Any
@@ -19,6 +20,20 @@ CURSOR = " ▍"
 MIN_INTERVAL_S = 0.1
 MAX_INTERVAL_S = 5.0
 CHARS_PER_S = 1500
+
+
+def small(text: str) -> str:
+    """A footer line for Markdown or HTML output.
+
+    JupyterLab reads `$...$` in rendered Markdown as math, which garbles two prices
+    on one line; `mathjax_ignore` keeps the costs as text.
+    """
+    return f"<sub class='mathjax_ignore'>{html.escape(text)}</sub>"
+
+
+def note(text: str) -> str:
+    """An italic one-line note for Markdown output, with its prices kept out of math."""
+    return f"<em class='mathjax_ignore'>{html.escape(text)}</em>"
 
 
 def update_interval(length: int) -> float:
@@ -79,7 +94,7 @@ class StreamView:
         if self.fmt == "text":
             return {"text/plain": plain}
         shown = fence(text) if self.fmt == "code" and "```" not in text else text
-        return {"text/markdown": f"{shown}\n\n<sub>{footer}</sub>", "text/plain": plain}
+        return {"text/markdown": f"{shown}\n\n{small(footer)}", "text/plain": plain}
 
     def start(self, note: str = "") -> None:
         """Show the waiting note the answer will replace."""
@@ -141,13 +156,13 @@ class StreamView:
 
         if hasattr(value, "_repr_html_"):
             bundle = {
-                "text/html": f"{value._repr_html_()}\n<p><sub>{footer}</sub></p>",
+                "text/html": f"{value._repr_html_()}\n<p>{small(footer)}</p>",
                 "text/plain": f"{value!r}\n\n{footer}",
             }
         else:
             text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
             bundle = {
-                "text/markdown": f"{fence(text, 'json')}\n\n<sub>{footer}</sub>",
+                "text/markdown": f"{fence(text, 'json')}\n\n{small(footer)}",
                 "text/plain": f"{text}\n\n{footer}",
             }
         if not self.rich:

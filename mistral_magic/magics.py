@@ -264,7 +264,7 @@ class MistralMagics(Magics):
     def _dry_run(self, request: dict, output: str | None):
         from IPython.display import display
 
-        from .display import fence
+        from .display import fence, small
         from .usage import format_cost, format_tokens
 
         session = self.session
@@ -278,7 +278,7 @@ class MistralMagics(Magics):
             f"{format_cost(estimate.worst_cost)} · {spec.label}"
         )
         display(
-            {"text/markdown": f"{fence(body, 'json')}\n\n<sub>{summary}</sub>",
+            {"text/markdown": f"{fence(body, 'json')}\n\n{small(summary)}",
              "text/plain": f"{body}\n\n{summary}"},
             raw=True,
         )

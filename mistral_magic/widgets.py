@@ -356,7 +356,8 @@ class UsageMeter(_View):
         self.summary = w.HTML()
         self.by_model = w.HTML()
         self.budget_bar = w.FloatProgress(min=0.0, max=1.0, value=0.0, description="budget")
-        self.budget_label = w.Label()
+        # An HTML widget, not a Label: a Label renders "$0.01 of $0.05" as math.
+        self.budget_label = w.HTML()
         self.widget = w.VBox(
             [self.summary, self.by_model, w.HBox([self.budget_bar, self.budget_label])]
         )
@@ -386,7 +387,7 @@ class UsageMeter(_View):
             rows = _model_rows(self.session)
             self.by_model.value = _table(_MODEL_HEADER, rows) if rows else ""
             fraction, label = _budget(self.session, totals["cost"])
-            self.budget_label.value = label
+            self.budget_label.value = html.escape(label)
             if fraction is None:
                 self.budget_bar.layout.display = "none"
             else:

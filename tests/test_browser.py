@@ -133,8 +133,6 @@ def test_quickstart_streams_and_renders(lab, notebook):
 def test_teaching_widgets_chat_and_stop(lab, notebook):
     from playwright.sync_api import expect
 
-    if not (NOTEBOOKS / "teaching.ipynb").exists():
-        pytest.skip("teaching.ipynb not yet written")
     page = notebook("teaching.ipynb")
     with artifacts_on_failure(page, lab, "teaching"):
         run_all(page)
