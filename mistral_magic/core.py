@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import __version__
-from .backend import Backend, BackgroundLoop, key_from_environment, resolve
+from .backend import Backend, BackgroundLoop, key_from_environment, resolve, sdk_request
 from .chat import Chats, Turn
 from .errors import APIError, user_message
 
@@ -319,7 +319,7 @@ class Session:
     def _stream(self, backend, request, answer, view, started) -> None:
         parts: list[str] = []
         try:
-            with backend.client.chat.stream(**request) as events:
+            with backend.client.chat.stream(**sdk_request(request)) as events:
                 for event in events:
                     if _absorb(event.data, answer, parts, started) and view is not None:
                         view.feed(parts)
@@ -340,7 +340,7 @@ class Session:
                         backend=backend.kind)
         parts: list[str] = []
         try:
-            stream = await backend.client.chat.stream_async(**request)
+            stream = await backend.client.chat.stream_async(**sdk_request(request))
             async with stream as events:
                 async for event in events:
                     if _absorb(event.data, answer, parts, started) and on_text is not None:
@@ -361,7 +361,7 @@ class Session:
 
     def _complete(self, backend, request, answer) -> None:
         started = time.perf_counter()
-        response = backend.client.chat.complete(**request)
+        response = backend.client.chat.complete(**sdk_request(request))
         answer.ttft_s = time.perf_counter() - started
         choice = response.choices[0]
         answer.text = _text_of(choice.message.content)

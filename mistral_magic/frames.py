@@ -312,6 +312,7 @@ class Extraction:
         """One chat call with the limiter, 429 pauses, and exactly one ledger row."""
         from mistralai.client import errors
 
+        from .backend import sdk_request
         from .core import _text_of, close_error_response
         from .tokens import count_messages
 
@@ -322,7 +323,8 @@ class Extraction:
             await limiter.acquire(prompt_tokens + (request.get("max_tokens") or 0))
             started = time.perf_counter()
             try:
-                response = await backend.client.chat.complete_async(**request, retries=retries)
+                response = await backend.client.chat.complete_async(**sdk_request(request),
+                                                                   retries=retries)
             except errors.SDKError as exc:
                 await close_error_response(exc)
                 if exc.status_code == 429 and attempt < self.max_retries:
