@@ -208,14 +208,14 @@ class Session:
         self._raise(failure, answer)
         return answer
 
-    def _finish_text(self, view, answer: Answer) -> None:
+    def _finish_text(self, view, answer: Answer, mark: str | None = None) -> None:
         """The final render: the answer, or what arrived before an interrupt or failure."""
         if answer.status == "error" and not answer.text:
             view.clear()
             return
-        marks = {"interrupted": INTERRUPTED_MARK, "error": FAILED_MARK}
-        view.finish(answer.text + marks.get(answer.status, ""), self.footer(answer),
-                    self.provenance(answer))
+        if mark is None:
+            mark = {"interrupted": INTERRUPTED_MARK, "error": FAILED_MARK}.get(answer.status, "")
+        view.finish(answer.text + mark, self.footer(answer), self.provenance(answer))
 
     def ask_structured(
         self,
@@ -270,7 +270,8 @@ class Session:
             if answer.status == "ok":
                 view.finish_value(answer.value, self.footer(answer), self.provenance(answer))
             else:
-                self._finish_text(view, answer)
+                invalid = f"\n\n*⚠ still not valid after one re-ask: {error}*" if error else None
+                self._finish_text(view, answer, invalid)
         if error is not None:
             raise StructuredOutputError(
                 f"{error} (after one re-ask; raw text in mistral_magic.session().last.text)",

@@ -97,15 +97,17 @@ class StreamView:
         return {"text/markdown": f"{shown}\n\n{small(footer)}", "text/plain": plain}
 
     def start(self, note: str = "") -> None:
-        """Show the waiting note the answer will replace."""
+        """Show the waiting note the answer will replace (again in place, for a re-ask)."""
         if not self.rich:
             return
         from IPython.display import display
 
-        self._handle = display(
-            {"text/markdown": note or "*…waiting for the first token…*"}, raw=True, display_id=True
-        )
-        self._shown_at = self.clock()
+        bundle = {"text/markdown": note or "*…waiting for the first token…*"}
+        if self._handle is None:
+            self._handle = display(bundle, raw=True, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True)
+        self._shown_at, self._shown_len = self.clock(), 0
 
     def feed(self, parts: list[str]) -> None:
         """The answer so far, as its pieces; joined only when an update is due.

@@ -203,3 +203,6 @@ def test_schema_cell_reasks_once_then_keeps_raw(ip, magic_server, capsys):
     assert "re-ask" in (out.out + out.err)
     session = mistral_magic.session()
     assert session.last.text and len(session.ledger.records) == 2
+    shown = {m["transient"]["display_id"] for m in ip.display_pub.messages
+             if "data" in m and m["transient"].get("display_id")}
+    assert len(shown) == 1  # the re-ask streamed into the same output
