@@ -2,9 +2,10 @@
 
     python benchmarks/run.py [--quick] [--json PATH]
 
-Prints a table and writes JSON (default benchmarks/results/latest.json), with every
-run's time beside the best one used for a ratio. Nothing here passes or fails on
-speed: the targets are printed beside the figures.
+Prints a table and writes JSON (default benchmarks/results/latest.json) with every
+run's figures. Streams compare each %%mistral run with the SDK run just before it
+(median of the paired ratios); the extraction takes the better of two runs. Nothing
+here passes or fails on speed: the targets are printed beside the figures.
 """
 
 from __future__ import annotations
