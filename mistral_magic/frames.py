@@ -114,7 +114,9 @@ class Extraction:
         self.requests = [
             self._request(text, temperature, max_tokens, seed) for text in self._prompts(prompt)
         ]
-        url = session.backend.url
+        # Resolved once: the backend property re-reads the key (environment, .env) each time.
+        self.backend = session.backend
+        url = self.backend.url
         self.keys = [
             hashlib.sha256(json.dumps([url, r], sort_keys=True, default=str).encode()).hexdigest()
             for r in self.requests
@@ -238,7 +240,7 @@ class Extraction:
         self._estimate_and_check(pending, batch=False)
         if not pending:
             return self.frame()
-        backend = self.session.backend
+        backend = self.backend
         from .backend import retry_config
         from .limiter import RateLimiter
 
@@ -356,7 +358,7 @@ class Extraction:
             CallRecord(
                 model=self.model, kind="batch" if batch else "extract", chat=None,
                 prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost,
-                latency_s=latency, status=status, backend=self.session.backend.kind,
+                latency_s=latency, status=status, backend=self.backend.kind,
                 batch=batch, error=error,
             )
         )
@@ -371,12 +373,12 @@ class Extraction:
         self._estimate_and_check(pending, batch=True)
         if not pending:
             return self.frame()
-        client = self.session.backend.client
+        client = self.backend.client
         lines = []
         for i in pending:
             body = {k: v for k, v in self.requests[i].items() if k != "model"}
             lines.append({"custom_id": str(i), "body": body})
-        key = batch.requests_key(self.session.backend.url, self.model, lines)
+        key = batch.requests_key(self.backend.url, self.model, lines)
         job_id = self.session.batch_jobs.get(key)
         if job_id is None:
             job_id = batch.submit(client, self.model, lines)
