@@ -76,7 +76,7 @@ class StreamView:
 
         from . import render
 
-        bundle = render.markdown(note or "*…waiting for the first token…*")
+        bundle = render.partial(note or "*…waiting for the first token…*")
         if self._handle is None:
             self._handle = display(bundle, raw=True, display_id=True)
         else:
