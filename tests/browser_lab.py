@@ -337,9 +337,9 @@ def watch_render_problems(page) -> None:
 
 
 def render_problems(page) -> list[str]:
-    """What `watch_render_problems` noted, and what the rendered outputs hold now."""
+    """What the rendered outputs hold now, and what `watch_render_problems` noted before."""
     now = page.evaluate(_RENDER_PROBLEMS)
-    return sorted(set(page.evaluate("window.__renderProblems") + now))
+    return sorted(set(page.evaluate("window.__renderProblems || []") + now))
 
 
 # -- artifacts ---------------------------------------------------------------------------

@@ -133,6 +133,7 @@ def test_quickstart_streams_and_renders(lab, notebook):
         expect(follow.locator("sub"), TYPESET_HINT).to_have_text(FOOTER)
         expect(code_cell(page, "--format code").locator(".jp-RenderedHTMLCommon pre")).to_have_count(1)
         assert_no_math(page)
+        assert not render_problems(page)
 
         page.locator(".jp-Notebook .jp-Cell").first.scroll_into_view_if_needed()
         screenshot(page, "quickstart", readme=True)
@@ -198,6 +199,7 @@ def test_teaching_widgets_chat_and_stop(lab, notebook):
         screenshot(page, "teaching-stopped")
         result = run_new_cell(page, "1+1")
         expect(result.locator(".jp-OutputArea-output")).to_have_text("2")
+        assert not render_problems(page)
 
 
 # -- model text never runs in the page ---------------------------------------------------------

@@ -206,14 +206,9 @@ def test_chat_panel_renders_prompt_answer_title_and_status_inert(ip):
     session = mistral_magic.session()
     run(ip, f"%%mistral -c xss -s '{TEXTS[3]}' --no-interpolate\n{TEXTS[0]}")
     panel = widgets.ChatPanel(session, "xss")
-    parts = []
-    original = panel._render_live
-
-    def spy(waiting: bool = False) -> None:
-        original(waiting)
-        parts.extend(out["data"]["text/html"] for out in panel.live.outputs)
-
-    panel._render_live = spy
+    parts = []  # every state of the live answer, as the front end was sent it
+    panel.live.observe(lambda change: parts.extend(out["data"]["text/html"] for out in change["new"]),
+                       names="outputs")
     panel.send(CORPUS).result(30)
     try:
         assert parts, "the live answer was rendered"
