@@ -111,7 +111,8 @@ def line(text: str, *, lead: str = "", minor: bool = False, tone: str | None = N
     """One line of a widget's HTML value: an optional bold lead, then escaped text.
 
     ipywidgets puts an `HTML` widget's value into the page as it is, so everything
-    outside the fixed markup is escaped. `minor` sets it in small type; `tone` is "error" or "muted".
+    outside the fixed markup is escaped. `minor` sets it in small type; `tone` is
+    "error" or "muted".
     """
     color = {"error": "#b00", "muted": "#666"}.get(tone or "")
     style = f' style="color:{color}"' if color else ""

@@ -158,6 +158,16 @@ def test_notes_code_and_widget_pieces_escape_their_text():
     assert "class=" not in render.code("{}", 'json" onclick="x')["text/html"].split("<pre>")[1]
 
 
+def test_a_structured_result_frame_is_escaped_by_pandas():
+    import pandas as pd
+
+    values = pd.DataFrame({TEXTS[0]: TEXTS[:5]}, index=pd.Index(TEXTS[5:10], name=TEXTS[10]))
+    bundle = render.frame(values, "footer $0.01")
+    assert_inert(bundle["text/html"], allow_style=True, allow_tags={"style"})  # pandas' own
+    assert "&lt;script&gt;window.__xss2=1&lt;/script&gt;" in bundle["text/html"]
+    assert bundle["text/html"].startswith('<div class="mistral-magic mathjax_ignore">')
+
+
 # -- every place that shows outside text --------------------------------------------------------
 
 
