@@ -132,7 +132,9 @@ class Session:
         self._notices.add(name)
         from IPython.display import display
 
-        display({"text/markdown": f"*{text}*", "text/plain": text}, raw=True)
+        from .render import markdown
+
+        display(markdown(f"*{text}*", plain=text), raw=True)
 
     # -- requests ----------------------------------------------------------------
 

@@ -4,36 +4,24 @@ While text streams in, the handle is updated at most every `interval(len)` secon
 an interval that grows with the text (0.1 s at first, one second per 1,500
 characters later, at most 5 s), so the bytes sent to the front end stay bounded per
 second and a small multiple of the answer at full speed. The final state is
-rendered once: Markdown (or code / text) with `text/plain` beside it, and output
-metadata with the answer's provenance. In a terminal, where a display cannot be
-updated, the text is written as it arrives instead.
+rendered once: sanitised HTML made from the Markdown (or code) by `render`, which
+partial updates go through too, with `text/plain` beside it and output metadata
+with the answer's provenance. In a terminal, where a display cannot be updated,
+the text is written as it arrives instead.
 """
 
 from __future__ import annotations
 
-import html
 import sys
 import time
 from typing import Any
+
+from .render import fence
 
 CURSOR = " ▍"
 MIN_INTERVAL_S = 0.1
 MAX_INTERVAL_S = 5.0
 CHARS_PER_S = 1500
-
-
-def small(text: str) -> str:
-    """A footer line for Markdown or HTML output.
-
-    JupyterLab reads `$...$` in rendered Markdown as math, which garbles two prices
-    on one line; `mathjax_ignore` keeps the costs as text.
-    """
-    return f"<sub class='mathjax_ignore'>{html.escape(text)}</sub>"
-
-
-def note(text: str) -> str:
-    """An italic one-line note for Markdown output, with its prices kept out of math."""
-    return f"<em class='mathjax_ignore'>{html.escape(text)}</em>"
 
 
 def update_interval(length: int) -> float:
@@ -47,26 +35,6 @@ def can_update_displays(shell) -> bool:
 
     publisher = getattr(shell, "display_pub", None)
     return publisher is not None and type(publisher) is not DisplayPublisher
-
-
-def fence(text: str, language: str = "") -> str:
-    """Text inside a Markdown code fence long enough not to be closed by the text."""
-    longest = max((len(run) for run in _backtick_runs(text)), default=0)
-    ticks = "`" * max(3, longest + 1)
-    return f"{ticks}{language}\n{text}\n{ticks}"
-
-
-def _backtick_runs(text: str):
-    run = 0
-    for ch in text:
-        if ch == "`":
-            run += 1
-        else:
-            if run:
-                yield "`" * run
-            run = 0
-    if run:
-        yield "`" * run
 
 
 class StreamView:
@@ -87,14 +55,18 @@ class StreamView:
     def _partial(self, text: str) -> dict:
         if self.fmt == "text":
             return {"text/plain": text + CURSOR}
-        return {"text/markdown": text + CURSOR}
+        from . import render
+
+        return render.partial(text + CURSOR)
 
     def _final(self, text: str, footer: str) -> dict:
         plain = f"{text}\n\n{footer}"
         if self.fmt == "text":
             return {"text/plain": plain}
+        from . import render
+
         shown = fence(text) if self.fmt == "code" and "```" not in text else text
-        return {"text/markdown": f"{shown}\n\n{small(footer)}", "text/plain": plain}
+        return render.markdown(shown, footer, plain=plain)
 
     def start(self, note: str = "") -> None:
         """Show the waiting note the answer will replace (again in place, for a re-ask)."""
@@ -102,7 +74,9 @@ class StreamView:
             return
         from IPython.display import display
 
-        bundle = {"text/markdown": note or "*…waiting for the first token…*"}
+        from . import render
+
+        bundle = render.partial(note or "*…waiting for the first token…*")
         if self._handle is None:
             self._handle = display(bundle, raw=True, display_id=True)
         else:
@@ -156,17 +130,13 @@ class StreamView:
         """Render a parsed result (a DataFrame or a dict) in place of the streamed JSON."""
         import json
 
+        from . import render
+
         if hasattr(value, "_repr_html_"):
-            bundle = {
-                "text/html": f"{value._repr_html_()}\n<p>{small(footer)}</p>",
-                "text/plain": f"{value!r}\n\n{footer}",
-            }
+            bundle = render.frame(value, footer)
         else:
             text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
-            bundle = {
-                "text/markdown": f"{fence(text, 'json')}\n\n{small(footer)}",
-                "text/plain": f"{text}\n\n{footer}",
-            }
+            bundle = render.code(text, "json", footer)
         if not self.rich:
             sys.stdout.write("\n" + bundle["text/plain"] + "\n")
             return

@@ -191,7 +191,7 @@ class Extraction:
     def _estimate_and_check(self, pending: list[int], batch: bool) -> None:
         from IPython.display import display
 
-        from .display import note
+        from .render import note
         from .usage import Estimate, format_cost, format_tokens
 
         estimates = [self.session.estimate(self.requests[i], batch=batch) for i in pending]
@@ -210,7 +210,7 @@ class Extraction:
         how = "through the Batch API (half price)" if batch else "row by row"
         if not pending:
             line = f"All {cached:,} rows are already done (from the cache); nothing to send."
-            display({"text/plain": line, "text/markdown": note(line)}, raw=True)
+            display(note(line), raw=True)
             return
         line = (
             f"Extracting {len(pending):,} rows {how} with {self.model}"
@@ -218,7 +218,7 @@ class Extraction:
             + f": {format_tokens(prompt)} prompt tokens ({format_cost(total.prompt_cost)}), "
             f"worst case {format_cost(total.worst_cost)}."
         )
-        display({"text/plain": line, "text/markdown": note(line)}, raw=True)
+        display(note(line), raw=True)
         self.session.check_budget(total)
 
     def _bar(self, total: int, done: int):

@@ -66,13 +66,15 @@ Settings (``%config MistralMagics`` lists them)::
 
 
 class Note(str):
-    """A message that is a value: shown without quotes, as Markdown in Jupyter."""
+    """A message that is a value: shown without quotes, as rendered Markdown in Jupyter."""
 
     def __repr__(self) -> str:
         return str(self)
 
-    def _repr_markdown_(self) -> str:
-        return str(self)
+    def _repr_html_(self) -> str:
+        from .render import block
+
+        return block(self)
 
 
 def _with_doc(doc: str):
@@ -264,7 +266,7 @@ class MistralMagics(Magics):
     def _dry_run(self, request: dict, output: str | None):
         from IPython.display import display
 
-        from .display import fence, small
+        from . import render
         from .usage import format_cost, format_tokens
 
         session = self.session
@@ -277,11 +279,7 @@ class MistralMagics(Magics):
             f"{format_tokens(estimate.max_completion_tokens)} answer tokens: "
             f"{format_cost(estimate.worst_cost)} · {spec.label}"
         )
-        display(
-            {"text/markdown": f"{fence(body, 'json')}\n\n{small(summary)}",
-             "text/plain": f"{body}\n\n{summary}"},
-            raw=True,
-        )
+        display(render.code(body, "json", summary), raw=True)
         if output:
             self.shell.user_ns[output] = request
         return None
@@ -410,7 +408,7 @@ class MistralMagics(Magics):
         from .structured import SchemaSpec
 
         spec = SchemaSpec.from_spec(args.spec, self.shell.user_ns)
-        from .display import fence
+        from .render import fence
 
         body = json.dumps(spec.response_format(many=args.many), indent=2)
         return Note(fence(body, "json"))

@@ -29,7 +29,7 @@ or from Python, where each view is an object with its widgets as attributes::
     `MistralMagics` traits are kept equal both ways: ``%config MistralMagics.model
     = ...`` moves the dropdown, and the dropdown is what ``%config`` then shows.
 `ChatPanel(session, name)`
-    The transcript of a named chat (Markdown, rendered by the front end), an input
+    The transcript of a named chat (Markdown, made safe HTML by `render`), an input
     box, Send and Stop. A request runs on the session's background loop through the
     SDK's async stream, so the kernel stays free; the answer streams in at a
     bounded rate; the turn goes into the same `Chat` that ``%%mistral -c NAME``
@@ -59,13 +59,13 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import html
 import threading
 import time
 import warnings
 import weakref
 from typing import Any
 
+from . import render
 from .display import CURSOR, update_interval
 
 DEFAULT_CHAT = "default"
@@ -261,20 +261,6 @@ def _close_tree(widget) -> None:
     widget.close()
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    """A small HTML table; every cell escaped (model names come from the server)."""
-
-    def cells(tag, values, align_first_left=True):
-        out = []
-        for i, value in enumerate(values):
-            align = "left" if i == 0 and align_first_left else "right"
-            out.append(f'<{tag} style="text-align:{align};padding:0 .6em">{html.escape(value)}</{tag}>')
-        return "".join(out)
-
-    body = "".join(f"<tr>{cells('td', row)}</tr>" for row in rows)
-    return f"<table><thead><tr>{cells('th', header)}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = []
@@ -383,11 +369,11 @@ class UsageMeter(_View):
         with self._lock:
             totals = self.session.ledger.totals()
             self.totals = totals
-            self.summary.value = f"<b>mistral_magic</b> · {html.escape(_summary(totals))}"
+            self.summary.value = render.line(f"· {_summary(totals)}", lead="mistral_magic")
             rows = _model_rows(self.session)
-            self.by_model.value = _table(_MODEL_HEADER, rows) if rows else ""
+            self.by_model.value = render.table(_MODEL_HEADER, rows) if rows else ""
             fraction, label = _budget(self.session, totals["cost"])
-            self.budget_label.value = html.escape(label)
+            self.budget_label.value = render.line(label)
             if fraction is None:
                 self.budget_bar.layout.display = "none"
             else:
@@ -683,10 +669,10 @@ class SettingsPanel(_View):
             label = self.session.backend_spec().label
         except Exception as exc:  # a broken backend setting: show it rather than fail
             label = f"unusable: {exc}"
-        self.backend_label.value = f"<small>backend: {html.escape(label)}</small>"
+        self.backend_label.value = render.line(f"backend: {label}", minor=True)
 
     def _error(self, text: str) -> None:
-        self.message.value = f'<span style="color:#b00">{html.escape(text)}</span>' if text else ""
+        self.message.value = render.line(text, tone="error") if text else ""
 
     def text(self) -> str:
         return settings_text(self.magics)
@@ -696,12 +682,11 @@ class SettingsPanel(_View):
 
 
 def _markdown(markdown: str, plain: str) -> dict:
-    return {"output_type": "display_data", "metadata": {},
-            "data": {"text/markdown": markdown, "text/plain": plain}}
+    return render.output(render.markdown(markdown, plain=plain))
 
 
 def _turn_outputs(turn) -> list[dict]:
-    """A turn as two Markdown outputs: the prompt, then the answer with how it ended."""
+    """A turn as two outputs rendered from Markdown: the prompt, then the answer and its end."""
     from .core import FAILED_MARK, INTERRUPTED_MARK
 
     user = _markdown(f"**You**\n\n{turn.prompt}", f"You: {turn.prompt}")
@@ -737,7 +722,7 @@ class ChatPanel(_View):
 
     `send(text)` returns a `concurrent.futures.Future` of the recorded `Turn` at
     once; `stop()` cancels the running request; `wait(timeout)` returns the Turn.
-    Widgets: `history` and `live` (Output, Markdown), `input` (Textarea),
+    Widgets: `history` and `live` (Output, rendered Markdown), `input` (Textarea),
     `send_button`, `stop_button`, `status` (HTML).
     """
 
@@ -759,7 +744,7 @@ class ChatPanel(_View):
         self._prompt = ""
         self._model = ""
 
-        self.title = w.HTML(f"<b>chat</b> {html.escape(name)}")
+        self.title = w.HTML(render.line(name, lead="chat"))
         self.history = w.Output(layout=w.Layout(max_height="32em", overflow="auto"))
         self.live = w.Output()
         self.input = w.Textarea(placeholder="Ask… (Send, or panel.send(text))",
@@ -885,12 +870,12 @@ class ChatPanel(_View):
         """Render the chat's turns (called after every change to the chat)."""
         chat = self.chat
         outputs = [out for turn in list(chat.turns) for out in _turn_outputs(turn)]
-        title = f"<b>chat</b> {html.escape(self.name)} <small>· {len(chat.turns)} turns"
+        details = f"{self.name} · {len(chat.turns)} turns"
         if chat.system:
-            title += f" · system: {html.escape(chat.system[:120])}"
+            details += f" · system: {chat.system[:120]}"
         with self._lock:
             self.history.outputs = tuple(outputs)
-            self.title.value = title + "</small>"
+            self.title.value = render.line(details, lead="chat")
 
     @property
     def partial(self) -> str:
@@ -927,8 +912,7 @@ class ChatPanel(_View):
         self.stop_button.disabled = not busy
 
     def _status(self, text: str, error: bool = False) -> None:
-        style = "color:#b00" if error else "color:#666"
-        self.status.value = f'<small style="{style}">{html.escape(text)}</small>'
+        self.status.value = render.line(text, minor=True, tone="error" if error else "muted")
 
     def text(self) -> str:
         return chat_text(self.session, self.name)

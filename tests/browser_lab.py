@@ -117,6 +117,18 @@ class Lab:
         """A temporary copy of notebooks/`name` to serve (Lab may autosave into it)."""
         return Path(shutil.copy(NOTEBOOKS / name, self.root / name))
 
+    def write_notebook(self, name: str, sources: list[str]) -> Path:
+        """A notebook of code cells made by a test (one that users never open)."""
+        import nbformat
+
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                     "language": "python"}
+        path = self.root / name
+        nbformat.write(nb, path)
+        return path
+
     def wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -272,6 +284,62 @@ def run_new_cell(page, code: str):
     page.keyboard.press("Shift+Enter")
     cell.locator(".jp-InputArea-prompt").filter(has_text=re.compile(r"\[\d+\]")).wait_for()
     return cell
+
+
+# -- what rendered outputs may hold ------------------------------------------------------
+
+_RENDER_PROBLEMS = """() => {
+    // Rendered outputs only: Lab's own UI (toolbar icons, widget inputs) is not model text.
+    const scopes = document.querySelectorAll(
+        '.jp-OutputArea-output .jp-RenderedHTMLCommon, .jp-OutputArea-output .widget-html-content');
+    const forbidden = new Set(['script', 'iframe', 'frame', 'frameset', 'svg', 'math', 'object',
+        'embed', 'form', 'img', 'link', 'meta', 'base', 'input', 'textarea', 'button', 'select',
+        'video', 'audio', 'source', 'details', 'template', 'marquee', 'applet']);
+    const urls = new Set(['href', 'src', 'action', 'formaction', 'data', 'xlink:href', 'poster',
+        'background', 'srcset', 'cite']);
+    const bad = [];
+    for (const scope of scopes) {
+        for (const el of [scope, ...scope.querySelectorAll('*')]) {
+            const tag = el.tagName.toLowerCase();
+            // MathJax's own accessible copy of a typeset formula is MathML.
+            if (forbidden.has(tag) && !(tag === 'math' && el.closest('mjx-container'))) {
+                bad.push(`<${tag}>`);
+            }
+            if (tag === 'style' && /__xss|javascript|expression/i.test(el.textContent)) {
+                bad.push(`<style>${el.textContent.slice(0, 80)}`);
+            }
+            for (const attr of el.attributes) {
+                const name = attr.name.toLowerCase();
+                const value = attr.value.replace(/[\\x00-\\x20\\x7f]/g, '').toLowerCase();
+                const scheme = /^([^/?#]*):/.exec(value);
+                if (name.startsWith('on') || name === 'srcdoc') bad.push(`<${tag} ${name}>`);
+                else if (urls.has(name) && scheme && !['http', 'https', 'mailto'].includes(scheme[1]))
+                    bad.push(`<${tag} ${name}=${attr.value.slice(0, 80)}>`);
+                else if (name === 'style' && /__xss|javascript|expression|url\\(/.test(value))
+                    bad.push(`<${tag} style=${attr.value.slice(0, 80)}>`);
+            }
+        }
+    }
+    return bad;
+}"""
+
+
+def watch_render_problems(page) -> None:
+    """From now on, note anything live that appears in a rendered output, even for a moment."""
+    page.evaluate(f"""() => {{
+        const check = {_RENDER_PROBLEMS};
+        const seen = window.__renderProblems = [];
+        new MutationObserver(() => {{
+            for (const problem of check()) if (!seen.includes(problem)) seen.push(problem);
+        }}).observe(document.querySelector('.jp-Notebook'),
+                    {{childList: true, subtree: true, attributes: true}});
+    }}""")
+
+
+def render_problems(page) -> list[str]:
+    """What the rendered outputs hold now, and what `watch_render_problems` noted before."""
+    now = page.evaluate(_RENDER_PROBLEMS)
+    return sorted(set(page.evaluate("window.__renderProblems || []") + now))
 
 
 # -- artifacts ---------------------------------------------------------------------------

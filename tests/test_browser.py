@@ -10,24 +10,30 @@ docs/screenshots/ for the README.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 
 import pytest
 from browser_lab import (
     NOTEBOOKS,
+    ROOT,
     Lab,
     artifacts_on_failure,
     browser,
     chromium,
     code_cell,
     open_notebook,
+    render_problems,
     run_all,
     run_new_cell,
     screenshot,
     wait_for_run,
     watch_output,
+    watch_render_problems,
     watched_states,
 )
+from xss_corpus import CORPUS, FLAGS, PAYLOADS
 
 from mistral_magic.core import INTERRUPTED_MARK
 from mistral_magic.display import CURSOR
@@ -36,7 +42,8 @@ pytestmark = pytest.mark.browser
 
 STREAMING = {"token_delay_ms": 10}  # a 150-token answer takes ~1.5 s: a dozen updates
 LONG_ANSWER = {"token_delay_ms": 30, "answer_tokens": 3000}  # 90 s unless stopped
-FOOTER = re.compile(r"\d+ in / \d+ out · \$\d")
+# A call's own cost, never "$0.00": three significant digits below a dollar.
+FOOTER = re.compile(r"\d+ in / \d+ out · \$(?:0\.0*[1-9]\d*|[1-9][\d,]*\.\d\d)\b")
 TYPESET_HINT = "costs as shown (a '$' pair typeset as LaTeX turns the text between into math)"
 # What a widget shows when its view did not render: its text/plain (ours, or ipywidgets').
 WIDGET_FALLBACKS = ["Loading widget", "VBox(", "HBox(", "FloatProgress(", "Dropdown(",
@@ -50,6 +57,7 @@ def lab(tmp_path_factory):
     try:
         for path in NOTEBOOKS.glob("*.ipynb"):
             server.add_notebook(path.name)
+        server.write_notebook(XSS_NOTEBOOK, xss_cells())
         server.wait_ready()
         yield server
     finally:
@@ -113,18 +121,19 @@ def test_quickstart_streams_and_renders(lab, notebook):
         assert CURSOR.strip() not in states[-1], "the last state is still a partial answer"
 
         answer = code_cell(page, "Explain the bias-variance").locator(
-            ".jp-RenderedMarkdown").filter(has_text="Offline answer")
+            ".jp-RenderedHTMLCommon").filter(has_text="Offline answer")
         expect(answer).to_have_count(1)
         expect(answer.locator("h2")).to_have_count(1)  # the answer's `## ` heading
         assert not re.search(r"^#+ ", answer.inner_text(), re.M), "raw Markdown left"
         expect(answer.locator("sub"), TYPESET_HINT).to_have_text(FOOTER)
         expect(answer.locator("sub"), TYPESET_HINT).to_contain_text("session $")
 
-        follow = code_cell(page, "Now give a one-line example").locator(".jp-RenderedMarkdown")
+        follow = code_cell(page, "Now give a one-line example").locator(".jp-RenderedHTMLCommon")
         expect(follow).to_contain_text("earlier question")  # the history reached the model
         expect(follow.locator("sub"), TYPESET_HINT).to_have_text(FOOTER)
-        expect(code_cell(page, "--format code").locator(".jp-RenderedMarkdown pre")).to_have_count(1)
+        expect(code_cell(page, "--format code").locator(".jp-RenderedHTMLCommon pre")).to_have_count(1)
         assert_no_math(page)
+        assert not render_problems(page)
 
         page.locator(".jp-Notebook .jp-Cell").first.scroll_into_view_if_needed()
         screenshot(page, "quickstart", readme=True)
@@ -161,7 +170,7 @@ def test_teaching_widgets_chat_and_stop(lab, notebook):
         status = chat.locator(".widget-html").last
         send = chat.get_by_role("button", name="Send")
         stop = chat.get_by_role("button", name="Stop")
-        answers = history.locator(".jp-RenderedMarkdown").filter(has_text="Offline answer")
+        answers = history.locator(".jp-RenderedHTMLCommon").filter(has_text="Offline answer")
         before = answers.count()
         assert before >= 1, "the panel shows the turns the `-c class` cells made"
         calls = meter_calls(meter)
@@ -190,3 +199,124 @@ def test_teaching_widgets_chat_and_stop(lab, notebook):
         screenshot(page, "teaching-stopped")
         result = run_new_cell(page, "1+1")
         expect(result.locator(".jp-OutputArea-output")).to_have_text("2")
+        assert not render_problems(page)
+
+
+# -- model text never runs in the page ---------------------------------------------------------
+
+XSS_NOTEBOOK = "xss.ipynb"
+SYSTEM_FLAG, SYSTEM = "__xss0", "<img src=x onerror=window.__xss0=1>"
+PRICES_PROMPT = "Prices $5 and $10; energy $E=mc^2$ and $$\\int_0^1 x\\,dx$$"
+
+
+def quotable_prompts(limit: int = 10) -> list[str]:
+    """The payloads packed into prompts of at most `limit` words (what the offline model quotes)."""
+    prompts: list[list[str]] = [[]]
+    for _, text in PAYLOADS:
+        if prompts[-1] and len(" ".join(prompts[-1] + [text]).split()) > limit:
+            prompts.append([])
+        prompts[-1].append(text)
+    return [" ".join(group) for group in prompts]
+
+
+def xss_cells() -> list[str]:
+    """The corpus through a --no-history cell, a chat's cell (then history) and the chat panel."""
+    return [
+        "%load_ext mistral_magic",
+        "import json\nimport mistral_magic\nimport mistral_magic.backend\n\n"
+        "# Fast enough for many answers, slow enough for streamed updates.\n"
+        "mistral_magic.backend.offline_server().set_faults({'token_delay_ms': 2})\n"
+        f"PROMPTS = {quotable_prompts()!r}",
+        "for prompt in PROMPTS:\n"
+        "    get_ipython().run_cell_magic('mistral', '--no-history --no-interpolate', prompt)",
+        f"%%mistral -c xss -s '{SYSTEM}' --no-interpolate\n{CORPUS}",
+        f"%%mistral --no-history\n{PRICES_PROMPT}",
+        "records = mistral_magic.session().ledger.records\n"
+        "print(json.dumps({'model': records[-1].model, 'in': records[-1].prompt_tokens,\n"
+        "                  'out': records[-1].completion_tokens, 'calls': len(records),\n"
+        "                  'session': sum(r.cost for r in records)}))",
+        "%mistral chat xss",
+    ]
+
+
+def list_price(model: str) -> dict:
+    """The model's list price, read from the price file itself (not through the package)."""
+    models = json.loads((ROOT / "mistral_magic" / "prices.json").read_text())["models"]
+    for name, price in models.items():
+        if model == name or model in price.get("aliases", []):
+            return price
+    raise AssertionError(f"{model} has no list price")
+
+
+def assert_cost_shown(shown: str, expected: float) -> None:
+    """A cost as the footer shows it: three significant digits, so within half a unit of the third."""
+    assert expected > 0
+    value = float(shown.replace(",", ""))
+    half_unit = 0.5 * 10 ** (math.floor(math.log10(expected)) - 2)
+    assert abs(value - expected) <= half_unit * 1.001, f"${shown} shown, ${expected:.8f} spent"
+
+
+def test_model_text_never_runs_in_the_page(lab, notebook):
+    from playwright.sync_api import expect
+
+    page = notebook(XSS_NOTEBOOK)
+    with artifacts_on_failure(page, lab, "xss"):
+        watch_render_problems(page)
+        run_all(page)
+        wait_for_run(page, "%mistral chat xss")
+
+        # 1. A --no-history cell: every payload came back in an answer and shows as text.
+        answers = code_cell(page, "for prompt in PROMPTS").locator(
+            ".jp-RenderedHTMLCommon").filter(has_text="Offline answer from")
+        expect(answers).to_have_count(len(quotable_prompts()))
+        shown = " ".join(answers.all_inner_texts())
+        for text in ('<img src=x onerror="window.__xss1=1">', "<script>window.__xss2=1</script>",
+                     "<svg onload=window.__xss3=1></svg>", "<IMG SRC=x OnErRoR=window.__xss15=1>"):
+            assert text in shown, f"{text!r} is not shown as text"
+
+        # 2. Prices stay text, formulas are typeset, and the footer has this call's figures.
+        prices = code_cell(page, "Prices $5 and $10").locator(".jp-RenderedHTMLCommon")
+        expect(prices.locator(".mathjax_process mjx-container")).not_to_have_count(0)
+        expect(prices).to_contain_text("Prices $5 and $10;")
+        typeset = page.locator(".jp-Notebook .jp-OutputArea-output mjx-container")
+        in_math = page.locator(".jp-Notebook .jp-OutputArea-output .mathjax_process mjx-container")
+        assert typeset.count() == in_math.count() >= 2, "math typeset outside a formula"
+        ledger = json.loads(code_cell(page, "ledger.records").locator(
+            ".jp-OutputArea-output").inner_text())
+        footer = prices.locator("sub").inner_text()
+        figures = re.search(r"([\d,]+) in / ([\d,]+) out · \$([\d.,]+) · .* · "
+                            r"session \$([\d.,]+) over (\d+) calls", footer)
+        assert figures, f"no figures in the footer {footer!r}"
+        assert (int(figures[1].replace(",", "")), int(figures[2].replace(",", ""))) == (
+            ledger["in"], ledger["out"])
+        price = list_price(ledger["model"])
+        assert_cost_shown(figures[3], (ledger["in"] * price["input"]
+                                       + ledger["out"] * price["output"]) / 1e6)
+        assert_cost_shown(figures[4], ledger["session"])
+        assert int(figures[5]) == ledger["calls"] > 1
+
+        # 3. The chat panel: the cell's turn (prompt: the whole corpus), then one typed in it.
+        chat = code_cell(page, "%mistral chat xss").locator(".jp-Cell-outputArea")
+        history = chat.locator(".widget-output").nth(0)
+        expect(history).to_contain_text("<script>window.__xss2=1</script>")
+        expect(chat.locator(".widget-html").first).to_contain_text(f"system: {SYSTEM}")
+        typed = "\n\n".join(text for _, text in reversed(PAYLOADS))
+        chat.locator("textarea").fill(typed)
+        chat.get_by_role("button", name="Send").click()
+        expect(history.locator(".jp-RenderedHTMLCommon").filter(
+            has_text="Offline answer")).to_have_count(2)
+        expect(chat.locator(".widget-html").last).to_contain_text(FOOTER)
+
+        # 4. The chat's history table.
+        table = run_new_cell(page, "%mistral history -c xss").locator(".jp-OutputArea-output")
+        expect(table.locator("table")).to_have_count(1)
+        expect(table).to_contain_text('<img src=x onerror="window.__xss1=1">')
+
+        # Nothing ran, and nothing live was ever in an output, even mid-stream.
+        ran = page.evaluate("(flags) => flags.filter(f => window[f] !== undefined)",
+                            [SYSTEM_FLAG, *FLAGS, "__x"])
+        assert not ran, f"payloads ran in the page: {ran}"
+        problems = render_problems(page)
+        assert not problems, f"live markup reached the outputs: {problems}"
+        show_end(chat, history)
+        screenshot(page, "xss")

@@ -58,7 +58,7 @@ def test_answer_streams_into_one_display_and_ends_as_markdown(ip, magic_server):
     partial = [m for m in msgs if m["update"] and "mistral_magic" not in m["metadata"]]
     assert len(partial) >= 2, "expected intermediate streamed states"
     final = final_answer(ip)
-    md = final["data"]["text/markdown"]
+    md = final["data"]["text/html"]
     assert "offline" in md.lower()
     assert "text/plain" in final["data"]
     meta = final["metadata"]["mistral_magic"]

@@ -36,11 +36,11 @@ def cell(nb, start: str):
 
 
 def answer(c) -> tuple[str, dict]:
-    """The final answer output of a %%mistral cell: its Markdown and its provenance."""
+    """The final answer output of a %%mistral cell: its HTML and its provenance."""
     outs = [o for o in c.outputs if "mistral_magic" in o.get("metadata", {})]
     assert outs, f"no answer in {c.source!r}: {c.outputs!r}"
     out = outs[-1]
-    return out["data"].get("text/markdown") or out["data"].get("text/html"), out["metadata"]["mistral_magic"]
+    return out["data"]["text/html"], out["metadata"]["mistral_magic"]
 
 
 def text_of(c) -> str:
@@ -54,7 +54,7 @@ def text_of(c) -> str:
 def test_quickstart(tmp_path, monkeypatch):
     nb = execute("quickstart.ipynb", tmp_path, monkeypatch)
     first, meta = answer(cell(nb, "%%mistral\nExplain"))
-    assert "Offline answer" in first and "## " in first
+    assert "Offline answer" in first and "<h2>" in first
     assert meta["backend"] == "offline" and meta["usage"]["completion_tokens"] > 0
     assert " in / " in first and " out" in first and "$" in first and "session" in first
     assert "no Mistral API key" in text_of(cell(nb, "%%mistral\nExplain"))
@@ -63,7 +63,7 @@ def test_quickstart(tmp_path, monkeypatch):
     assert meta["usage"]["prompt_tokens"] > 100
     assert "Offline answer" in text_of(cell(nb, "print(summary"))
     code, _ = answer(cell(nb, "%%mistral --format code"))
-    assert "```python" in code
+    assert "<pre><code class=\"language-python\">" in code
     dry = text_of(cell(nb, "%%mistral --dry-run"))
     assert '"model": "mistral-large-latest"' in dry and "worst case with 400 answer tokens" in dry
     history = text_of(cell(nb, "%mistral history"))

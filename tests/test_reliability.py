@@ -68,7 +68,7 @@ def test_dropped_stream_keeps_partial_marked_and_counted(ip, magic_server, capsy
     assert last.status == "error" and last.text
     assert last.completion_tokens > 0 and last.cost > 0  # what was streamed is still counted
     final = ip.display_pub.finals()[-1]
-    assert "broke off" in final["data"]["text/markdown"]
+    assert "broke off" in final["data"]["text/html"]
     assert mistral_magic.session().ledger.records[-1].status == "error"
 
 
@@ -124,7 +124,7 @@ def test_interrupt_ends_stream_cleanly_and_keeps_partial(ip, magic_server):
     assert last.status == "interrupted"
     assert 0 < last.completion_tokens < 600
     final = publisher.finals()[-1]
-    assert "interrupted" in final["data"]["text/markdown"]
+    assert "interrupted" in final["data"]["text/html"]
     assert final["metadata"]["mistral_magic"]["status"] == "interrupted"
     assert session.ledger.records[-1].status == "interrupted"
     assert session.chats.get("default").turns[-1].status == "interrupted"

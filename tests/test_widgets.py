@@ -49,7 +49,8 @@ def magics(session):
 
 
 def transcript(panel) -> list[str]:
-    return [out["data"]["text/markdown"] for out in panel.history.outputs]
+    """The panel's turns as their text/plain (their HTML is checked in test_render.py)."""
+    return [out["data"]["text/plain"] for out in panel.history.outputs]
 
 
 # -- import and display -------------------------------------------------------------
@@ -258,8 +259,8 @@ def test_chat_panel_send_records_turn_and_ledger_once(session):
     assert row.completion_tokens == turn.completion_tokens > 0
     assert row.cost == pytest.approx(session.prices.cost(row.model, row.prompt_tokens,
                                                          row.completion_tokens))
-    assert transcript(panel) == ["**You**\n\nWhat is a p-value?",
-                                 f"**mistral-small-latest**\n\n{turn.answer}"]
+    assert transcript(panel) == ["You: What is a p-value?",
+                                 f"mistral-small-latest: {turn.answer}"]
     assert panel.live.outputs == ()
     assert "chat notes" in panel.status.value and "session $" in panel.status.value
     assert not panel.send_button.disabled and panel.stop_button.disabled
@@ -279,7 +280,7 @@ def test_send_button_takes_the_input_box(session):
 def test_panel_and_cells_share_one_chat(ip, session):
     run(ip, "%%mistral -c pair\nTell me about penguins.", cell_id="c1")
     panel = widgets.ChatPanel(session, "pair")
-    assert transcript(panel)[0] == "**You**\n\nTell me about penguins."
+    assert transcript(panel)[0] == "You: Tell me about penguins."
     panel.send("Where do they live?").result(30)
     assert session.chats.get("pair").turns[-1].prompt == "Where do they live?"
     run(ip, "%%mistral -c pair\nAnd what do they eat?", cell_id="c2")
@@ -287,7 +288,7 @@ def test_panel_and_cells_share_one_chat(ip, session):
     assert [m["content"] for m in sent if m["role"] == "user"] == [
         "Tell me about penguins.", "Where do they live?", "And what do they eat?"]
     assert len(panel.history.outputs) == 6  # the cell's turn appeared by itself
-    assert transcript(panel)[4] == "**You**\n\nAnd what do they eat?"
+    assert transcript(panel)[4] == "You: And what do they eat?"
     # and the panel's next request carries every earlier turn, cells' and its own
     panel.send("Summarise.").result(30)
     assert len(session.chats.get("pair")) == 4
@@ -390,7 +391,7 @@ def test_panel_follows_a_chat_reset_everywhere(ip, session):
     assert len(panel.history.outputs) == 2
     ip.run_line_magic("mistral", "reset --all")
     run(ip, "%%mistral\nTwo.")  # a new Chat object under the same name
-    assert transcript(panel) == ["**You**\n\nTwo.", transcript(panel)[1]]
+    assert transcript(panel) == ["You: Two.", transcript(panel)[1]]
     panel.send("Three.").result(30)
     assert len(session.chats.get("default")) == 2
 
@@ -474,5 +475,5 @@ def test_updates_from_the_background_loop_reach_a_real_kernel_front_end(tmp_path
     assert any("2 calls" in v for v in values)
     assert any("chat nb" in v and "session $" in v for v in values)
     outputs = [m["state"]["outputs"] for m in state.values() if m["model_name"] == "OutputModel"]
-    assert any(len(o) == 4 and "Hello from the panel" in o[0]["data"]["text/markdown"]
+    assert any(len(o) == 4 and "Hello from the panel" in o[0]["data"]["text/html"]
                for o in outputs)

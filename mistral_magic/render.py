@@ -1,0 +1,251 @@
+"""The one place where outside text becomes front-end output.
+
+Text from a model, a prompt, a tool or a file is data: it reaches the front end
+only through the functions below. Markdown is parsed by markdown-it-py with raw
+HTML off (tables, strikethrough, `$…$` / `$$…$$` / `\\(…\\)` / `\\[…\\]` math), and
+the HTML it makes is sanitised by nh3 against an allow-list: no script, style,
+iframe, svg, form or img elements, no event handlers or `style` attributes, and
+links only to http, https, mailto or relative addresses. A Markdown image becomes a
+link to the picture, so no answer makes the browser fetch anything by itself.
+
+Output is a `text/html` bundle with `text/plain` beside it. The answer sits in a
+`mathjax_ignore` container so that prices such as "$5 and $10" stay text; each
+real formula is marked `mathjax_process` and written with `\\(…\\)` / `\\[…\\]`, so
+JupyterLab typesets it and nothing else.
+
+Text that is ours but may carry outside pieces (footers, notes, widget labels and
+tables with model and chat names) is escaped here too, never elsewhere.
+
+markdown-it-py, its plugins and nh3 are imported on the first render, not on load.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import re
+from collections.abc import Sequence
+from typing import Any
+
+CONTAINER = '<div class="mistral-magic mathjax_ignore">{}</div>'
+MATH_CLASS = "math mathjax_process"
+
+TAGS = frozenset({
+    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "em", "strong", "s", "del",
+    "code", "pre", "blockquote", "ul", "ol", "li", "a",
+    "table", "thead", "tbody", "tr", "th", "td", "span", "div",
+})
+URL_SCHEMES = frozenset({"http", "https", "mailto"})
+# A fence's info string is the model's text: only a plain language name becomes a class.
+LANGUAGE_CLASS = re.compile(r"language-[\w+#.-]{1,40}")
+# MathJax macros that make links, set attributes or load code: shown as code instead.
+UNSAFE_TEX = re.compile(r"\\(?:href|url|class|cssId|style|data|attr|require|mmlToken|bbox|html\w*)"
+                        r"(?![A-Za-z])")
+LOOKS_LIKE_SCHEME = re.compile(r"[^/?#]*:")
+ALIGNMENTS = frozenset({"left", "center", "right"})
+
+
+# -- what other modules call --------------------------------------------------------------
+
+
+def escape(text: Any) -> str:
+    """Text as HTML text: every `<`, `>`, `&` and quote escaped."""
+    return html.escape(str(text))
+
+
+def markdown_html(text: str) -> str:
+    """Markdown as sanitised HTML, without the container."""
+    return _cleaner().clean(_markdown().render(text))
+
+
+def markdown(text: str, footer: str = "", *, plain: str | None = None) -> dict:
+    """The bundle of a Markdown answer (or note) with an optional cost footer under it."""
+    if plain is None:
+        plain = f"{text}\n\n{footer}" if footer else text
+    return {"text/html": block(text, footer), "text/plain": plain}
+
+
+def block(text: str, footer: str = "") -> str:
+    """A Markdown answer and its footer as one sanitised HTML block (the bundle's text/html)."""
+    return CONTAINER.format(markdown_html(text) + _footer(footer))
+
+
+def partial(text: str) -> dict:
+    """A streamed answer so far; HTML only, so each update stays small."""
+    return {"text/html": CONTAINER.format(markdown_html(text))}
+
+
+def code(text: str, language: str = "", footer: str = "", *, plain: str | None = None) -> dict:
+    """Text shown verbatim as a code block (a request body, a schema), with a footer."""
+    cls = f' class="language-{language}"' if LANGUAGE_CLASS.fullmatch(f"language-{language}") else ""
+    body = f"<pre><code{cls}>{escape(text)}</code></pre>"
+    if plain is None:
+        plain = f"{text}\n\n{footer}" if footer else text
+    return {"text/html": CONTAINER.format(body + _footer(footer)), "text/plain": plain}
+
+
+def frame(value, footer: str = "") -> dict:
+    """A DataFrame (pandas escapes every cell, index and column name) with a footer."""
+    return {
+        "text/html": CONTAINER.format(value._repr_html_() + _footer(footer)),
+        "text/plain": f"{value!r}\n\n{footer}" if footer else repr(value),
+    }
+
+
+def note(text: str) -> dict:
+    """A one-line italic note (an extraction plan, a notice): plain text, prices kept as text."""
+    return {"text/html": CONTAINER.format(f"<p><em>{escape(text)}</em></p>"), "text/plain": text}
+
+
+def small(text: str) -> str:
+    """A footer line as HTML, its `$` prices kept out of MathJax."""
+    return f"<sub class='mathjax_ignore'>{escape(text)}</sub>"
+
+
+def output(bundle: dict) -> dict:
+    """A bundle as a `display_data` output, for an `Output` widget's `outputs`."""
+    return {"output_type": "display_data", "metadata": {}, "data": bundle}
+
+
+def line(text: str, *, lead: str = "", minor: bool = False, tone: str | None = None) -> str:
+    """One line of a widget's HTML value: an optional bold lead, then escaped text.
+
+    ipywidgets puts an `HTML` widget's value into the page as it is, so everything
+    outside the fixed markup is escaped. `minor` sets it in small type; `tone` is
+    "error" or "muted".
+    """
+    color = {"error": "#b00", "muted": "#666"}.get(tone or "")
+    style = f' style="color:{color}"' if color else ""
+    shown = escape(text)
+    if minor:
+        shown = f"<small{style}>{shown}</small>"
+    elif style:
+        shown = f"<span{style}>{shown}</span>"
+    if lead:
+        shown = f"<b>{escape(lead)}</b> {shown}"
+    return f'<span class="mathjax_ignore">{shown}</span>'
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A small HTML table with every cell escaped; the first column left-aligned."""
+
+    def cells(tag: str, values: Sequence[str]) -> str:
+        return "".join(
+            f'<{tag} style="text-align:{"left" if i == 0 else "right"};padding:0 .6em">'
+            f"{escape(value)}</{tag}>"
+            for i, value in enumerate(values)
+        )
+
+    body = "".join(f"<tr>{cells('td', row)}</tr>" for row in rows)
+    return (f'<table class="mathjax_ignore"><thead><tr>{cells("th", header)}</tr></thead>'
+            f"<tbody>{body}</tbody></table>")
+
+
+def fence(text: str, language: str = "") -> str:
+    """Text inside a Markdown code fence long enough not to be closed by the text."""
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{language}\n{text}\n{ticks}"
+
+
+# -- the renderer and the sanitiser -----------------------------------------------------------
+
+
+def _footer(footer: str) -> str:
+    return f"\n<p>{small(footer)}</p>" if footer else ""
+
+
+@functools.cache
+def _markdown():
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.amsmath import amsmath_plugin
+    from mdit_py_plugins.dollarmath import dollarmath_plugin
+    from mdit_py_plugins.texmath import texmath_plugin
+
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable(["table", "strikethrough"])
+    # Pandoc's rule: `$` opens math only before a non-space and closes only after a
+    # non-space not followed by a digit, so "$5 and $10" stays text.
+    md.use(dollarmath_plugin, allow_labels=False, allow_space=False, allow_digits=False,
+           double_inline=True)
+    md.use(texmath_plugin, delimiters="brackets")
+    md.use(amsmath_plugin)
+    for name in ("math_inline", "math_single", "math_inline_double"):
+        md.add_render_rule(name, _inline_math)
+    for name in ("math_block", "math_block_label", "math_block_eqno"):
+        md.add_render_rule(name, _display_math)
+    md.add_render_rule("amsmath", _environment)
+    md.add_render_rule("image", _image)
+    md.add_render_rule("th_open", _cell_open)
+    md.add_render_rule("td_open", _cell_open)
+    return md
+
+
+def _inline_math(self, tokens, idx, options, env) -> str:
+    token = tokens[idx]
+    if UNSAFE_TEX.search(token.content):
+        return f"<code>{escape(token.content)}</code>"
+    # `$$…$$` within a line is display math, still inside its paragraph.
+    opening, closing = ("\\[", "\\]") if token.type == "math_inline_double" else ("\\(", "\\)")
+    return f'<span class="{MATH_CLASS}">{opening}{escape(token.content)}{closing}</span>'
+
+
+def _display_math(self, tokens, idx, options, env) -> str:
+    tex = tokens[idx].content.strip("\n")
+    if UNSAFE_TEX.search(tex):
+        return f"<pre><code>{escape(tex)}</code></pre>\n"
+    return f'<div class="{MATH_CLASS}">\\[{escape(tex)}\\]</div>\n'
+
+
+def _environment(self, tokens, idx, options, env) -> str:
+    tex = tokens[idx].content.strip("\n")
+    if UNSAFE_TEX.search(tex):
+        return f"<pre><code>{escape(tex)}</code></pre>\n"
+    return f'<div class="{MATH_CLASS}">{escape(tex)}</div>\n'
+
+
+def _image(self, tokens, idx, options, env) -> str:
+    # A picture from a model would be fetched as the answer renders (a way to send
+    # the conversation to any server): it becomes a link the reader may follow.
+    token = tokens[idx]
+    alt = self.renderInlineAsText(token.children or [], options, env) or "picture"
+    return f'<a href="{escape(token.attrGet("src") or "")}">image: {escape(alt)}</a>'
+
+
+def _cell_open(self, tokens, idx, options, env) -> str:
+    token = tokens[idx]
+    style = str(token.attrGet("style") or "")
+    align = style.partition(":")[2].strip()
+    return f'<{token.tag} align="{align}">' if align in ALIGNMENTS else f"<{token.tag}>"
+
+
+def _keep_attribute(tag: str, name: str, value: str) -> str | None:
+    if name != "class":
+        return value
+    if tag == "code":
+        return value if LANGUAGE_CLASS.fullmatch(value) else None
+    return value if value == MATH_CLASS else None
+
+
+def _keep_relative(url: str) -> str | None:
+    # "java%09script:x" is no scheme to nh3, so it counts as relative; a relative
+    # address with a colon before any "/", "?" or "#" is no address anyone meant.
+    return None if LOOKS_LIKE_SCHEME.match(url) else url
+
+
+@functools.cache
+def _cleaner():
+    import nh3
+
+    return nh3.Cleaner(
+        tags=set(TAGS),
+        clean_content_tags={"script", "style"},
+        attributes={"a": {"href", "title"}, "ol": {"start"}, "code": {"class"},
+                    "span": {"class"}, "div": {"class"}},
+        tag_attribute_values={"th": {"align": set(ALIGNMENTS)}, "td": {"align": set(ALIGNMENTS)}},
+        attribute_filter=_keep_attribute,
+        url_schemes=set(URL_SCHEMES),
+        url_relative=_keep_relative,
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )
