@@ -9,9 +9,11 @@ import threading
 import time
 
 import httpx
+import pandas as pd  # before the extension loads, which then registers df.mistral
 import pytest
 from jsonschema import Draft202012Validator
 
+import mistral_magic
 from mistral_magic import tokens
 from mistral_magic.offline import OfflineServer
 
@@ -279,3 +281,14 @@ def test_a_client_that_leaves_leaves_no_traceback(caplog):
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not loud, [r.getMessage() for r in loud]
     assert any("client left" in r.getMessage() for r in caplog.records)
+
+
+def test_a_reasked_extraction_row_gets_the_rows_values(ip, magic_server):
+    """Through the extension: the first answer comes back broken, the re-ask fills the row from its text."""
+    # With this seed the plan's bad_json draws are [broken, fine]: the answer, then its re-ask.
+    magic_server.set_faults({"bad_json_rate": 0.5, "seed": 1})
+    people = pd.DataFrame({"text": ["Ada Lovelace is 36 and lives in London."]})
+    out = people.mistral.extract("Extract the person: {text}", schema="name, age int, city", progress=False)
+    assert len(mistral_magic.session().ledger.records) == 2  # the answer and one re-ask
+    assert out.loc[0, "_error"] is None or pd.isna(out.loc[0, "_error"])
+    assert (out.loc[0, "name"], out.loc[0, "age"], out.loc[0, "city"]) == ("Ada Lovelace", 36, "London")

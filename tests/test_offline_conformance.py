@@ -93,10 +93,11 @@ CHAT_BODIES = [
     {"model": MODEL, "messages": user("Weather in Paris?"), "tools": [TOOL]},
     {"model": MODEL, "messages": user("List 2 rivers with fields name"), "response_format": {"type": "json_object"}},
     {"model": MODEL, "messages": user("Name: Ada"), "response_format": SCHEMA, "max_tokens": 5},
+    {"model": MODEL, "messages": user("Two names for a cat"), "n": 2, "max_tokens": 12},
 ]
 
 
-@pytest.mark.parametrize("body", CHAT_BODIES, ids=["text", "tools", "json", "schema"])
+@pytest.mark.parametrize("body", CHAT_BODIES, ids=["text", "tools", "json", "schema", "n=2"])
 def test_chat_whole_and_streamed_conform(http, check, body):
     response = http.post("/v1/chat/completions", json=body)
     assert response.status_code == 200
