@@ -318,6 +318,45 @@ def bench_extract(quick: bool) -> dict:
     }
 
 
+# -- 5. a whole answer takes the time of its stream ---------------------------------------------
+
+
+def bench_paced(quick: bool) -> dict:
+    """The same 400-token answer, not streamed and streamed, from a server paced like a hosted model."""
+    from mistralai.client import Mistral
+
+    tokens, ttft_ms, delay_ms = 400, 300, 10
+    server = ServerProcess("--answer-tokens", str(tokens), "--ttft-ms", str(ttft_ms),
+                           "--token-delay-ms", str(delay_ms))
+    sdk = Mistral(api_key=server.api_key, server_url=server.url)
+    request = {"model": "mistral-small-latest", "max_tokens": tokens, "random_seed": 1,
+               "messages": [{"role": "user", "content": "Write a long essay."}]}
+
+    def whole():
+        sdk.chat.complete(**request)
+
+    def streamed():
+        with sdk.chat.stream(**request) as events:
+            for _ in events:
+                pass
+
+    whole_runs, stream_runs = [], []
+    for _ in range(3 if quick else 5):  # interleaved, so machine load hits both alike
+        whole_runs.append(_timed(whole)[0])
+        stream_runs.append(_timed(streamed)[0])
+    server.__exit__()
+    whole_s, stream_s = statistics.median(whole_runs), statistics.median(stream_runs)
+    return {"tokens": tokens, "ttft_ms": ttft_ms, "token_delay_ms": delay_ms,
+            "expected_s": (ttft_ms + delay_ms * (tokens - 1)) / 1000,
+            "whole_s": whole_s, "stream_s": stream_s, "whole_runs_s": whole_runs,
+            "stream_runs_s": stream_runs, "ratio": whole_s / stream_s}
+
+
+def _paced_row(p: dict) -> tuple[str, str, str, str]:
+    return (f"{p['tokens']}-token answer, not streamed vs streamed (paced)",
+            f"{p['whole_s']:.2f} s vs {p['stream_s']:.2f} s", f"{p['ratio']:.3f}x", "0.90x to 1.10x")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (CI)")
@@ -332,6 +371,7 @@ def main(argv=None) -> int:
     results["load"] = bench_load(args.quick)
     results["stream"] = bench_stream(args.quick)
     results["extract"] = bench_extract(args.quick)
+    results["paced"] = bench_paced(args.quick)
 
     s, ld, st, ex = results["server"], results["load"], results["stream"], results["extract"]
     rows = [
@@ -357,6 +397,7 @@ def main(argv=None) -> int:
         ("  vs for-loop of chat.complete", f"{ex['for_loop_s']:.2f} s",
          f"{ex['speedup_vs_loop']:.1f}x faster", ""),
     ]
+    rows.append(_paced_row(results["paced"]))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     header = ("benchmark", "measured", "ratio", "target")
     widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]

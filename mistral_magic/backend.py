@@ -132,8 +132,10 @@ def offline_server():
     with _offline_lock:
         if _offline_server is None:
             from .offline import OfflineServer
+            from .offline.faults import DEMO_PACE
 
-            _offline_server = OfflineServer().start()
+            # Paced like a hosted model (faster), so a stream is seen to stream.
+            _offline_server = OfflineServer(faults=DEMO_PACE).start()
         return _offline_server
 
 

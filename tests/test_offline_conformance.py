@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -92,10 +93,11 @@ CHAT_BODIES = [
     {"model": MODEL, "messages": user("Weather in Paris?"), "tools": [TOOL]},
     {"model": MODEL, "messages": user("List 2 rivers with fields name"), "response_format": {"type": "json_object"}},
     {"model": MODEL, "messages": user("Name: Ada"), "response_format": SCHEMA, "max_tokens": 5},
+    {"model": MODEL, "messages": user("Two names for a cat"), "n": 2, "max_tokens": 12},
 ]
 
 
-@pytest.mark.parametrize("body", CHAT_BODIES, ids=["text", "tools", "json", "schema"])
+@pytest.mark.parametrize("body", CHAT_BODIES, ids=["text", "tools", "json", "schema", "n=2"])
 def test_chat_whole_and_streamed_conform(http, check, body):
     response = http.post("/v1/chat/completions", json=body)
     assert response.status_code == 200
@@ -198,6 +200,118 @@ def test_sdk_parses_everything_async(sdk):
     assert isinstance(parsed.choices[0].message.parsed, City)
     assert fim.choices and vectors.data and models.data and card.id == "mistral-embed"
     assert uploaded.purpose == "batch" and listed.total >= 1 and got.id == cancelled.id
+
+
+# --- every error body the server sends, against the spec ---------------------------------------------
+
+# The API's error object (MISTRAL_FACTS.md); the spec documents no schema for it, only
+# HTTPValidationError for 422 and ObservabilityError for the observability API.
+ERROR_OBJECT = {"type": "object", "additionalProperties": False,
+                "required": ["object", "message", "type", "param", "code"],
+                "properties": {"object": {"const": "error"}, "message": {"type": "string", "minLength": 1},
+                               "type": {"type": "string"}, "param": {"type": ["string", "null"]},
+                               "code": {"type": ["string", "null"]}}}
+
+
+@pytest.fixture(scope="module")
+def check_error(spec, check):
+    """Validate an error body against the spec's schema for that status, else the API's error object."""
+    from jsonschema import Draft202012Validator
+
+    def validate(response, path, method):
+        documented = spec["paths"].get(path, {}).get(method, {}).get("responses", {}).get(str(response.status_code))
+        if documented and "content" in documented:
+            check(response.json(), path, method, status=response.status_code)
+            return "spec"
+        if response.status_code == 422:
+            check_422(response.json())
+            return "HTTPValidationError"
+        Draft202012Validator(ERROR_OBJECT).validate(response.json())
+        return "error object"
+
+    def check_422(body):
+        from referencing import Registry, Resource
+        from referencing.jsonschema import DRAFT202012
+
+        registry = Registry().with_resource(SPEC_URI, Resource.from_contents(spec, default_specification=DRAFT202012))
+        validator = Draft202012Validator({"$ref": SPEC_URI + "#/components/schemas/HTTPValidationError"},
+                                         registry=registry)
+        validator.validate(body)
+        assert body["detail"], "a 422 names what is wrong"
+
+    return validate
+
+
+def test_limit_errors_conform(http, check_error):
+    from mistral_magic.offline.limits import MAX_JSON_BYTES
+
+    cases = [
+        (http.post("/v1/chat/completions", content=b"x" * (MAX_JSON_BYTES + 1)), 413),
+        (http.post("/v1/chat/completions", content='{"model": "m", "metadata": ' + "[" * 80 + "]" * 80 + "}"), 422),
+        (http.post("/v1/chat/completions", content='{"model": "' + MODEL + '", "messages": [{"role": "user", '
+                                                    '"content": "\\udc00"}]}'), 422),
+        (http.post("/v1/chat/completions", json={"model": MODEL, "messages": user("hi"), "max_tokens": 10**6}), 400),
+        (http.post("/v1/chat/completions", json={"model": MODEL, "messages": user("hi"), "n": 99}), 400),
+        (http.post("/v1/chat/completions", json={"model": MODEL, "messages": user("hi"), "response_format": {
+            "type": "json_schema", "json_schema": {"name": "x", "schema": {"type": 5}}}}), 400),
+        (http.post("/v1/embeddings", json={"model": "mistral-embed", "input": ["x"] * 600}), 400),
+        (http.post("/v1/embeddings", json={"model": "mistral-embed", "input": "x", "output_dimension": 4096}), 400),
+    ]
+    for response, status in cases:
+        assert response.status_code == status, response.text
+        path = "/v1/embeddings" if "embeddings" in str(response.request.url) else "/v1/chat/completions"
+        check_error(response, path, "post")
+
+
+def test_auth_rate_limit_and_upload_errors_conform(offline_server, http, check_error):
+    unauthorized = httpx.get(offline_server.url + "/v1/models", headers={"Authorization": "Bearer no"})
+    assert unauthorized.status_code == 401 and unauthorized.json() == {"detail": "Unauthorized"}
+    limited = None
+    for _ in range(4):
+        response = http.get("/v1/models", headers={"X-Offline-Faults": '{"rate_limit_rps": 1, "seed": 77}'})
+        limited = response if response.status_code == 429 else limited
+    assert limited is not None and check_error(limited, "/v1/models", "get") == "error object"
+    audio = http.post("/v1/files", files={"file": ("a.mp3", b"ID3")}, data={"purpose": "audio"})
+    assert audio.status_code == 422 and check_error(audio, "/v1/files", "post") == "HTTPValidationError"
+
+
+def test_delete_batch_job_conforms(http, check):
+    job = http.post("/v1/batch/jobs", json={"endpoint": "/v1/embeddings", "model": "mistral-embed",
+                                            "requests": [{"body": {"input": "x"}}]}).json()
+    deleted = http.delete(f"/v1/batch/jobs/{job['id']}")
+    assert deleted.status_code == 200
+    check(deleted.json(), "/v1/batch/jobs/{job_id}", "delete")
+
+
+def _concrete(template: str) -> str:
+    return re.sub(r"\{[^}]+\}", "00000000-0000-4000-8000-000000000000", template.split("#")[0])
+
+
+def test_every_spec_operation_is_served_or_says_it_is_not_available_offline(spec, http, check_error):
+    served = unserved = 0
+    for template, operations in spec["paths"].items():
+        for method in operations:
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            path = _concrete(template)
+            response = http.request(method.upper(), path, json={} if method in ("post", "put", "patch") else None)
+            assert response.status_code not in (405, 501), f"{method} {template}: {response.status_code}"
+            if response.status_code == 404 and "not available offline" in response.text:
+                assert check_error(response, template.split("#")[0], method) in ("spec", "error object")
+                assert method.upper() in response.text
+                unserved += 1
+            else:
+                assert response.json() != {"detail": "Not Found"}, f"{method} {template} answers a bare 404"
+                served += 1
+    assert served >= 15 and unserved > 200
+
+
+def test_the_sdk_azure_and_gcp_paths_say_so_too(http, check_error):
+    for path in ("/models/chat/completions", "/providers/mistral/azure/ocr", "/rawPredict", "/streamRawPredict",
+                 "/v1/projects/p/locations/us-central1/publishers/mistralai/models/codestral-2508:streamRawPredict"):
+        response = http.post(path, json={})
+        assert response.status_code == 404 and "not available offline" in response.json()["message"]
+        check_error(response, path, "post")
 
 
 def test_the_checker_is_not_vacuous(check):

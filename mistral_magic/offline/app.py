@@ -1,27 +1,38 @@
-"""The ASGI app: Mistral's routes behind a gate that checks the key and applies faults."""
+"""The ASGI app: Mistral's routes behind a gate that checks the key and applies faults.
+
+Handlers read bodies with a size cap and do their real work (decoding, tokenizing,
+generating, encoding) in the thread pool, so one heavy request never stalls the
+others on the event loop. A client that goes away mid-request is normal: it is
+logged at debug level, never as a traceback.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import datetime as dt
+import hmac
 import json
+import logging
 import math
 import threading
 import uuid
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import tokens
-from . import catalogue, endpoints, files
+from . import catalogue, endpoints, files, limits, unserved
 from .batch import BatchJobs
 from .faults import HEADER, FaultPlan, FaultState
-from .sse import DONE, EventStream
-from .wire import BatchCreate, RequestError, decode_json, error_body, parse
+from .sse import DONE, EventStream, PacedResponse, answer_seconds
+from .wire import BatchCreate, RequestError, error_body, parse
+
+log = logging.getLogger(__name__)
 
 _ERROR_TEXT = {
     429: ("Rate limit exceeded", "rate_limited", "1300"),
@@ -34,6 +45,8 @@ _ERROR_TEXT = {
 
 # Endpoints that count tokens; only these wait for the tokenizer to load.
 _COUNTING_PATHS = frozenset({"/v1/chat/completions", "/v1/fim/completions", "/v1/embeddings"})
+# Distinct unseeded requests remembered for answer variation; the oldest are forgotten.
+_REPEATS_KEPT = 100_000
 
 
 class ServerState:
@@ -44,15 +57,21 @@ class ServerState:
         self.faults = faults
         self.seed = seed
         self.files = files.FileStore()
-        self.batches = BatchJobs(self.files, faults, seed)
+        self.batches = BatchJobs(self.files, faults, seed, self.repeats)
         self._counts: collections.Counter = collections.Counter()
+        self._seen: collections.OrderedDict[int, int] = collections.OrderedDict()
         self._lock = threading.Lock()
         self.tokenizer_ready = threading.Event()
+        self._expected = f"Bearer {api_key}".encode()
 
     def warm(self) -> None:
         """Load the shared tokenizer (about a second); run in a background thread."""
         tokens.tokenizer()
         self.tokenizer_ready.set()
+
+    def authorized(self, header: str) -> bool:
+        # Constant time: the key is the only thing between a caller and the server.
+        return hmac.compare_digest(header.encode("latin-1"), self._expected)
 
     def received(self, path: str) -> None:
         with self._lock:
@@ -62,9 +81,23 @@ class ServerState:
         with self._lock:
             return self._counts[path] if path else sum(self._counts.values())
 
+    def repeats(self, request_hash: int) -> int:
+        """How many times this unseeded request came before (0 the first time)."""
+        with self._lock:
+            seen = self._seen.pop(request_hash, -1) + 1
+            self._seen[request_hash] = seen
+            if len(self._seen) > _REPEATS_KEPT:
+                self._seen.popitem(last=False)
+            return seen
+
 
 def _json(status: int, body: dict, headers: dict | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _encoded(body: dict) -> Response:
+    """A JSON response from a body encoded here (call it in the thread pool for large bodies)."""
+    return Response(json.dumps(body, ensure_ascii=False).encode(), media_type="application/json")
 
 
 class Gate:
@@ -81,11 +114,9 @@ class Gate:
         path = scope["path"]
         state.received(path)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if headers.get("authorization", "") != f"Bearer {state.api_key}":
-            body = error_body("Unauthorized: send the offline server's key as 'Authorization: Bearer <api_key>'",
-                              "unauthorized")
-            body["request_id"] = uuid.uuid4().hex
-            return await _json(401, body)(scope, receive, send)
+        if not state.authorized(headers.get("authorization", "")):
+            # The hosted API's 401 body, as it sends it today.
+            return await _json(401, {"detail": "Unauthorized"})(scope, receive, send)
         try:
             plan, source = state.faults.resolve(headers.get(HEADER))
         except ValueError as exc:
@@ -117,8 +148,7 @@ def _fails(faults: FaultState, plan: FaultPlan, source, number: int) -> bool:
 def _rate_limited(wait: float) -> JSONResponse:
     # The SDK prefers retry-after-ms (exact) over Retry-After (whole seconds, for other clients).
     headers = {"Retry-After": str(max(1, math.ceil(wait))), "retry-after-ms": str(max(1, math.ceil(wait * 1000)))}
-    body = {"object": "error", "message": "Rate limit exceeded", "type": "rate_limited", "code": "1300"}
-    return _json(429, body, headers)
+    return _json(429, error_body("Rate limit exceeded", "rate_limited", "1300"), headers)
 
 
 def _injected(status: int) -> JSONResponse:
@@ -133,27 +163,36 @@ def _plan(request: Request) -> tuple[FaultPlan, object]:
 
 
 def _stream_frames(completion: endpoints.Completion):
-    """CompletionChunk frames: role first, one per token piece, finish and usage on the last."""
+    """CompletionChunk frames: each choice's role, then its token pieces side by side.
+
+    One frame per choice and token step (the first frame of a step is flagged, for
+    pacing); a choice's last frame carries its finish_reason, the last frame of all
+    the usage.
+    """
     head = {"id": completion.id, "object": "chat.completion.chunk", "created": completion.created,
             "model": completion.model}
-    start = json.dumps(head, ensure_ascii=False)[:-1].encode()
-    prefix = b"data: " + start + b',"choices":[{"index":0,"delta":{"content":'
-    middle = b'},"finish_reason":null}]}\n\n'
-    choice = completion.choices[0]
-    first = dict(head, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-    yield _frame(first), False
-    usage = completion.usage()
-    if choice.tool_calls:
-        last = dict(head, choices=[{"index": 0, "delta": {"tool_calls": choice.tool_calls},
-                                    "finish_reason": choice.finish_reason}], usage=usage)
-        yield _frame(last), True
-    else:
-        parts = tokens.pieces(choice.content) or [""]
-        for part in parts[:-1]:
-            yield prefix + json.dumps(part, ensure_ascii=False).encode() + middle, True
-        last = dict(head, choices=[{"index": 0, "delta": {"content": parts[-1]},
-                                    "finish_reason": choice.finish_reason}], usage=usage)
-        yield _frame(last), True
+    start = b"data: " + json.dumps(head, ensure_ascii=False)[:-1].encode() + b',"choices":[{"index":'
+    middle = b',"finish_reason":null}]}\n\n'
+    for i in range(len(completion.choices)):
+        yield _frame(dict(head, choices=[{"index": i, "delta": {"role": "assistant", "content": ""},
+                                           "finish_reason": None}])), False
+    parts = completion.parts()
+    steps = completion.steps()
+    final = max(range(len(parts)), key=lambda i: (len(parts[i]), i))
+    for step in range(steps):
+        first = True
+        for i, (choice, pieces) in enumerate(zip(completion.choices, parts, strict=True)):
+            if step >= len(pieces):
+                continue
+            delta = {"tool_calls": choice.tool_calls} if choice.tool_calls else {"content": pieces[step]}
+            if step < len(pieces) - 1:
+                yield start + f'{i},"delta":'.encode() + json.dumps(delta, ensure_ascii=False).encode() + middle, first
+            else:
+                last = dict(head, choices=[{"index": i, "delta": delta, "finish_reason": choice.finish_reason}])
+                if i == final:
+                    last["usage"] = completion.usage()
+                yield _frame(last), first
+            first = False
     yield DONE, False
 
 
@@ -164,6 +203,26 @@ def _frame(data: dict) -> bytes:
 def _wants_json(data) -> bool:
     fmt = data.get("response_format") if isinstance(data, dict) else None
     return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
+
+
+def _answer(stream: bool, completion: endpoints.Completion, plan: FaultPlan):
+    """The response for a computed completion: a paced stream, or the whole answer sent when the stream would end.
+
+    Runs in the thread pool: it tokenizes the answer into stream pieces and encodes the body.
+    """
+    if stream:
+        completion.parts()
+        return EventStream(_stream_frames(completion), plan)
+    steps = completion.steps() if plan.token_delay_ms else 1
+    body = json.dumps(completion.body(), ensure_ascii=False).encode()
+    return PacedResponse(body, answer_seconds(plan, steps))
+
+
+class _Gone:
+    """The response to a client that left: nothing to send."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        return None
 
 
 def _uuid(value: str, name: str) -> str:
@@ -189,6 +248,10 @@ def _int_query(request: Request, name: str, default: int) -> int:
 def build(state: ServerState) -> Gate:
     """The offline server's ASGI app."""
 
+    async def json_body(request: Request):
+        raw = await limits.read_body(request, limits.MAX_JSON_BYTES)
+        return await run_in_threadpool(limits.decode_json, raw)
+
     async def list_models(request: Request) -> Response:
         return _json(200, {"object": "list", "data": catalogue.all_cards()})
 
@@ -201,29 +264,34 @@ def build(state: ServerState) -> Gate:
 
     async def chat_completions(request: Request) -> Response:
         plan, source = _plan(request)
-        data = decode_json(await request.body())
-        bad = _wants_json(data) and state.faults.chance(plan, source, "bad_json", plan.bad_json_rate)
-        req, completion = endpoints.chat_completion(data, plan, bad, state.seed)
-        return await _answer(req.stream, completion, plan)
+        raw = await limits.read_body(request, limits.MAX_JSON_BYTES)
+
+        def work():
+            data = limits.decode_json(raw)
+            bad = _wants_json(data) and state.faults.chance(plan, source, "bad_json", plan.bad_json_rate)
+            req, completion = endpoints.chat_completion(data, plan, bad, state.seed, state.repeats)
+            return _answer(req.stream, completion, plan)
+
+        return await run_in_threadpool(work)
 
     async def fim_completions(request: Request) -> Response:
         plan, _ = _plan(request)
-        req, completion = endpoints.fim_completion(decode_json(await request.body()))
-        return await _answer(req.stream, completion, plan)
+        raw = await limits.read_body(request, limits.MAX_JSON_BYTES)
 
-    async def _answer(stream: bool, completion: endpoints.Completion, plan: FaultPlan):
-        if stream:
-            return EventStream(_stream_frames(completion), plan)
-        if plan.ttft_ms:
-            await asyncio.sleep(plan.ttft_ms / 1000)
-        return _json(200, completion.body())
+        def work():
+            req, completion = endpoints.fim_completion(limits.decode_json(raw))
+            return _answer(req.stream, completion, plan)
+
+        return await run_in_threadpool(work)
 
     async def embeddings(request: Request) -> Response:
-        return _json(200, endpoints.embeddings(decode_json(await request.body())))
+        raw = await limits.read_body(request, limits.MAX_JSON_BYTES)
+        return await run_in_threadpool(lambda: _encoded(endpoints.embeddings(limits.decode_json(raw))))
 
     async def upload_file(request: Request) -> Response:
-        body = await request.body()
-        return _json(200, files.upload(state.files, body, request.headers.get("content-type", "")))
+        body = await limits.read_body(request, limits.MAX_UPLOAD_BYTES)
+        content_type = request.headers.get("content-type", "")
+        return _json(200, await run_in_threadpool(files.upload, state.files, body, content_type))
 
     async def list_files(request: Request) -> Response:
         return _json(200, state.files.list(
@@ -243,8 +311,10 @@ def build(state: ServerState) -> Gate:
 
     async def create_batch(request: Request) -> Response:
         plan, source = _plan(request)
-        req = parse(BatchCreate, decode_json(await request.body()))
-        return _json(200, state.batches.create(req, plan, source))
+        data = await json_body(request)
+        req = parse(BatchCreate, data)
+        prepared = await run_in_threadpool(state.batches.prepare, req)
+        return _json(200, state.batches.start(prepared, plan, source))
 
     async def list_batches(request: Request) -> Response:
         query = request.query_params
@@ -263,7 +333,12 @@ def build(state: ServerState) -> Gate:
 
     async def get_batch(request: Request) -> Response:
         inline = request.query_params.get("inline", "false").lower() == "true"
-        return _json(200, state.batches.get(_uuid(request.path_params["job_id"], "job_id"), inline))
+        job = state.batches.get(_uuid(request.path_params["job_id"], "job_id"), inline)
+        # Inline outputs can be large: encode them off the loop.
+        return await run_in_threadpool(_encoded, job) if job.get("outputs") else _json(200, job)
+
+    async def delete_batch(request: Request) -> Response:
+        return _json(200, state.batches.delete(_uuid(request.path_params["job_id"], "job_id")))
 
     async def cancel_batch(request: Request) -> Response:
         return _json(200, state.batches.cancel(_uuid(request.path_params["job_id"], "job_id")))
@@ -272,7 +347,15 @@ def build(state: ServerState) -> Gate:
         return _json(exc.status, exc.body)
 
     async def on_http_error(request: Request, exc: HTTPException) -> Response:
-        return _json(exc.status_code, {"detail": exc.detail})
+        if exc.status_code in (404, 405):
+            known = unserved.answer(request.method, request.url.path)
+            if known is not None:
+                return _json(*known)
+        return _json(exc.status_code, {"detail": exc.detail}, getattr(exc, "headers", None))
+
+    async def on_client_gone(request: Request, exc: ClientDisconnect) -> _Gone:
+        log.debug("client left while %s %s was being read", request.method, request.url.path)
+        return _Gone()
 
     routes = [
         Route("/v1/models", list_models, methods=["GET"]),
@@ -288,8 +371,10 @@ def build(state: ServerState) -> Gate:
         Route("/v1/batch/jobs", create_batch, methods=["POST"]),
         Route("/v1/batch/jobs", list_batches, methods=["GET"]),
         Route("/v1/batch/jobs/{job_id}", get_batch, methods=["GET"]),
+        Route("/v1/batch/jobs/{job_id}", delete_batch, methods=["DELETE"]),
         Route("/v1/batch/jobs/{job_id}/cancel", cancel_batch, methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={RequestError: on_request_error,
-                                                       HTTPException: on_http_error})
+                                                       HTTPException: on_http_error,
+                                                       ClientDisconnect: on_client_gone})
     return Gate(app, state)

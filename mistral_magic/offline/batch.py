@@ -5,8 +5,11 @@ sees the counters move), then writes one JSON line per request:
 `{"id", "custom_id", "response": {"status_code", "body"}, "error": null}`.
 Lines with status 200 go to `output_file`; failed lines (invalid bodies, or the
 `batch_line_error_rate` fault, which answers 500 with the API's error object) go
-to `error_file`, same shape. `GET /v1/batch/jobs/{id}?inline=true` also returns
-every line in `outputs`.
+to `error_file`, same shape; both files are written for every job, from input
+files or inline `requests` alike, as the hosted API does. `GET
+/v1/batch/jobs/{id}?inline=true` also returns every line in `outputs`. `DELETE
+/v1/batch/jobs/{id}` stops the job if it runs and forgets it. The answers are
+computed in the thread pool, a step at a time, so a big job never stalls the server.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 from .. import tokens
-from . import endpoints
+from . import endpoints, limits
 from .faults import FaultPlan, FaultState
 from .files import FileStore
 from .wire import BatchCreate, RequestError, error_body
@@ -32,17 +36,20 @@ FINAL = ("SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED")
 class BatchJobs:
     """The job table and its runner."""
 
-    def __init__(self, files: FileStore, faults: FaultState, seed: int = 0):
+    def __init__(self, files: FileStore, faults: FaultState, seed: int = 0,
+                 repeats: Callable[[int], int] | None = None):
         self.files = files
         self.faults = faults
         self.seed = seed
+        self.repeats = repeats
         self._lock = threading.Lock()
         self._jobs: dict[str, dict] = {}
         self._lines: dict[str, list[dict]] = {}
+        self._deleted: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
 
-    def create(self, req: BatchCreate, plan: FaultPlan, source) -> dict:
-        """Register a job and start it; returns the QUEUED job."""
+    def prepare(self, req: BatchCreate) -> tuple[BatchCreate, list[dict], list[dict]]:
+        """Check a job and read its input files (in the thread pool): the request, its lines, line errors."""
         if not req.input_files and not req.requests:
             raise RequestError(400, error_body("Either input_files or requests must be given",
                                                "invalid_request_error", "3000"))
@@ -54,6 +61,11 @@ class BatchJobs:
             lines += self._read_input(file_id, errors)
         for item in req.requests or []:
             lines.append({"custom_id": item.custom_id, "body": item.body})
+        return req, lines, errors
+
+    def start(self, prepared: tuple[BatchCreate, list[dict], list[dict]], plan: FaultPlan, source) -> dict:
+        """Register a prepared job and start it on the running loop; returns the QUEUED job."""
+        req, lines, errors = prepared
         job = {
             "id": str(uuid.uuid4()),
             "object": "batch",
@@ -90,9 +102,12 @@ class BatchJobs:
             if not raw.strip():
                 continue
             try:
-                item = json.loads(raw)
+                item = limits.decode_json(raw.encode("utf-8", "replace"))
                 if not isinstance(item, dict) or not isinstance(item.get("body"), dict):
                     raise ValueError("a line needs a JSON object with a 'body' object")
+            except RequestError as exc:
+                errors.append({"message": f"{file_id} line {number}: {exc.body['detail'][0]['msg']}", "count": 1})
+                continue
             except ValueError as exc:
                 errors.append({"message": f"{file_id} line {number}: {exc}", "count": 1})
                 continue
@@ -111,9 +126,12 @@ class BatchJobs:
             await asyncio.sleep(STEP_S)
             if job["status"] == "CANCELLATION_REQUESTED":
                 break
-            for index, item in enumerate(lines[start : start + per_step], start):
-                self._record(job, self._answer(job, index, item, plan, source))
-        self._finish(job)
+            chunk = list(enumerate(lines[start : start + per_step], start))
+            answered = await asyncio.to_thread(
+                lambda chunk=chunk: [self._answer(job, index, item, plan, source) for index, item in chunk])
+            for line in answered:
+                self._record(job, line)
+        await asyncio.to_thread(self._finish, job)
 
     def _set_running(self, job: dict) -> bool:
         with self._lock:
@@ -134,7 +152,7 @@ class BatchJobs:
                 "internal_server_error", "3000")}
             return line
         try:
-            result = endpoints.run(job["endpoint"], body, plan, self.seed)
+            result = endpoints.run(job["endpoint"], body, plan, self.seed, self.repeats)
             line["response"] = {"status_code": 200, "body": result}
         except RequestError as exc:
             line["response"] = {"status_code": exc.status, "body": exc.body}
@@ -151,6 +169,8 @@ class BatchJobs:
 
     def _finish(self, job: dict) -> None:
         with self._lock:
+            if job["id"] in self._deleted:
+                return
             lines = list(self._lines[job["id"]])
         good = [line for line in lines if line["response"]["status_code"] == 200]
         bad = [line for line in lines if line["response"]["status_code"] != 200]
@@ -194,6 +214,17 @@ class BatchJobs:
             if real["status"] in ("QUEUED", "RUNNING"):
                 real["status"] = "CANCELLATION_REQUESTED"
         return self.get(job_id)
+
+    def delete(self, job_id: str) -> dict:
+        """Forget a job (DELETE /v1/batch/jobs/{id}); a running one stops at its next step."""
+        self.get(job_id)
+        with self._lock:
+            job = self._jobs.pop(job_id)
+            self._lines.pop(job_id, None)
+            self._deleted.add(job_id)
+            if job["status"] in ("QUEUED", "RUNNING"):
+                job["status"] = "CANCELLATION_REQUESTED"
+        return {"id": job_id, "object": "batch", "deleted": True}
 
     def list(self, model: str | None = None, statuses: list[str] | None = None,
              created_after: int | None = None, page: int = 0, page_size: int = 100,

@@ -23,6 +23,7 @@ class Model:
     kind: str = "chat"  # chat | fim-chat | embed | moderation | ocr
     temperature: float | None = 0.3
     dimensions: int = 0
+    max_dimensions: int = 0
     extra: dict = field(default_factory=dict)
 
     def names(self) -> tuple[str, ...]:
@@ -68,9 +69,9 @@ MODELS: tuple[Model, ...] = (
           frozenset({"completion_chat", "function_calling", "completion_fim"}),
           "Codestral: code generation and fill-in-the-middle", kind="fim-chat", temperature=0.2),
     Model("mistral-embed", (), K8, frozenset(), "Mistral Embed: text embeddings",
-          kind="embed", temperature=None, dimensions=1024),
+          kind="embed", temperature=None, dimensions=1024, max_dimensions=1024),
     Model("codestral-embed", (), K8, frozenset(), "Codestral Embed: code embeddings",
-          kind="embed", temperature=None, dimensions=1536),
+          kind="embed", temperature=None, dimensions=1536, max_dimensions=3072),
     Model("mistral-moderation-2603", ("mistral-moderation-latest",), K128,
           frozenset({"classification", "moderation"}), "Mistral Moderation: content classification",
           kind="moderation", temperature=None),

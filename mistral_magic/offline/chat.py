@@ -1,8 +1,17 @@
 """Chat completions: from a validated request to the offline model's choices and usage.
 
 Every choice is derived from a hash of (model, messages, random_seed, response_format,
-tools): the same request with the same seed gets the same answer. With
-`temperature == 0` the seed is ignored (greedy decoding does not sample).
+tools, server seed): the same request with the same seed gets the same answer. With
+`temperature == 0` the seed is ignored (greedy decoding does not sample). Without a
+seed the hosted API samples afresh, so the offline one does too: the k-th time a
+server sees the same unseeded request, k joins the hash. A fresh server therefore
+answers a notebook run exactly as before (reproducible per server seed and request
+count), while asking again shows another answer.
+
+A structured answer takes its values from the user's text; when the last user
+message is a re-ask (the previous answer did not parse or validate, or the message
+says so), the values come from the message that answer replied to, never from the
+feedback.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import json
 import random
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import tokens
@@ -53,16 +63,19 @@ def text_of(content) -> tuple[str, int]:
     return "\n".join(texts), images
 
 
-def seed_of(req: ChatRequest, server_seed: int = 0) -> int:
-    """The hash every offline choice derives from."""
-    sampled = req.temperature is None or req.temperature > 0
-    key = json.dumps(
-        [req.model, [m.model_dump(mode="json", exclude_none=True) for m in req.messages],
-         req.random_seed if sampled else None,
-         req.response_format.model_dump(mode="json", by_alias=True) if req.response_format else None,
-         [t.model_dump(mode="json") for t in req.tools or []], server_seed],
-        sort_keys=True, ensure_ascii=False,
-    )
+def _sampled(req: ChatRequest) -> bool:
+    return req.temperature is None or req.temperature > 0
+
+
+def seed_of(req: ChatRequest, server_seed: int = 0, occurrence: int = 0) -> int:
+    """The hash every offline choice derives from; `occurrence` counts repeats of an unseeded request."""
+    parts = [req.model, [m.model_dump(mode="json", exclude_none=True) for m in req.messages],
+             req.random_seed if _sampled(req) else None,
+             req.response_format.model_dump(mode="json", by_alias=True) if req.response_format else None,
+             [t.model_dump(mode="json") for t in req.tools or []], server_seed]
+    if occurrence:
+        parts.append(occurrence)
+    key = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
 
 
@@ -157,6 +170,38 @@ def _broken(content: str) -> str:
     return "{" + cut
 
 
+_REASK = re.compile(r"\b(?:previous|last|earlier)\s+(?:answer|response|reply)\b|\b(?:answer|try)\s+again\b"
+                    r"|\bnot\s+valid\b", re.I)
+
+
+def _answer_ok(text: str, req: ChatRequest) -> bool:
+    """Whether an earlier assistant answer parses (and validates, with a schema) as this request asks."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    spec = req.response_format.json_schema if req.response_format else None
+    if spec is None:
+        return isinstance(value, (dict, list))
+    return instances.validator(spec.schema_).is_valid(value)
+
+
+def data_text(req: ChatRequest) -> str:
+    """The user text a structured answer fills its values from, skipping re-ask feedback."""
+    messages = req.messages
+    users = [i for i, m in enumerate(messages) if m.role == "user"]
+    if not users:
+        return ""
+    i = users[-1]
+    while i >= 2 and messages[i - 1].role == "assistant":
+        earlier = [j for j in users if j < i - 1]
+        feedback = text_of(messages[i].content)[0]
+        if not earlier or (_answer_ok(text_of(messages[i - 1].content)[0], req) and not _REASK.search(feedback)):
+            break
+        i = earlier[-1]
+    return text_of(messages[i].content)[0]
+
+
 def _one_choice(req: ChatRequest, model: str, plan: FaultPlan, rng: random.Random, bad_json: bool) -> Choice:
     messages = req.messages
     users = [m for m in messages if m.role == "user"]
@@ -172,18 +217,22 @@ def _one_choice(req: ChatRequest, model: str, plan: FaultPlan, rng: random.Rando
     if messages[-1].role == "assistant" and messages[-1].prefix:
         prefix = text_of(messages[-1].content)[0]
     fmt = req.response_format.type if req.response_format else "text"
+    cut = False
     if fmt == "json_schema" and req.response_format.json_schema:
-        value = instances.instance(req.response_format.json_schema.schema_, last_user, rng)
+        value, cut = instances.fill(req.response_format.json_schema.schema_, data_text(req), rng)
         content = json.dumps(value, ensure_ascii=False)
+        if cut:
+            # The schema asked for more than an answer holds: cut off, as a model's would be.
+            content = content[: min(len(content) - 1, instances.MAX_CHARS)]
     elif fmt == "json_object":
-        content = json.dumps(_json_object(last_user, rng), ensure_ascii=False)
+        content = json.dumps(_json_object(data_text(req), rng), ensure_ascii=False)
     else:
         content = _text(req, model, plan, rng, last_user, images)
     if fmt != "text" and bad_json:
         content = _broken(content)
     if prefix:
         content = prefix + ("" if prefix.endswith((" ", "\n")) else " ") + content
-    content, reason = lengths.finish(content, req.stops(), req.max_tokens)
+    content, reason = lengths.finish(content, req.stops(), req.max_tokens, "length" if cut else "stop")
     return Choice(content, reason)
 
 
@@ -209,7 +258,15 @@ def _text(req: ChatRequest, model: str, plan: FaultPlan, rng, last_user: str, im
 
 
 def complete(req: ChatRequest, model: str, plan: FaultPlan, bad_json: bool = False,
-             server_seed: int = 0) -> list[Choice]:
-    """The offline model's choices for a chat request (n of them)."""
+             server_seed: int = 0, repeats: Callable[[int], int] | None = None) -> list[Choice]:
+    """The offline model's choices for a chat request (n of them).
+
+    `repeats(hash)` says how many times this server saw the same request before; it
+    varies unseeded, sampled answers (see the module docstring).
+    """
     base = seed_of(req, server_seed)
+    if repeats is not None and req.random_seed is None and _sampled(req):
+        occurrence = repeats(base)
+        if occurrence:
+            base = seed_of(req, server_seed, occurrence)
     return [_one_choice(req, model, plan, random.Random(base + i), bad_json) for i in range(req.n or 1)]

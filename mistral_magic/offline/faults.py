@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 HEADER = "x-offline-faults"
+HOUR_MS = 3_600_000
+MAX_ANSWER_TOKENS = 65536
 
 
 class FaultPlan(BaseModel):
@@ -25,9 +27,9 @@ class FaultPlan(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ttft_ms: float = Field(0, ge=0, description="delay before the first streamed token or a whole answer")
-    token_delay_ms: float = Field(0, ge=0, description="delay before each further streamed token")
-    latency_ms: float = Field(0, ge=0, description="fixed latency added to every request")
+    ttft_ms: float = Field(0, ge=0, le=HOUR_MS, description="delay before the first token, streamed or not")
+    token_delay_ms: float = Field(0, ge=0, le=HOUR_MS, description="delay before each further token, streamed or not")
+    latency_ms: float = Field(0, ge=0, le=HOUR_MS, description="fixed latency added to every request")
     rate_limit_rps: float | None = Field(None, gt=0, description="requests/s per API key, sliding 1 s window")
     error_status: int | None = Field(None, ge=400, le=599, description="status of injected errors")
     error_rate: float = Field(0, ge=0, le=1, description="probability that a request gets error_status")
@@ -35,7 +37,8 @@ class FaultPlan(BaseModel):
     drop_stream_after: int | None = Field(None, ge=0, description="cut a stream after this many tokens")
     bad_json_rate: float = Field(0, ge=0, le=1, description="probability that a JSON-mode answer is broken")
     batch_line_error_rate: float = Field(0, ge=0, le=1, description="probability that a batch line fails")
-    answer_tokens: int | None = Field(None, ge=1, description="make text answers exactly this many tokens")
+    answer_tokens: int | None = Field(None, ge=1, le=MAX_ANSWER_TOKENS,
+                                      description="make text answers exactly this many tokens")
     seed: int = 0
 
     def merged(self, override: FaultPlan | None) -> FaultPlan:
@@ -59,6 +62,10 @@ class FaultPlan(BaseModel):
 
 
 NO_FAULTS = FaultPlan()
+# The pace of the extension's own offline server: streaming shows in a demo (a
+# 150-token answer arrives over about 0.7 s, in a dozen display updates) while a
+# 20-row extraction, 8 rows at a time, of ~50-token JSON answers stays near a second.
+DEMO_PACE = FaultPlan(ttft_ms=100, token_delay_ms=4)
 
 
 def coerce(plan: FaultPlan | dict | None) -> FaultPlan:

@@ -1,4 +1,9 @@
-"""The in-memory file store behind /v1/files, and the multipart upload it accepts."""
+"""The in-memory file store behind /v1/files, and the multipart upload it accepts.
+
+Files live in memory, so the store holds at most `limits.MAX_STORED_BYTES` in all
+(uploads past that get 413 until files are deleted); one upload is capped by the
+body limit, `limits.MAX_UPLOAD_BYTES`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from . import limits
 from .wire import RequestError, error_body
 
 PURPOSES = ("fine-tune", "batch", "ocr")
@@ -22,9 +28,14 @@ class StoredFile:
 class FileStore:
     """Files by id; thread-safe, lost when the server stops."""
 
-    def __init__(self):
+    def __init__(self, capacity: int = limits.MAX_STORED_BYTES):
         self._lock = threading.Lock()
         self._files: dict[str, StoredFile] = {}
+        self.capacity = capacity
+
+    def stored_bytes(self) -> int:
+        with self._lock:
+            return sum(len(f.content) for f in self._files.values())
 
     def add(self, filename: str, content: bytes, purpose: str, sample_type: str,
             source: str = "upload", mimetype: str | None = None) -> dict:
@@ -44,6 +55,12 @@ class FileStore:
             "visibility": "workspace",
         }
         with self._lock:
+            held = sum(len(f.content) for f in self._files.values())
+            if source == "upload" and held + len(content) > self.capacity:
+                raise RequestError(413, error_body(
+                    f"The offline server keeps files in memory, at most {self.capacity:,} bytes in all, and "
+                    f"holds {held:,}: delete files (DELETE /v1/files/{{file_id}}) before uploading more",
+                    "invalid_request_error"))
             self._files[meta["id"]] = StoredFile(meta, content)
         return dict(meta)
 
@@ -105,7 +122,8 @@ def upload(store: FileStore, body: bytes, content_type: str) -> dict:
     purpose = fields.get("purpose", (None, b"fine-tune"))[1].decode("utf-8", "replace")
     if purpose not in PURPOSES:
         detail.append({"type": "enum", "loc": ["body", "purpose"], "input": purpose,
-                       "msg": "Input should be 'fine-tune', 'batch' or 'ocr'"})
+                       "msg": "Input should be 'fine-tune', 'batch' or 'ocr'",
+                       "ctx": {"expected": "'fine-tune', 'batch' or 'ocr'"}})
     if detail:
         raise RequestError(422, {"detail": detail})
     filename, content = fields["file"]

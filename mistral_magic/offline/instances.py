@@ -3,20 +3,29 @@
 `instance(schema, text, rng)` returns a value that validates against `schema`
 (types, properties/required, items, enum/const, anyOf/oneOf/allOf, $ref into
 $defs/definitions, formats date/date-time/email/uri/uuid, numeric bounds, length
-and item-count bounds, additionalProperties) and takes its values from the text
-where it can: `field: value` phrases, capitalised names for name-like fields,
-numbers for numeric fields, ISO dates, mentioned enum values, yes/no cues. An
-array of objects gets one record per line, bullet or sentence of the text.
+and item-count bounds, `pattern`, additionalProperties) and takes its values from
+the text where it can: `field: value` phrases, capitalised names for name-like
+fields, numbers for numeric fields, ISO dates, mentioned enum values, yes/no cues,
+a piece of the text that matches a field's `pattern` (else a string generated from
+it). An array of objects gets one record per line, bullet or sentence of the text.
+
+An answer has a budget of `MAX_CHARS` characters, as a model has a token budget: a
+schema that demands more (`minItems: 200000`, `minLength: 5e7`) gets a partial
+instance and `Filler.truncated`, which the chat endpoint turns into a cut answer
+with `finish_reason: length`. Patterns are matched with a time limit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import random
 import re
 import uuid
 from typing import Any
+
+import regex
 
 from . import words
 
@@ -28,6 +37,11 @@ _NAMEY = frozenset(
 )
 _TEXTY = frozenset("summary description text content comment comments notes note reason explanation answer sentence quote message".split())
 _MAX_RECORDS = 50
+MAX_CHARS = 64 * 1024  # about 20-30k tokens of JSON
+# A `pattern` is the caller's regex: bounded in time, and in the length of what it generates.
+PATTERN_TIMEOUT_S = 0.05
+_PATTERN_MAX_CHARS = 4096
+_PATTERN_TRIES = 8
 
 
 def _tokens(name: str) -> list[str]:
@@ -62,12 +76,20 @@ class _Record:
 class Filler:
     """Builds instances of one root schema (the root holds $defs for $ref)."""
 
-    def __init__(self, root: dict, rng: random.Random):
+    def __init__(self, root: dict, rng: random.Random, budget: int = MAX_CHARS):
         self.root = root
         self.rng = rng
+        self.budget = budget
+        self.truncated = False
         self._validator = None
 
+    def _spend(self, size: int) -> None:
+        self.budget -= size
+        if self.budget < 0:
+            self.truncated = True
+
     def make(self, schema: Any, name: str, record: _Record, depth: int = 0) -> Any:
+        self._spend(1)
         if schema is True or not isinstance(schema, dict) or depth > 12:
             return self._string({}, name, record)
         schema = self._resolve(schema)
@@ -142,11 +164,9 @@ class Filler:
         return self.make(concrete[0], name, record, depth + 1)
 
     def _valid(self, value: Any, schema: Any) -> bool:
-        from jsonschema import Draft202012Validator
-
         if self._validator is None:
-            self._validator = Draft202012Validator(self.root)
-        return self._validator.evolve(schema=schema).is_valid(value)
+            self._validator = validator(self.root)
+        return self._validator.evolve(schema=without_patterns(schema)).is_valid(value)
 
     def _object(self, schema: dict, name: str, record: _Record, depth: int) -> dict:
         properties = schema.get("properties") or {}
@@ -172,26 +192,42 @@ class Filler:
             for word in (words.keywords(record.text, limit=count) or [None])[:count]:
                 sub = _Record(word) if word and "enum" not in items else record
                 value = self.make(items, name, sub, depth + 1)
-                if isinstance(value, str) and word and not items.get("format") and "enum" not in items:
+                if isinstance(value, str) and word and not ({"format", "enum", "pattern"} & set(items)):
                     value = self._fit_string(word, items)
                 values.append(value)
-        if schema.get("uniqueItems"):
-            unique: list = []
+        unique = bool(schema.get("uniqueItems"))
+        if unique:
+            kept: dict[str, Any] = {}
             for value in values:
-                if value not in unique:
-                    unique.append(value)
-            values = unique
-        while len(values) < low:
-            values.append(self.make(items, f"{name}{len(values)}", _Record(""), depth + 1))
-            if schema.get("uniqueItems") and values[-1] in values[:-1]:
-                values[-1] = self._distinct(items, values)
+                kept.setdefault(_key(value), value)
+            values = list(kept.values())
+        if len(values) < low:
+            values += self._more(items, name, values, low, unique, depth)
         return values[: max(low, min(high, len(values)))]
 
-    def _distinct(self, items: dict, values: list) -> Any:
-        kind = items.get("type")
-        if kind in ("integer", "number"):
-            return max([v for v in values if isinstance(v, (int, float))] or [0]) + 1
-        return f"offline item {len(values)}"
+    def _more(self, items: dict, name: str, values: list, low: int, unique: bool, depth: int) -> list:
+        """Filler items up to `low`: one made item repeated, or distinct variants of it, within the budget."""
+        made = self.make(items, f"{name}{len(values)}", _Record(""), depth + 1)
+        seen = {_key(v) for v in values} if unique else set()
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        top = max(numbers, default=0)
+        more: list = []
+        while len(values) + len(more) < low and not self.truncated:
+            value = made
+            if unique and _key(value) in seen:
+                if isinstance(made, (int, float)) and not isinstance(made, bool):
+                    top = value = max(top, made) + 1
+                elif isinstance(made, str):
+                    value = f"offline item {len(values) + len(more)}"
+                else:
+                    value = self.make(items, f"{name}{len(values) + len(more)}", _Record(""), depth + 1)
+                    if _key(value) in seen:
+                        break  # no cheap distinct variant: stop short rather than loop
+            key = _key(value)
+            seen.add(key)
+            self._spend(len(key) + 1)
+            more.append(value)
+        return more
 
     def _string(self, schema: dict, name: str, record: _Record) -> str:
         fmt = schema.get("format")
@@ -216,7 +252,10 @@ class Filler:
             else:
                 picked = words.keywords(record.text, limit=1)
                 value = picked[0] if picked else None
-        return self._fit_string(value or f"offline {' '.join(tokens) or 'text'}", schema)
+        value = value or f"offline {' '.join(tokens) or 'text'}"
+        if isinstance(schema.get("pattern"), str):
+            value = self._patterned(schema, value, record)
+        return self._fit_string(value, schema)
 
     def _name(self, tokens: list[str], record: _Record) -> str | None:
         if "first" in tokens or "given" in tokens:
@@ -225,13 +264,40 @@ class Filler:
             return record.names[0].split()[-1] if record.names else None
         return record.next_name()
 
+    def _patterned(self, schema: dict, value: str, record: _Record) -> str:
+        """A value matching the schema's pattern: the one found, a match in the text, or a generated one."""
+        pattern = schema["pattern"]
+
+        def fits(candidate: str) -> bool:
+            return matches(pattern, candidate) and _length_ok(candidate, schema)
+
+        if fits(value):
+            return value
+        core = _unanchored(pattern)
+        try:
+            found = [m.group(0) for m in regex.finditer(core, record.text, timeout=PATTERN_TIMEOUT_S)]
+        except (regex.error, TimeoutError):
+            found = []
+        for candidate in found:
+            if candidate and fits(candidate):
+                return candidate
+        for _ in range(_PATTERN_TRIES):
+            made = generate(pattern, self.rng)
+            if made is not None and fits(made):
+                return made
+        return value
+
     def _fit_string(self, value: str, schema: dict) -> str:
         low, high = schema.get("minLength", 0), schema.get("maxLength")
+        if low > max(0, self.budget):
+            # More text than an answer can hold: give what fits, and say the answer was cut.
+            low, self.truncated = max(0, self.budget), True
         if high is not None:
             value = value[:high]
         if len(value) < low:
             value = (value + " " + "offline" * (low // 7 + 1)).strip()[: max(low, high or low)]
             value = value.ljust(low, "x")
+        self._spend(len(value))
         return value
 
     def _formatted(self, fmt: str, record: _Record) -> str:
@@ -326,6 +392,97 @@ class Filler:
         return None
 
 
+def fill(schema: dict, text: str, rng: random.Random) -> tuple[Any, bool]:
+    """A value for `schema` with values taken from `text`, and whether the budget cut it short."""
+    filler = Filler(schema, rng)
+    value = filler.make(schema, "", _Record(words.data_part(text)))
+    return value, filler.truncated
+
+
 def instance(schema: dict, text: str, rng: random.Random) -> Any:
     """A value valid for `schema`, with its values taken from `text` where possible."""
-    return Filler(schema, rng).make(schema, "", _Record(words.data_part(text)))
+    return fill(schema, text, rng)[0]
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _length_ok(value: str, schema: dict) -> bool:
+    return schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", math.inf)
+
+
+def matches(pattern: str, text: str) -> bool:
+    """Whether `text` matches the JSON Schema `pattern` (a search, as the spec says), within a time limit."""
+    try:
+        return regex.search(pattern, text, timeout=PATTERN_TIMEOUT_S) is not None
+    except (regex.error, TimeoutError):
+        return False
+
+
+def _unanchored(pattern: str) -> str:
+    """The pattern without its outer ^ and $, to find a match inside a longer text."""
+    core = pattern[1:] if pattern.startswith("^") else pattern
+    if core.endswith("$") and not core.endswith("\\$"):
+        core = core[:-1]
+    return core
+
+
+def generate(pattern: str, rng: random.Random) -> str | None:
+    """A random string matching `pattern`, or None when it cannot be made within bounds."""
+    import rstr
+
+    try:
+        parsed = _sre_parse().parse(pattern)
+        if _longest(parsed) > _PATTERN_MAX_CHARS:
+            return None
+        return rstr.Rstr(rng).xeger(pattern)
+    except (re.error, ValueError, KeyError, IndexError, OverflowError, RecursionError):
+        return None
+
+
+def _sre_parse():
+    try:
+        import re._parser as parser  # Python 3.11+
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_parse as parser
+    return parser
+
+
+def _longest(parsed) -> int:
+    """An upper bound on what rstr generates for a parsed pattern (it caps * and + at 100)."""
+    total = 0
+    for op, value in parsed:
+        name = str(op).lower()
+        if name in ("max_repeat", "min_repeat", "possessive_repeat"):
+            low, high, sub = value
+            total += min(max(low, min(high, 100)), 10**9) * _longest(sub)
+        elif name == "subpattern":
+            total += _longest(value[-1])
+        elif name == "branch":
+            total += max((_longest(branch) for branch in value[1]), default=0)
+        elif name in ("assert", "assert_not"):
+            total += _longest(value[1])
+        elif name == "groupref":
+            total += _PATTERN_MAX_CHARS
+        else:
+            total += 1
+        if total > _PATTERN_MAX_CHARS:
+            return total
+    return total
+
+
+def without_patterns(schema: Any) -> Any:
+    """The schema without `pattern`/`patternProperties`: the validator's re has no time limit."""
+    if isinstance(schema, dict):
+        return {k: without_patterns(v) for k, v in schema.items() if k not in ("pattern", "patternProperties")}
+    if isinstance(schema, list):
+        return [without_patterns(v) for v in schema]
+    return schema
+
+
+def validator(schema: dict):
+    """A Draft 2020-12 validator for `schema`, with its patterns left out (see `without_patterns`)."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(without_patterns(schema))

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    ValidationError,
+)
 
 
 class _Strict(BaseModel):
@@ -186,7 +194,8 @@ class BatchCreate(_Strict):
     ]
     model: str | None = None
     agent_id: str | None = None
-    metadata: dict[str, str] | None = None
+    metadata: dict[Annotated[str, StringConstraints(min_length=1, max_length=32)],
+                   Annotated[str, StringConstraints(min_length=1, max_length=512)]] | None = None
     timeout_hours: int = Field(24, ge=1, le=168)
 
 
@@ -222,11 +231,3 @@ def parse(model: type[BaseModel], data: Any) -> Any:
     except ValidationError as exc:
         raise validation_error(exc) from None
 
-
-def decode_json(raw: bytes) -> Any:
-    """The request body as JSON, or the 422 FastAPI sends for undecodable JSON."""
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError as exc:
-        raise RequestError(422, {"detail": [{"type": "json_invalid", "loc": ["body", 0],
-                                             "msg": f"JSON decode error: {exc}", "input": {}}]}) from None
