@@ -64,9 +64,13 @@ def test_answer_streams_into_one_display_and_ends_as_markdown(ip, magic_server):
     meta = final["metadata"]["mistral_magic"]
     assert meta["model"] == "mistral-small-latest"
     assert meta["backend"] == "offline"
-    assert meta["usage"]["completion_tokens"] > 0
+    record = mistral_magic.session().ledger.records[-1]
+    assert meta["usage"] == {"prompt_tokens": record.prompt_tokens,
+                             "completion_tokens": record.completion_tokens}
+    assert 0 < record.completion_tokens <= 120
     assert meta["params"] == {"max_tokens": 120}
-    assert meta["cost_usd"] > 0
+    assert meta["cost_usd"] == record.cost == pytest.approx(mistral_magic.session().prices.cost(
+        "mistral-small-latest", record.prompt_tokens, record.completion_tokens))
     # the footer is in view under the answer
     assert "in /" in md and "out" in md and "$" in md and "session" in md
 
@@ -123,7 +127,11 @@ def test_history_reset_undo_chats(ip):
     hist = ip.run_line_magic("mistral", "history")
     assert list(hist["role"]) == ["user", "assistant", "user", "assistant"]
     assert list(hist["cell"]) == ["1", "1", "2", "2"]
-    assert hist["tokens"].notna().all() and hist["cost"].iloc[1] > 0
+    records = mistral_magic.session().ledger.records
+    assert list(hist["tokens"]) == [
+        records[0].prompt_tokens, records[0].completion_tokens,
+        records[1].prompt_tokens, records[1].completion_tokens]
+    assert hist["cost"].iloc[1] == pytest.approx(records[0].cost)
     chats = ip.run_line_magic("mistral", "chats")
     assert chats.loc[0, "turns"] == 2
     assert "Two." in ip.run_line_magic("mistral", "undo")
