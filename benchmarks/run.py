@@ -488,7 +488,7 @@ def stream_rows(st: dict) -> list[Row]:
             f"{worst_bytes['bytes_ratio']:.2f}x ({worst_bytes['display_messages']} msgs)",
             "<= 3x"),
         Row(f"  same, replayed at {hosted['tokens_per_s']} tok/s (a slower hosted model)",
-            f"{hosted['display_bytes']:,} B in {hosted['display_updates']} msgs",
+            f"{hosted['display_bytes']:,} B in {hosted['display_updates']} updates",
             f"{hosted['bytes_ratio']:.2f}x", "1 run (deterministic replay)", "", "<= 3x"),
         Row("  (naive update per chunk)", "", f"{st['naive_bytes_ratio']:.0f}x"),
     ]
