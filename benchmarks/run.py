@@ -186,19 +186,30 @@ class ServerProcess:
 
     def __init__(self, *flags: str):
         import secrets
+
+        self.api_key = secrets.token_urlsafe(16)
+        # A free port found here can be taken by another process before the server binds
+        # it (the machine is shared): start again on a new one when the server exits.
+        for _attempt in range(3):
+            if self._start(flags):
+                return
+        raise RuntimeError("the offline server did not start (three ports tried)")
+
+    def _start(self, flags) -> bool:
         import socket
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
-        self.api_key = secrets.token_urlsafe(16)
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mistral_magic.offline", "--port", str(self.port),
              "--api-key", self.api_key, *flags],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
-        self.proc.stdout.readline()  # printed once it accepts connections
+        if not self.proc.stdout.readline():  # printed once it accepts connections
+            self.proc.wait(10)
+            return False
         # The first chat request waits for the tokenizer; pay that outside the timings.
         deadline = time.monotonic() + 60
         while True:
@@ -207,9 +218,11 @@ class ServerProcess:
                            headers={"Authorization": f"Bearer {self.api_key}"},
                            json={"model": "mistral-small-latest", "max_tokens": 1,
                                  "messages": [{"role": "user", "content": "warm up"}]})
-                break
+                return True
             except httpx.ConnectError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
+                if self.proc.poll() is not None:
+                    return False
+                if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
 
