@@ -3,9 +3,21 @@
     python benchmarks/run.py [--quick] [--json PATH]
 
 Prints a table and writes JSON (default benchmarks/results/latest.json) with every
-run's figures. Streams compare each %%mistral run with the SDK run just before it
-(median of the paired ratios); the extraction takes the better of two runs. Nothing
-here passes or fails on speed: the targets are printed beside the figures.
+run's figures. Each row shows its median, the spread of its runs (min-max, and the
+interquartile range where there are enough runs), the worst run where a target
+caps it, and the target. Nothing here passes or fails on speed: the targets are
+printed beside the figures.
+
+The machine these run on is shared and its speed drifts by tens of percent, so:
+- a %%mistral stream is paired with an SDK stream run next to it, the order inside
+  a pair alternating (the one that goes second gets a warmer machine), and the
+  figure is the median of the paired ratios; the "measured" column shows the pair
+  that gives that median, so the two columns agree;
+- the spread says how far to trust a median: a target met by the median but not
+  by the spread is met by luck.
+
+Adding a row: write `bench_x(quick) -> dict` (every run kept in the dict) and
+`x_rows(results) -> list[Row]`, and add them to SECTIONS.
 """
 
 from __future__ import annotations
@@ -17,63 +29,138 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import astuple, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
+from IPython.core.displaypub import DisplayPublisher
 
 HERE = Path(__file__).resolve().parent
 STREAM_TOKENS = 4000
+# Streams are CPU-bound on loopback: no first-token or per-token delay, so the
+# figures are the client's own cost and not the server's pacing.
+NO_DELAYS = ("--ttft-ms", "0", "--token-delay-ms", "0")
+# A pace for replaying a stream as a slower hosted model would send it (an assumption,
+# not a measurement: loopback streams run far faster than any hosted model).
+HOSTED_TOKENS_PER_S = 50
+
+
+@dataclass
+class Row:
+    """One line of the table; empty cells stay empty."""
+
+    benchmark: str
+    measured: str = ""
+    median: str = ""
+    spread: str = ""
+    worst: str = ""
+    target: str = ""
+
+
+HEADER = Row("benchmark", "measured", "median", "spread (min-max; IQR)", "worst", "target")
 
 
 def _timed(fn) -> tuple[float, float]:
-    """Wall and CPU seconds of one call; CPU time is what machine noise disturbs least."""
+    """Wall and CPU seconds of one call."""
     wall, cpu = time.perf_counter(), time.process_time()
     fn()
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def summary(values: Sequence[float]) -> dict:
+    """Median, min, max and quartiles of some runs."""
+    values = list(values)
+    out = {"median": statistics.median(values), "min": min(values), "max": max(values),
+           "runs": len(values)}
+    if len(values) >= 4:
+        q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+        out.update(q1=q1, q3=q3)
+    return out
+
+
+def spread_text(s: dict, fmt: Callable[[float], str]) -> str:
+    text = f"{fmt(s['min'])}-{fmt(s['max'])}"
+    if "q1" in s:
+        text += f"; {fmt(s['q1'])}-{fmt(s['q3'])}"
+    return f"{text} ({s['runs']} runs)"
+
+
+def median_pair(ratios: Sequence[float]) -> int:
+    """Index of the run whose ratio is the median (the lower middle one for an even count)."""
+    order = sorted(range(len(ratios)), key=ratios.__getitem__)
+    return order[(len(ratios) - 1) // 2]
+
+
+def ratio_x(value: float) -> str:
+    return f"{value:.3f}x"
+
+
 # -- 1. the offline server is never the bottleneck ------------------------------------
 
 
-def bench_server(server, quick: bool) -> dict:
+def bench_server(quick: bool) -> dict:
+    from mistral_magic.offline import OfflineServer
+
     body = {"model": "mistral-small-latest", "messages": [{"role": "user", "content": "Hi there"}],
             "max_tokens": 16}
-    headers = {"Authorization": f"Bearer {server.api_key}"}
-    n = 300 if quick else 1000
+    batches, per_batch = (3, 150) if quick else (5, 300)
+    streams = 2 if quick else 3
 
-    async def many():
-        limits = httpx.Limits(max_connections=8)
-        async with httpx.AsyncClient(base_url=server.url, headers=headers, limits=limits,
-                                     timeout=60) as client:
-            sem = asyncio.Semaphore(8)
+    with OfflineServer() as server:
+        headers = {"Authorization": f"Bearer {server.api_key}"}
 
-            async def one():
-                async with sem:
-                    r = await client.post("/v1/chat/completions", json=body)
-                    r.raise_for_status()
+        async def many():
+            limits = httpx.Limits(max_connections=8)
+            async with httpx.AsyncClient(base_url=server.url, headers=headers, limits=limits,
+                                         timeout=60) as client:
+                sem = asyncio.Semaphore(8)
 
-            await asyncio.gather(*(one() for _ in range(16)))  # the tokenizer loads on first use
-            start = time.perf_counter()
-            await asyncio.gather(*(one() for _ in range(n)))
-            return time.perf_counter() - start
+                async def one():
+                    async with sem:
+                        r = await client.post("/v1/chat/completions", json=body)
+                        r.raise_for_status()
 
-    elapsed = asyncio.run(many())
-    server.set_faults({"answer_tokens": STREAM_TOKENS})
-    stream_body = dict(body, max_tokens=STREAM_TOKENS, stream=True)
-    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
-        start = time.perf_counter()
-        frames = 0
-        with client.stream("POST", "/v1/chat/completions", json=stream_body) as r:
-            for line in r.iter_lines():
-                frames += line.startswith("data: {")
-        stream_s = time.perf_counter() - start
-    server.set_faults(None)
-    return {
-        "requests": n,
-        "requests_per_s": n / elapsed,
-        "streamed_tokens": frames,
-        "streamed_tokens_per_s": frames / stream_s,
-    }
+                await asyncio.gather(*(one() for _ in range(16)))  # tokenizer loads on first use
+                rates = []
+                for _ in range(batches):
+                    start = time.perf_counter()
+                    await asyncio.gather(*(one() for _ in range(per_batch)))
+                    rates.append(per_batch / (time.perf_counter() - start))
+                return rates
+
+        rates = asyncio.run(many())
+        server.set_faults({"answer_tokens": STREAM_TOKENS})
+        stream_body = dict(body, max_tokens=STREAM_TOKENS, stream=True)
+        token_rates = []
+        with httpx.Client(base_url=server.url, headers=headers, timeout=120) as client:
+            for _ in range(streams):
+                start = time.perf_counter()
+                frames = 0
+                with client.stream("POST", "/v1/chat/completions", json=stream_body) as r:
+                    for line in r.iter_lines():
+                        frames += line.startswith("data: {")
+                token_rates.append(frames / (time.perf_counter() - start))
+        server.set_faults(None)
+    return {"requests_per_batch": per_batch, "requests_per_s_runs": rates,
+            "requests_per_s": summary(rates), "streamed_tokens": STREAM_TOKENS,
+            "streamed_tokens_per_s_runs": token_rates, "streamed_tokens_per_s": summary(token_rates)}
+
+
+def server_rows(s: dict) -> list[Row]:
+    def rate(value: float) -> str:
+        return f"{value:,.0f}"
+
+    req, tok = s["requests_per_s"], s["streamed_tokens_per_s"]
+    return [
+        Row("offline server, non-streamed", f"{s['requests_per_batch']} requests a run",
+            f"{rate(req['median'])} req/s", spread_text(req, rate), f"{rate(req['min'])} req/s",
+            "never the bottleneck"),
+        Row(f"offline server, streamed {s['streamed_tokens']} tokens", "",
+            f"{rate(tok['median'])} tok/s", spread_text(tok, rate), f"{rate(tok['min'])} tok/s",
+            "never the bottleneck"),
+    ]
 
 
 # -- 2. loading the extension is cheap ---------------------------------------------------
@@ -99,19 +186,30 @@ class ServerProcess:
 
     def __init__(self, *flags: str):
         import secrets
+
+        self.api_key = secrets.token_urlsafe(16)
+        # A free port found here can be taken by another process before the server binds
+        # it (the machine is shared): start again on a new one when the server exits.
+        for _attempt in range(3):
+            if self._start(flags):
+                return
+        raise RuntimeError("the offline server did not start (three ports tried)")
+
+    def _start(self, flags) -> bool:
         import socket
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
-        self.api_key = secrets.token_urlsafe(16)
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mistral_magic.offline", "--port", str(self.port),
              "--api-key", self.api_key, *flags],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
-        self.proc.stdout.readline()  # printed once it accepts connections
+        if not self.proc.stdout.readline():  # printed once it accepts connections
+            self.proc.wait(10)
+            return False
         # The first chat request waits for the tokenizer; pay that outside the timings.
         deadline = time.monotonic() + 60
         while True:
@@ -120,9 +218,11 @@ class ServerProcess:
                            headers={"Authorization": f"Bearer {self.api_key}"},
                            json={"model": "mistral-small-latest", "max_tokens": 1,
                                  "messages": [{"role": "user", "content": "warm up"}]})
-                break
+                return True
             except httpx.ConnectError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
+                if self.proc.poll() is not None:
+                    return False
+                if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
 
@@ -148,38 +248,138 @@ def _in_fresh_python(code: str) -> float:
 
 def bench_load(quick: bool) -> dict:
     repeats = 3 if quick else 7
-    load, sdk = [], []
-    for _ in range(repeats):  # interleaved, so machine load hits both alike
-        load.append(_in_fresh_python(LOAD_EXT))
-        sdk.append(_in_fresh_python(IMPORT_SDK))
-    load_s, sdk_s = statistics.median(load), statistics.median(sdk)
-    return {"load_ext_s": load_s, "import_sdk_s": sdk_s, "ratio": load_s / sdk_s}
+    runs = []
+    for i in range(repeats):  # paired, the order alternating, so machine drift hits both alike
+        if i % 2 == 0:
+            load, sdk = _in_fresh_python(LOAD_EXT), _in_fresh_python(IMPORT_SDK)
+        else:
+            sdk, load = _in_fresh_python(IMPORT_SDK), _in_fresh_python(LOAD_EXT)
+        runs.append({"load_ext_s": load, "import_sdk_s": sdk, "ratio": load / sdk})
+    ratios = [r["ratio"] for r in runs]
+    return {"runs": runs, "median_pair": median_pair(ratios), "ratio": summary(ratios)}
+
+
+def load_rows(ld: dict) -> list[Row]:
+    pair = ld["runs"][ld["median_pair"]]
+    return [Row("%load_ext vs import mistralai.client",
+                f"{pair['load_ext_s'] * 1000:.0f} ms vs {pair['import_sdk_s'] * 1000:.0f} ms",
+                f"{pair['ratio']:.2f}x", spread_text(ld["ratio"], lambda v: f"{v:.2f}x"),
+                f"{ld['ratio']['max']:.2f}x", "< 0.33x")]
 
 
 # -- 3. streaming through %%mistral costs what the SDK costs -------------------------------
 
 
+class Counting(DisplayPublisher):
+    """A display publisher that counts what a front end would receive."""
+
+    def __init__(self):
+        super().__init__()
+        self.bytes = 0
+        self.messages = 0
+
+    def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
+        self.messages += 1
+        # As jupyter_client packs messages: JSON, UTF-8, no ASCII escaping.
+        self.bytes += len(json.dumps({"data": data, "metadata": metadata or {},
+                                      "transient": transient or {}},
+                                     ensure_ascii=False).encode())
+
+
+class _FakeClock:
+    """A clock the replay moves forward by the gaps recorded between real chunks."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Replay:
+    """A backend whose stream replays recorded chunks, moving the fake clock by their gaps.
+
+    Only for measuring %%mistral's own work: the chunks are the SDK's own parsed
+    events, so everything after the SDK (display, accounting, render) runs as in a cell.
+    """
+
+    kind = "offline"
+
+    def __init__(self, recorded: list[tuple[float, object]], clock: _FakeClock):
+        self.recorded = recorded
+        self.clock = clock
+        self.client = SimpleNamespace(chat=SimpleNamespace(stream=self._stream))
+
+    def _stream(self, **request):
+        replay = self
+
+        class Events:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def __iter__(self):
+                for gap, chunk in replay.recorded:
+                    replay.clock.now += gap
+                    yield SimpleNamespace(data=chunk)
+
+        return Events()
+
+
+def _own_work(shell, settings, recorded, repeats: int) -> dict:
+    """%%mistral's work for one answer, at the recorded pace, without the SDK's parsing.
+
+    The answer runs through the session's own call path (prompt interpolation, request,
+    token estimate and budget check, throttled display updates, accounting, ledger
+    row, final render with footer); only the network and the SDK are replaced by the
+    recorded chunks, with a fake clock so the throttle lets through the updates a
+    real stream at that pace would get.
+    """
+    from mistral_magic.core import Session
+    from mistral_magic.display import StreamView
+    from mistral_magic.prompt import interpolate
+
+    clock = _FakeClock()
+    replay = _Replay(recorded, clock)
+
+    class ReplaySession(Session):
+        @property
+        def backend(self):
+            return replay
+
+    session = ReplaySession(shell, settings)
+    runs = []
+    try:
+        for _ in range(repeats + 1):  # the first run only warms up, and is dropped
+            clock.now = 0.0
+            publisher = shell.display_pub
+            publisher.bytes = publisher.messages = 0
+            start = time.perf_counter()
+            view = StreamView(shell, "markdown", clock=clock)
+            prompt = interpolate("Write a long essay.", shell.user_ns)
+            request = session.build_request(prompt, chat="bench", history=False,
+                                            max_tokens=STREAM_TOKENS)
+            answer = session.ask(request, chat=None, view=view, stream=True)
+            runs.append({"s": time.perf_counter() - start, "display_updates": view.updates,
+                         "display_bytes": publisher.bytes,
+                         "completion_tokens": answer.completion_tokens,
+                         "ledger_rows": len(session.ledger)})
+    finally:
+        session.close()
+    runs = runs[1:]
+    return {"runs": runs, "s": summary([r["s"] for r in runs]),
+            "replayed_stream_s": sum(gap for gap, _ in recorded)}
+
+
 def bench_stream(quick: bool) -> dict:
-    from IPython.core.displaypub import DisplayPublisher
     from IPython.core.interactiveshell import InteractiveShell
     from mistralai.client import Mistral
 
     import mistral_magic
 
-    class Counting(DisplayPublisher):
-        def __init__(self):
-            super().__init__()
-            self.bytes = 0
-            self.messages = 0
-
-        def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
-            self.messages += 1
-            # As jupyter_client packs messages: JSON, UTF-8, no ASCII escaping.
-            self.bytes += len(json.dumps({"data": data, "metadata": metadata or {},
-                                          "transient": transient or {}},
-                                         ensure_ascii=False).encode())
-
-    server = ServerProcess("--answer-tokens", str(STREAM_TOKENS))
+    server = ServerProcess("--answer-tokens", str(STREAM_TOKENS), *NO_DELAYS)
     shell = InteractiveShell.instance()
     shell.display_pub = Counting()
     shell.run_line_magic("load_ext", "mistral_magic")
@@ -199,37 +399,47 @@ def bench_stream(quick: bool) -> dict:
     def magic():
         shell.run_cell_magic("mistral", "--no-history", "Write a long essay.")
 
+    def magic_run() -> dict:
+        shell.display_pub.bytes = shell.display_pub.messages = 0
+        wall, cpu = _timed(magic)
+        return {"magic_s": wall, "magic_cpu_s": cpu, "display_bytes": shell.display_pub.bytes,
+                "display_messages": shell.display_pub.messages}
+
     raw_sdk()  # warm both paths once
     magic()
-    repeats = 5 if quick else 9
-    sdk_runs, magic_runs, sent = [], [], []
-    for _ in range(repeats):  # interleaved, so machine load hits both alike
-        sdk_runs.append(_timed(raw_sdk))
-        shell.display_pub.bytes = shell.display_pub.messages = 0
-        magic_runs.append(_timed(magic))
-        sent.append((shell.display_pub.bytes, shell.display_pub.messages))
+    pairs = []
+    for i in range(5 if quick else 15):
+        # The order alternates: whichever goes second finds caches and the CPU warmer.
+        sdk_first = i % 2 == 0
+        if sdk_first:
+            sdk_wall, sdk_cpu = _timed(raw_sdk)
+            run = magic_run()
+        else:
+            run = magic_run()
+            sdk_wall, sdk_cpu = _timed(raw_sdk)
+        run.update(sdk_first=sdk_first, sdk_s=sdk_wall, sdk_cpu_s=sdk_cpu)
+        pairs.append(run)
     answer = mistral_magic.session().last
-    sent_bytes, messages = sorted(sent)[len(sent) // 2]  # the median run
-    # What %%mistral adds per chunk, measured on recorded events so the SDK's own
-    # parsing (and the machine's drift) is out of the picture.
-    from mistral_magic.core import Answer, _absorb
-    from mistral_magic.display import StreamView
-
-    with sdk.chat.stream(**request) as events:
-        recorded = [event.data for event in events]
-    overhead = []
-    for _ in range(5):
-        view = StreamView(shell)
-        view.start()
-        probe = Answer(text="", model="m", chat=None, status="ok", request=request)
-        parts: list[str] = []
-        start = time.perf_counter()
-        for chunk in recorded:
-            if _absorb(chunk, probe, parts, start):
-                view.feed(parts)
-        overhead.append(time.perf_counter() - start)
-    per_answer_s = min(overhead)
     answer_bytes = len(answer.text.encode())
+    for run in pairs:
+        run["time_ratio"] = run["magic_s"] / run["sdk_s"]
+        run["cpu_ratio"] = run["magic_cpu_s"] / run["sdk_cpu_s"]
+        run["bytes_ratio"] = run["display_bytes"] / answer_bytes
+
+    # The chunks of one real stream, each with the time since the one before.
+    recorded, last = [], time.perf_counter()
+    with sdk.chat.stream(**request) as events:
+        for event in events:
+            now = time.perf_counter()
+            recorded.append((now - last, event.data))
+            last = now
+    settings = mistral_magic.session().settings
+    own = _own_work(shell, settings, recorded, 5 if quick else 9)
+    # The same chunks at the pace of a slower hosted model: the throttle lets more
+    # updates through, each carrying the whole text so far.
+    stretch = STREAM_TOKENS / HOSTED_TOKENS_PER_S / own["replayed_stream_s"]
+    hosted = _own_work(shell, settings, [(gap * stretch, c) for gap, c in recorded], 1)
+
     # What updating the display on every chunk would have sent: the whole text each time.
     from mistral_magic.tokens import pieces
 
@@ -239,33 +449,62 @@ def bench_stream(quick: bool) -> dict:
         naive += len(json.dumps({"data": {"text/markdown": so_far}}, ensure_ascii=False).encode())
     server.__exit__()
     shell.run_line_magic("unload_ext", "mistral_magic")
-    # This machine's speed drifts by tens of percent between runs (CPU time too), so
-    # each %%mistral run is compared with the SDK run just before it, and the median
-    # of those paired ratios is the figure.
-    sdk_s, magic_s = statistics.median(w for w, _ in sdk_runs), statistics.median(w for w, _ in magic_runs)
-    sdk_cpu = statistics.median(c for _, c in sdk_runs)
-    magic_cpu = statistics.median(c for _, c in magic_runs)
-    wall_ratio = statistics.median(m[0] / s[0] for s, m in zip(sdk_runs, magic_runs, strict=True))
-    cpu_ratio = statistics.median(m[1] / s[1] for s, m in zip(sdk_runs, magic_runs, strict=True))
+    sdk_median_s = statistics.median(r["sdk_s"] for r in pairs)
     return {
         "completion_tokens": answer.completion_tokens,
-        "sdk_stream_s": sdk_s,
-        "magic_stream_s": magic_s,
-        "sdk_runs_s": sdk_runs,
-        "magic_runs_s": magic_runs,
-        "time_ratio": wall_ratio,
-        "magic_work_per_answer_s": per_answer_s,
-        "magic_work_share": per_answer_s / sdk_s,
-        "sdk_stream_cpu_s": sdk_cpu,
-        "magic_stream_cpu_s": magic_cpu,
-        "cpu_ratio": cpu_ratio,
         "answer_bytes": answer_bytes,
-        "display_messages": messages,
-        "bytes_ratio_runs": [b / answer_bytes for b, _ in sent],
-        "display_bytes": sent_bytes,
-        "bytes_ratio": sent_bytes / answer_bytes,
+        "pairs": pairs,
+        "time_ratio": summary([r["time_ratio"] for r in pairs]),
+        "time_median_pair": median_pair([r["time_ratio"] for r in pairs]),
+        "cpu_ratio": summary([r["cpu_ratio"] for r in pairs]),
+        "cpu_median_pair": median_pair([r["cpu_ratio"] for r in pairs]),
+        "bytes_ratio": summary([r["bytes_ratio"] for r in pairs]),
+        "bytes_median_run": median_pair([r["bytes_ratio"] for r in pairs]),
+        "own_work": own,
+        # Its share of the stream it replays: the same pace gave the same display updates.
+        "own_work_share": summary([r["s"] / own["replayed_stream_s"] for r in own["runs"]]),
+        "sdk_median_s": sdk_median_s,
         "naive_bytes_ratio": naive / answer_bytes,
+        "hosted_pace": {"tokens_per_s": HOSTED_TOKENS_PER_S, **hosted["runs"][0],
+                        "bytes_ratio": hosted["runs"][0]["display_bytes"] / answer_bytes},
     }
+
+
+def stream_rows(st: dict) -> list[Row]:
+    pairs = st["pairs"]
+    wall = pairs[st["time_median_pair"]]
+    cpu = pairs[st["cpu_median_pair"]]
+    by_bytes = pairs[st["bytes_median_run"]]
+    hosted = st["hosted_pace"]
+    worst_bytes = max(pairs, key=lambda r: r["bytes_ratio"])
+    own, share = st["own_work"], st["own_work_share"]
+    own_median = own["runs"][median_pair([r["s"] for r in own["runs"]])]
+    updates = sorted({r["display_updates"] for r in own["runs"]})
+    return [
+        Row(f"%%mistral stream of {st['completion_tokens']} tokens vs SDK, wall",
+            f"{wall['magic_s']:.2f} s vs {wall['sdk_s']:.2f} s (median pair)",
+            ratio_x(wall["time_ratio"]), spread_text(st["time_ratio"], ratio_x),
+            ratio_x(st["time_ratio"]["max"]), "<= 1.05x"),
+        Row("  same, client CPU time",
+            f"{cpu['magic_cpu_s']:.2f} s vs {cpu['sdk_cpu_s']:.2f} s (median pair)",
+            ratio_x(cpu["cpu_ratio"]), spread_text(st["cpu_ratio"], ratio_x),
+            ratio_x(st["cpu_ratio"]["max"]), "<= 1.05x"),
+        Row("  %%mistral's own work per answer, replayed",
+            f"{own_median['s'] * 1000:.1f} ms, {'/'.join(map(str, updates))} updates "
+            f"in a {own['replayed_stream_s']:.2f} s stream",
+            f"{share['median']:.2%}", spread_text(share, lambda v: f"{v:.2%}"),
+            f"{share['max']:.2%}", "<= 5% of the stream"),
+        Row("display bytes vs answer bytes",
+            f"{by_bytes['display_bytes']:,} B in {by_bytes['display_messages']} msgs vs "
+            f"{st['answer_bytes']:,} B",
+            f"{by_bytes['bytes_ratio']:.2f}x", spread_text(st["bytes_ratio"], lambda v: f"{v:.2f}x"),
+            f"{worst_bytes['bytes_ratio']:.2f}x ({worst_bytes['display_messages']} msgs)",
+            "<= 3x"),
+        Row(f"  same, replayed at {hosted['tokens_per_s']} tok/s (a slower hosted model)",
+            f"{hosted['display_bytes']:,} B in {hosted['display_updates']} updates",
+            f"{hosted['bytes_ratio']:.2f}x", "1 run (deterministic replay)", "", "<= 3x"),
+        Row("  (naive update per chunk)", "", f"{st['naive_bytes_ratio']:.0f}x"),
+    ]
 
 
 # -- 4. extraction runs at the rate limit ----------------------------------------------------
@@ -279,7 +518,8 @@ def bench_extract(quick: bool) -> dict:
     import mistral_magic
 
     rows, latency_s, limit, concurrency = 200, 0.05, 40, 8
-    server = ServerProcess("--latency-ms", str(latency_s * 1000), "--rate-limit-rps", str(limit))
+    server = ServerProcess("--latency-ms", str(latency_s * 1000), "--rate-limit-rps", str(limit),
+                           *NO_DELAYS)
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "mistral_magic")
     _use_server(shell, server)
@@ -288,16 +528,15 @@ def bench_extract(quick: bool) -> dict:
     schema = "item, price float, stars int"
     # Warm the tokenizer and the schema validator outside the timed run.
     df.head(2).mistral.extract("{text}", schema=schema, progress=False)
-    runs, failed = [], 0
-    for _ in range(2):  # best of two: noise on a shared machine only ever adds time
+    runs, failed = [], []
+    for _ in range(2 if quick else 3):
         mistral_magic.session().cache.clear()
         time.sleep(1.5)  # let the server's rate window empty
         start = time.perf_counter()
         out = df.mistral.extract("{text}", schema=schema, concurrency=concurrency,
                                  requests_per_second=limit, progress=False)
         runs.append(time.perf_counter() - start)
-        failed = max(failed, int(out["_error"].notna().sum()))
-    extract_s = min(runs)
+        failed.append(int(out["_error"].notna().sum()))
     bound = max(rows / limit, rows * latency_s / concurrency)
 
     sdk = Mistral(api_key=server.api_key, server_url=server.url)
@@ -311,14 +550,30 @@ def bench_extract(quick: bool) -> dict:
     shell.run_line_magic("unload_ext", "mistral_magic")
     return {
         "rows": rows, "latency_ms": latency_s * 1000, "limit_rps": limit,
-        "concurrency": concurrency, "failed_rows": failed,
-        "extract_s": extract_s, "extract_runs_s": runs, "lower_bound_s": bound, "bound_ratio": extract_s / bound,
+        "concurrency": concurrency, "failed_rows_runs": failed,
+        "extract_runs_s": runs, "extract_s": summary(runs), "lower_bound_s": bound,
+        "bound_ratio": summary([r / bound for r in runs]),
         "for_loop_s": loop_s, "for_loop_measured_rows": loop_rows,
-        "speedup_vs_loop": loop_s / extract_s,
+        "speedup_vs_loop": loop_s / statistics.median(runs),
     }
 
 
-# -- 5. a whole answer takes the time of its stream ---------------------------------------------
+def extract_rows(ex: dict) -> list[Row]:
+    ratio = ex["bound_ratio"]
+    failed = max(ex["failed_rows_runs"])
+    return [
+        Row(f"extract {ex['rows']} rows, {ex['latency_ms']:.0f} ms, {ex['limit_rps']} req/s"
+            + (f" ({failed} rows failed)" if failed else ""),
+            f"{ex['extract_s']['median']:.2f} s vs bound {ex['lower_bound_s']:.2f} s",
+            ratio_x(ratio["median"]), spread_text(ratio, ratio_x), ratio_x(ratio["max"]),
+            "<= 1.15x"),
+        Row("  vs a for-loop of chat.complete",
+            f"{ex['for_loop_s']:.2f} s ({ex['for_loop_measured_rows']} rows timed)",
+            f"{ex['speedup_vs_loop']:.1f}x faster"),
+    ]
+
+
+# -- a whole answer takes the time of its stream ----------------------------------------------
 
 
 def bench_paced(quick: bool) -> dict:
@@ -345,16 +600,40 @@ def bench_paced(quick: bool) -> dict:
         whole_runs.append(_timed(whole)[0])
         stream_runs.append(_timed(streamed)[0])
     server.__exit__()
-    whole_s, stream_s = statistics.median(whole_runs), statistics.median(stream_runs)
     return {"tokens": tokens, "ttft_ms": ttft_ms, "token_delay_ms": delay_ms,
             "expected_s": (ttft_ms + delay_ms * (tokens - 1)) / 1000,
-            "whole_s": whole_s, "stream_s": stream_s, "whole_runs_s": whole_runs,
-            "stream_runs_s": stream_runs, "ratio": whole_s / stream_s}
+            "whole_runs_s": whole_runs, "stream_runs_s": stream_runs,
+            "ratios": [w / s for w, s in zip(whole_runs, stream_runs, strict=True)]}
 
 
-def _paced_row(p: dict) -> tuple[str, str, str, str]:
-    return (f"{p['tokens']}-token answer, not streamed vs streamed (paced)",
-            f"{p['whole_s']:.2f} s vs {p['stream_s']:.2f} s", f"{p['ratio']:.3f}x", "0.90x to 1.10x")
+def paced_rows(p: dict) -> list[Row]:
+    ratio = summary(p["ratios"])
+    worst = max(p["ratios"], key=lambda r: abs(r - 1))  # the target bounds both sides
+    return [Row(f"{p['tokens']}-token answer, not streamed vs streamed (paced)",
+                f"{statistics.median(p['whole_runs_s']):.2f} s vs "
+                f"{statistics.median(p['stream_runs_s']):.2f} s",
+                ratio_x(ratio["median"]), spread_text(ratio, ratio_x), ratio_x(worst),
+                "0.90x to 1.10x")]
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+# (key in the JSON, benchmark, its rows in the table): a new row is one more entry.
+SECTIONS: list[tuple[str, Callable[[bool], dict], Callable[[dict], list[Row]]]] = [
+    ("server", bench_server, server_rows),
+    ("load", bench_load, load_rows),
+    ("stream", bench_stream, stream_rows),
+    ("extract", bench_extract, extract_rows),
+    ("paced", bench_paced, paced_rows),
+]
+
+
+def table(rows: Sequence[Row]) -> str:
+    cells = [astuple(HEADER), *(astuple(r) for r in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    cells.insert(1, tuple("-" * w for w in widths))
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                     for row in cells)
 
 
 def main(argv=None) -> int:
@@ -363,46 +642,12 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=str(HERE / "results" / "latest.json"))
     args = parser.parse_args(argv)
 
-    from mistral_magic.offline import OfflineServer
-
     results: dict = {"quick": args.quick, "python": sys.version.split()[0]}
-    with OfflineServer() as server:
-        results["server"] = bench_server(server, args.quick)
-    results["load"] = bench_load(args.quick)
-    results["stream"] = bench_stream(args.quick)
-    results["extract"] = bench_extract(args.quick)
-    results["paced"] = bench_paced(args.quick)
-
-    s, ld, st, ex = results["server"], results["load"], results["stream"], results["extract"]
-    rows = [
-        ("offline server, non-streamed", f"{s['requests_per_s']:,.0f} req/s", "", "never the bottleneck"),
-        ("offline server, streamed", f"{s['streamed_tokens_per_s']:,.0f} tok/s", "", "never the bottleneck"),
-        ("%load_ext vs import mistralai.client",
-         f"{ld['load_ext_s'] * 1000:.0f} ms vs {ld['import_sdk_s'] * 1000:.0f} ms",
-         f"{ld['ratio']:.2f}x", "< 0.33x"),
-        (f"%%mistral stream of {st['completion_tokens']} tokens vs SDK loop, wall",
-         f"{st['magic_stream_s']:.2f} s vs {st['sdk_stream_s']:.2f} s", f"{st['time_ratio']:.3f}x", "<= 1.05x"),
-        ("  same, client CPU time",
-         f"{st['magic_stream_cpu_s']:.2f} s vs {st['sdk_stream_cpu_s']:.2f} s",
-         f"{st['cpu_ratio']:.3f}x", "<= 1.05x"),
-        ("  %%mistral's own work per answer (recorded chunks)",
-         f"{st['magic_work_per_answer_s'] * 1000:.1f} ms", f"{st['magic_work_share']:.2%} of the stream", ""),
-        ("display bytes vs answer bytes",
-         f"{st['display_bytes']:,} B in {st['display_messages']} msgs vs {st['answer_bytes']:,} B",
-         f"{st['bytes_ratio']:.2f}x", "<= 3x"),
-        ("  (naive update per chunk)", "", f"{st['naive_bytes_ratio']:.0f}x", ""),
-        (f"extract {ex['rows']} rows, {ex['latency_ms']:.0f} ms, {ex['limit_rps']} req/s",
-         f"{ex['extract_s']:.2f} s vs bound {ex['lower_bound_s']:.2f} s",
-         f"{ex['bound_ratio']:.3f}x", "<= 1.15x"),
-        ("  vs for-loop of chat.complete", f"{ex['for_loop_s']:.2f} s",
-         f"{ex['speedup_vs_loop']:.1f}x faster", ""),
-    ]
-    rows.append(_paced_row(results["paced"]))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    header = ("benchmark", "measured", "ratio", "target")
-    widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
-    for row in (header, tuple("-" * w for w in widths), *rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    rows: list[Row] = []
+    for key, bench, to_rows in SECTIONS:
+        results[key] = bench(args.quick)
+        rows.extend(to_rows(results[key]))
+    print(table(rows))
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2))

@@ -64,9 +64,13 @@ def test_answer_streams_into_one_display_and_ends_as_markdown(ip, magic_server):
     meta = final["metadata"]["mistral_magic"]
     assert meta["model"] == "mistral-small-latest"
     assert meta["backend"] == "offline"
-    assert meta["usage"]["completion_tokens"] > 0
+    record = mistral_magic.session().ledger.records[-1]
+    assert meta["usage"] == {"prompt_tokens": record.prompt_tokens,
+                             "completion_tokens": record.completion_tokens}
+    assert 0 < record.completion_tokens <= 120
     assert meta["params"] == {"max_tokens": 120}
-    assert meta["cost_usd"] > 0
+    assert meta["cost_usd"] == record.cost == pytest.approx(mistral_magic.session().prices.cost(
+        "mistral-small-latest", record.prompt_tokens, record.completion_tokens))
     # the footer is in view under the answer
     assert "in /" in md and "out" in md and "$" in md and "session" in md
 
@@ -123,7 +127,11 @@ def test_history_reset_undo_chats(ip):
     hist = ip.run_line_magic("mistral", "history")
     assert list(hist["role"]) == ["user", "assistant", "user", "assistant"]
     assert list(hist["cell"]) == ["1", "1", "2", "2"]
-    assert hist["tokens"].notna().all() and hist["cost"].iloc[1] > 0
+    records = mistral_magic.session().ledger.records
+    assert list(hist["tokens"]) == [
+        records[0].prompt_tokens, records[0].completion_tokens,
+        records[1].prompt_tokens, records[1].completion_tokens]
+    assert hist["cost"].iloc[1] == pytest.approx(records[0].cost)
     chats = ip.run_line_magic("mistral", "chats")
     assert chats.loc[0, "turns"] == 2
     assert "Two." in ip.run_line_magic("mistral", "undo")
@@ -143,6 +151,24 @@ def test_interpolation_of_names_frames_and_braces(ip):
     assert "|  | x | y |" in content and "| 19 | 19 | a |" in content and "| 20 |" not in content
     assert "first 20 of 50 rows" in content
     assert "literal {braces}" in content and "code { x }" in content
+
+
+def test_long_frame_cells_are_cut_in_the_prompt(ip):
+    import pandas as pd
+
+    from mistral_magic.prompt import MAX_CELL
+
+    long_text = " ".join(f"word{i}" for i in range(200))  # about 1,400 characters
+    ip.user_ns["df"] = pd.DataFrame({"note": [long_text, "short | piped\nline"]})
+    run(ip, "%%mistral --dry-run -o req\nSummarise {df}")
+    content = ip.user_ns["req"]["messages"][-1]["content"]
+    assert long_text not in content and "word199" not in content
+    cut = long_text[: MAX_CELL - 1] + "…"
+    assert f"| 0 | {cut} |" in content
+    assert "| 1 | short \\| piped line |" in content  # pipes escaped, whitespace folded
+    rows = [line for line in content.splitlines() if line.startswith("| ")]
+    cells = [cell for line in rows for cell in line.strip("| ").split(" | ")]
+    assert max(len(cell) for cell in cells) == MAX_CELL <= 100
 
 
 def test_unknown_name_is_one_line_with_the_fix(ip, capsys):
@@ -197,17 +223,31 @@ def test_tokens_command_counts_with_mistral_common(ip):
         "Hello there, notebook!")
 
 
-def test_price_override_and_unknown_price(ip):
+def test_price_override(ip):
     ip.run_line_magic("config", 'MistralMagics.prices = {"mistral-small-latest": {"input": 1000, "output": 1000}}')
     run(ip, "%%mistral\nPriced.")
     last = mistral_magic.session().last
     assert last.cost == pytest.approx((last.prompt_tokens + last.completion_tokens) * 1000 / 1e6)
-    ip.run_line_magic("config", "MistralMagics.prices = {}")
-    magic_models = [m.id for m in mistral_magic.session().backend.client.models.list().data]
-    unpriced = next(m for m in magic_models if mistral_magic.session().prices.price(m) is None)
-    run(ip, f"%%mistral -m {unpriced}\nNo price.")
-    footer = final_answer(ip)["data"]["text/plain"]
-    assert "unknown" in footer
+
+
+def test_a_model_missing_from_the_price_file_costs_unknown(ip, monkeypatch):
+    from mistral_magic import usage
+
+    # A model released after the price file's date: the server lists it, the file does not.
+    base = usage.load_prices()
+    models = {k: v for k, v in base.models.items() if k != "ministral-3b-2512"}
+    aliases = {k: v for k, v in base.aliases.items() if v != "ministral-3b-2512"}
+    monkeypatch.setattr(usage, "_base_table", usage.PriceTable(models, aliases,
+                                                               source=base.source, date=base.date))
+    run(ip, "%%mistral -m ministral-3b-latest\nNo price.")
+    last = mistral_magic.session().last
+    assert last.status == "ok" and last.cost is None and last.completion_tokens > 0
+    footer = final_answer(ip)["data"]["text/plain"].splitlines()[-1]
+    assert footer.split(" · ")[1:3] == [f"{last.prompt_tokens} in / {last.completion_tokens} out",
+                                        "unknown"]
+    session_part = footer.split(" · ")[-1]
+    assert session_part.startswith("session") and "unknown" in session_part
+    assert mistral_magic.session().ledger.to_frame()["cost"].isna().all()
 
 
 def test_budget_refuses_before_sending(ip, magic_server, capsys):
@@ -291,7 +331,10 @@ def test_server_url_selects_self_hosted(ip, offline_server, monkeypatch):
 def test_bad_arguments_are_usage_errors(ip, capsys, line, fragment):
     result = run(ip, f"%%mistral {line}\nhello", ok=False)
     assert not result.success
-    assert fragment in capsys.readouterr().err + capsys.readouterr().out or True
+    shown = capsys.readouterr()
+    message = (shown.out + shown.err).strip()
+    assert message.startswith("UsageError: ") and message.count("\n") == 0, message
+    assert fragment in message
     from IPython.core.error import UsageError
 
     with pytest.raises(UsageError, match=fragment.replace("-", r"\-")):

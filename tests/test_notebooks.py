@@ -6,7 +6,11 @@ import shutil
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
+
+from mistral_magic import tokens
+from mistral_magic.usage import format_cost, load_prices
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -56,7 +60,15 @@ def test_quickstart(tmp_path, monkeypatch):
     first, meta = answer(cell(nb, "%%mistral\nExplain"))
     assert "Offline answer" in first and "<h2>" in first
     assert meta["backend"] == "offline" and meta["usage"]["completion_tokens"] > 0
-    assert " in / " in first and " out" in first and "$" in first and "session" in first
+    # The footer shows this call's own tokens and cost, and a session of one call.
+    prompt, completion = meta["usage"]["prompt_tokens"], meta["usage"]["completion_tokens"]
+    assert prompt == tokens.count_messages(
+        [{"role": "user", "content": "Explain the bias-variance trade-off in three bullet points."}])
+    cost = load_prices().cost(meta["model"], prompt, completion)
+    assert meta["cost_usd"] == pytest.approx(cost)
+    footer = f"{prompt:,} in / {completion:,} out · {format_cost(cost)}"
+    shown = text_of(cell(nb, "%%mistral\nExplain"))
+    assert footer in shown and f"session {format_cost(cost)} over 1 call" in shown
     assert "no Mistral API key" in text_of(cell(nb, "%%mistral\nExplain"))
     follow, meta = answer(cell(nb, "%%mistral\nNow give"))
     assert "earlier question" in follow and "bias-variance" in follow  # the history reached the model
@@ -70,7 +82,8 @@ def test_quickstart(tmp_path, monkeypatch):
     assert history.count("assistant") >= 2
     usage = cell(nb, "%mistral usage").outputs[-1]["data"]["text/plain"]
     assert usage.count("mistral-small-latest") == 4
-    assert int(text_of(cell(nb, "%mistral tokens")).strip()) > 5
+    assert int(text_of(cell(nb, "%mistral tokens")).strip()) == tokens.count_text(
+        "How many tokens does this sentence take")
     config = text_of(cell(nb, "%mistral config"))
     assert "(none)" in config and "offline server" in config
 

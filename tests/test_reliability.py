@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import _thread
 import threading
+import time
 
+import pandas as pd
 import pytest
 from conftest import run
 from hypothesis import HealthCheck, given, settings
@@ -22,13 +24,83 @@ def one_line_error(capsys) -> str:
     return text
 
 
+CHAT = "/v1/chat/completions"
+# Below 1 request/s the offline server's window widens to fit one request: 0.4/s is one
+# request per 2.5 s, so a 429 asks for about 2.5 s (`retry-after-ms`) or 3 s (`Retry-After`),
+# far longer than the SDK's own first backoff (0.5 s).
+SLOW_RPS, WINDOW_S = 0.4, 2.5
+
+
 def test_rate_limit_is_retried_honouring_retry_after(ip, magic_server):
-    magic_server.set_faults({"rate_limit_rps": 1})
+    # Contrast first: a 503 carries no Retry-After, so the SDK retries after its own backoff.
+    # Short answers keep each call well inside the rate window below.
+    magic_server.set_faults({"error_status": 503, "error_on_nth": [1], "answer_tokens": 5})
+    before = magic_server.request_count(CHAT)
+    run(ip, "%%mistral --no-stream\nSurvive a 503.")
+    assert magic_server.request_count(CHAT) - before == 2
+    backoff_wait = mistral_magic.session().last.latency_s
+    assert backoff_wait < WINDOW_S  # so waiting out the window below is the header's doing
+
+    magic_server.set_faults({"rate_limit_rps": SLOW_RPS, "answer_tokens": 5})
+    before = magic_server.request_count(CHAT)
+    started = time.perf_counter()
     run(ip, "%%mistral --no-stream\nFirst.")
-    run(ip, "%%mistral --no-stream\nSecond, straight after.")  # 429 once, then retried
+    run(ip, "%%mistral --no-stream\nSecond, straight after.")  # 429, then one retry
+    waited = time.perf_counter() - started
+    # One 429 and exactly one retry: retrying on the SDK's own backoff (0.5 s, 1 s, ...)
+    # would have hit the window again and shown more requests.
+    assert magic_server.request_count(CHAT) - before == 3
+    # The first request was admitted after `started`; the window holds the next for 2.5 s.
+    assert waited >= WINDOW_S
     usage = ip.run_line_magic("mistral", "usage")
-    assert list(usage["status"]) == ["ok", "ok"]
-    assert usage["latency_s"].iloc[1] >= 0.2  # it waited for the window to pass
+    assert list(usage["status"]) == ["ok", "ok", "ok"]
+
+
+def test_extraction_pauses_every_row_for_retry_after(ip, magic_server):
+    magic_server.set_faults({"rate_limit_rps": SLOW_RPS})
+    df = pd.DataFrame({"text": ["Alice is 31.", "Bob is 45."]})
+    before = magic_server.request_count(CHAT)
+    started = time.perf_counter()
+    out = df.mistral.extract("{text}", schema="name, age int", concurrency=2, max_retries=3,
+                             progress=False)
+    waited = time.perf_counter() - started
+    assert out["_error"].isna().all() and list(out["age"]) == [31, 45]
+    # One row goes, the other gets a 429 and waits out its retry-after-ms: three requests.
+    # A pause of the default 1 s (header ignored) would have drawn a second 429.
+    assert magic_server.request_count(CHAT) - before == 3
+    assert waited >= WINDOW_S
+    assert [r.status for r in mistral_magic.session().ledger.records] == ["ok", "ok"]
+
+
+def test_retry_after_headers_set_the_extraction_pause(sdk, offline_server):
+    import httpx2
+    from mistralai.client import errors
+
+    from mistral_magic.backend import retry_config
+    from mistral_magic.frames import _retry_after
+
+    offline_server.set_faults({"rate_limit_rps": SLOW_RPS})
+    try:
+        messages = [{"role": "user", "content": "hi"}]
+        sdk.chat.complete(model="mistral-small-latest", messages=messages)
+        with pytest.raises(errors.SDKError) as caught:
+            sdk.chat.complete(model="mistral-small-latest", messages=messages,
+                              retries=retry_config(0))
+    finally:
+        offline_server.set_faults(None)
+    real = caught.value
+    assert real.status_code == 429
+    exact = int(real.headers["retry-after-ms"]) / 1000
+    assert 1.5 < exact <= WINDOW_S
+    assert _retry_after(real) == pytest.approx(exact)
+
+    def rate_limited(headers: dict) -> errors.SDKError:
+        response = httpx2.Response(429, headers=headers, text="{}")
+        return errors.SDKError("Rate limit exceeded", response)
+
+    assert _retry_after(rate_limited({"Retry-After": "3"})) == 3.0
+    assert _retry_after(rate_limited({"retry-after-ms": "2500"})) == 2.5
+    assert _retry_after(rate_limited({"Retry-After": "3", "retry-after-ms": "2500"})) == 2.5
 
 
 def test_server_error_on_first_try_is_retried(ip, magic_server):
@@ -138,14 +210,28 @@ OPTION_WORDS = ["-m", "-t", "--max-tokens", "--seed", "-s", "-c", "--new", "--no
                 "markdown", "code", "x", "1.2", "-3", "abc", "'a b'", '"', "'", "2", "{x}", "--"]
 
 
+# A magic's line never holds a line break, so the words have none either.
+line_text = st.text(alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)),
+                    max_size=6)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(words=st.lists(st.one_of(st.sampled_from(OPTION_WORDS), st.text(max_size=6)), max_size=6))
-def test_any_argument_string_gives_a_usage_error_or_works(ip, words):
+@given(words=st.lists(st.one_of(st.sampled_from(OPTION_WORDS), line_text), max_size=6))
+def test_any_argument_string_gives_a_usage_error_or_works(ip, magic_server, words):
     line = " ".join(words) + " --dry-run"
+    shown_before = len(ip.display_pub.messages)
+    sent_before = magic_server.request_count()
     try:
-        ip.run_cell_magic("mistral", line, "hello")
-    except UsageError:
-        pass
-    except MistralMagicError:
-        pass  # e.g. a bad --schema: still one line, no traceback
+        result = ip.run_cell_magic("mistral", line, "hello")
+    except (UsageError, MistralMagicError) as exc:  # e.g. a bad --schema: still one line
+        message = str(exc).strip()
+        assert message and "\n" not in message, message
+        assert "Traceback" not in message
+    else:
+        assert result is None
+        shown = [m for m in ip.display_pub.messages[shown_before:] if "data" in m]
+        summary = shown[-1]["data"]["text/plain"]
+        assert "Dry run — nothing sent" in summary and "prompt tokens" in summary
+        assert '"content": "hello"' in summary  # the body, sent as it is
+    assert magic_server.request_count() == sent_before
     assert mistral_magic.session().ledger.records == []
