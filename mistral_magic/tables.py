@@ -82,16 +82,27 @@ def config_frame(magics):
     session = magics.session
     rows = []
     for name, trait in sorted(magics.traits(config=True).items()):
-        rows.append({"setting": name, "value": repr(getattr(magics, name)), "help": trait.help})
+        value = getattr(magics, name)
+        shown = mask(value) if name == "server_key" else repr(value)
+        rows.append({"setting": name, "value": shown, "help": trait.help})
     if session._key:
-        source = "%mistral key (memory)"
+        source = "from %mistral key (memory)"
     elif os.environ.get("MISTRAL_API_KEY"):
-        source = "MISTRAL_API_KEY"
+        source = "from MISTRAL_API_KEY"
     elif session.key:
-        source = ".env file"
+        source = "from a .env file"
     else:
-        source = "none"
-    rows.append({"setting": "key", "value": mask(session.key), "help": f"from {source}"})
+        source = "not set"
+    rows.append({"setting": "key", "value": mask(session.key),
+                 "help": f"{source}; sent only to Mistral's hosts"})
+    if magics.server_key:
+        server_source = "from MistralMagics.server_key"
+    elif session.server_key:
+        server_source = "from MISTRAL_SERVER_KEY"
+    else:
+        server_source = "not set"
+    rows.append({"setting": "server key", "value": mask(session.server_key),
+                 "help": f"{server_source}; sent only to server_url"})
     try:
         label = session.backend_spec().label
     except Exception as exc:  # show a broken setting here rather than fail the listing
