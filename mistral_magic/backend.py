@@ -273,6 +273,24 @@ class Backend:
                     )
         return self._client
 
+    def close(self, loop: BackgroundLoop | None = None) -> None:
+        """Close the client's connections: the sync pool here, the async one on `loop`.
+
+        The async pool's connections belong to the loop that opened them, so they are
+        closed there; left to the garbage collector they would warn of unclosed sockets.
+        """
+        with self._lock:
+            client, self._client = self._client, None
+        if client is None:
+            return
+        config = client.sdk_configuration
+        if config.client is not None:
+            config.client.close()
+        if config.async_client is not None and loop is not None and loop.running:
+            future = loop.submit(config.async_client.aclose())
+            if threading.current_thread() is not loop.thread:  # waiting on itself would hang
+                future.result(5)
+
     def __repr__(self) -> str:
         return f"<Backend {self.spec.label}>"
 
@@ -295,6 +313,15 @@ class BackgroundLoop:
                 )
                 self._thread.start()
         return self._loop
+
+    @property
+    def running(self) -> bool:
+        """Whether the loop has been started (and not stopped)."""
+        return self._loop is not None
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
 
     def submit(self, coro: Coroutine[Any, Any, Any]):
         """Schedule a coroutine on the loop; returns a concurrent.futures.Future."""

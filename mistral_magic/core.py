@@ -119,6 +119,8 @@ class Session:
         server_key = self.server_key
         wanted = (spec, self.key, server_key, s.max_retries, s.timeout_s)
         if self._backend is None or self._backend_for != wanted:
+            if self._backend is not None:
+                self._backend.close(self.loop)
             self._backend = Backend(spec, self.key, s.max_retries, s.timeout_s,
                                     server_key=server_key)
             self._backend_for = wanted
@@ -493,6 +495,10 @@ class Session:
         }
 
     def close(self) -> None:
+        """Close the backend's connections, then stop the background loop."""
+        if self._backend is not None:
+            self._backend.close(self.loop)
+            self._backend = None
         self.loop.stop()
 
 
