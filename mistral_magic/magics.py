@@ -66,10 +66,18 @@ Commands::
     %mistral batch list | status ID | cancel ID
     %mistral meter               %mistral panel                     %mistral chat NAME
 
+Commands expand ``$name`` and ``{name}`` like any line magic:
+``%mistral batch status {job_id}``. In a cell, ``{name}`` is the prompt's own
+interpolation (names and attributes starting with ``_`` are refused).
+
 Settings (``%config MistralMagics`` lists them)::
 
     %config MistralMagics.model = "mistral-large-latest"
     %config MistralMagics.budget_usd = 0.50
+    %config MistralMagics.server_url = "http://localhost:8000"   # its key: MISTRAL_SERVER_KEY
+
+The La Plateforme key goes only to Mistral's own hosts over https; a self-hosted
+``server_url`` gets ``MistralMagics.server_key`` or ``MISTRAL_SERVER_KEY``, or none.
 """
 
 
