@@ -5,6 +5,9 @@ from __future__ import annotations
 import _thread
 import math
 import socket
+import subprocess
+import sys
+import textwrap
 import uuid
 
 import pandas as pd
@@ -398,3 +401,21 @@ def test_prompt_errors_are_refused_names(ip):
     assert ip.user_ns["req"]["messages"][-1]["content"] == "id 7"
     with pytest.raises(PromptError, match="starting with _"):
         ip.run_cell_magic("mistral", "--dry-run", "{d.__class__}")
+
+
+def test_the_pandas_watch_is_removed_on_unload():
+    # in a process where pandas is not imported yet, as in a fresh kernel
+    code = textwrap.dedent("""
+        import sys
+        from IPython.core.interactiveshell import InteractiveShell
+        from mistral_magic import importhook
+        shell = InteractiveShell.instance()
+        shell.run_line_magic("load_ext", "mistral_magic")
+        watched = importhook.watching("pandas")
+        shell.run_line_magic("unload_ext", "mistral_magic")
+        import pandas as pd
+        print(watched, importhook.watching("pandas"), hasattr(pd.DataFrame, "mistral"),
+              any(type(f).__module__ == "mistral_magic.importhook" for f in sys.meta_path))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False", "False", "False"], out.stdout + out.stderr
