@@ -1,7 +1,8 @@
 """mistral_magic: Mistral's models inside IPython and Jupyter.
 
 ``%load_ext mistral_magic`` registers the ``%%mistral`` cell magic and the
-``%mistral`` commands, and the ``df.mistral`` pandas accessor once pandas is in use.
+``%mistral`` commands, and the ``df.mistral`` pandas accessor as soon as pandas is
+imported (also when that happens later, in the same cell that uses it).
 Loading imports neither the SDK, pandas nor the tokenizer; they load on first use.
 See ``%%mistral?`` for the manual.
 """
@@ -20,7 +21,11 @@ _magics = None
 def session():
     """The Session of the loaded extension: chats, ledger, backend and settings."""
     if _magics is None:
-        raise RuntimeError("mistral_magic is not loaded; run %load_ext mistral_magic first")
+        from .errors import ConfigError
+
+        raise ConfigError(
+            "mistral_magic is not loaded (or was unloaded); run %load_ext mistral_magic first"
+        )
     return _magics.session
 
 
@@ -28,19 +33,22 @@ def _pre_run_cell(info) -> None:
     # The cell id (Jupyter sends one per cell) keys a chat turn, so a re-run replaces it.
     if _magics is not None:
         _magics.session.cell_id = getattr(info, "cell_id", None)
-        _register_accessor()
 
 
 def _register_accessor() -> None:
-    # df.mistral needs pandas; register it once pandas is imported, never import it here.
+    # df.mistral needs pandas: register it now if pandas is imported, else when it is.
+    from . import importhook
+
     if "pandas" in sys.modules:
         from . import frames
 
         frames.register()
+    else:
+        importhook.after_import("pandas", _register_accessor)
 
 
 def load_ipython_extension(ipython) -> None:
-    """Register the magics and the cell-id hook; nothing heavy is imported."""
+    """Register the magics, the cell-id hook and the accessor; nothing heavy is imported."""
     global _magics
     from .magics import MistralMagics
 
@@ -55,8 +63,15 @@ def load_ipython_extension(ipython) -> None:
 
 
 def unload_ipython_extension(ipython) -> None:
-    """Remove the magics and hooks; chats and the ledger are dropped."""
+    """Remove the magics and hooks; chats and the ledger are dropped.
+
+    pandas cannot forget an accessor, so `df.mistral` stays and says to load the
+    extension again when used.
+    """
     global _magics
+    from . import importhook
+
+    importhook.cancel("pandas")
     if _magics is None:
         return
     ipython.events.unregister("pre_run_cell", _pre_run_cell)

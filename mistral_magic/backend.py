@@ -3,7 +3,11 @@
 A backend is a base URL and a key, wrapped in one official `mistralai` client with
 the SDK's own RetryConfig. `auto` means: a key (from `%mistral key`, the environment
 or a `.env` file) selects La Plateforme; no key selects the offline server, which
-starts on first use. Concurrent work runs on one private asyncio loop in a daemon
+starts on first use.
+
+The La Plateforme key goes only to Mistral's own hosts (`MISTRAL_HOSTS`, over
+https). A self-hosted `server_url` gets its own key, `MistralMagics.server_key` or
+`MISTRAL_SERVER_KEY`, or none; the offline server gets its random key. Concurrent work runs on one private asyncio loop in a daemon
 thread (`BackgroundLoop`), never on the kernel's thread.
 """
 
@@ -16,6 +20,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -25,6 +30,7 @@ SERVERS = {
     "us": "https://api.us.mistral.ai",
 }
 BACKENDS = ("auto", "mistral", "offline")
+MISTRAL_HOSTS = frozenset(urlsplit(url).hostname for url in SERVERS.values())
 
 # Backoff for the SDK's RetryConfig: 0.5 s, 1 s, 2 s, ... capped at 8 s.
 _INITIAL_MS = 500
@@ -48,11 +54,39 @@ def key_from_environment(cwd: str | os.PathLike | None = None) -> str | None:
     return None
 
 
+def server_key_from_environment() -> str | None:
+    """MISTRAL_SERVER_KEY: the key of a self-hosted server (never the La Plateforme key)."""
+    key = os.environ.get("MISTRAL_SERVER_KEY")
+    return key.strip() if key and key.strip() else None
+
+
+def is_mistral_host(url: str | None) -> bool:
+    """Whether `url` is one of Mistral's own API hosts over https (where its key may go)."""
+    if not url:
+        return False
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return False
+    return (
+        parts.scheme == "https" and parts.hostname in MISTRAL_HOSTS and port in (None, 443)
+        and parts.username is None
+    )
+
+
 def mask(secret: str | None) -> str:
     """A key as it may be shown: never more than its length class."""
     if not secret:
         return "(none)"
     return "•" * 8 + f" ({len(secret)} chars)"
+
+
+class Secret(str):
+    """A key held in a setting: its repr (what `%config` and tracebacks show) is masked."""
+
+    def __repr__(self) -> str:
+        return mask(self)
 
 
 def retry_config(max_retries: int, status_codes: list[str] | None = None):
@@ -107,7 +141,15 @@ def resolve(backend: str, server: str, server_url: str | None, key: str | None) 
                 f"server_url {server_url!r} is not an http(s) URL; e.g. "
                 "%config MistralMagics.server_url = 'http://localhost:8000'"
             )
-        return BackendSpec("self-hosted", server_url.rstrip("/"))
+        url = server_url.rstrip("/")
+        if is_mistral_host(url):
+            if not key:
+                raise ConfigError(
+                    f"server_url {url} is La Plateforme, which needs a key: run %mistral key "
+                    "or set MISTRAL_API_KEY (or a .env file)"
+                )
+            return BackendSpec("mistral", url)
+        return BackendSpec("self-hosted", url)
     if server not in SERVERS:
         raise ConfigError(
             f"Unknown server {server!r}; set MistralMagics.server to one of {', '.join(SERVERS)}"
@@ -174,16 +216,32 @@ def sdk_request(request: dict) -> dict:
     return args
 
 
-class Backend:
-    """One resolved backend: its spec, key, and the SDK client built for it."""
+def key_for(spec: BackendSpec, platform_key: str | None, server_key: str | None) -> str | None:
+    """The key a backend is sent: La Plateforme's only to Mistral's hosts, else the server's."""
+    if spec.kind == "mistral" and is_mistral_host(spec.url):
+        return platform_key
+    if spec.kind == "self-hosted":
+        return server_key
+    return None
 
-    def __init__(self, spec: BackendSpec, key: str | None, max_retries: int, timeout_s: float):
+
+class Backend:
+    """One resolved backend: its spec, key, and the SDK client built for it.
+
+    `key` is the La Plateforme key and `server_key` a self-hosted server's; each is
+    sent only where it belongs (`key_for`).
+    """
+
+    def __init__(self, spec: BackendSpec, key: str | None, max_retries: int, timeout_s: float,
+                 server_key: str | None = None):
         self.max_retries = max_retries
         self.timeout_s = timeout_s
         if spec.kind == "offline":
             server = offline_server()
             spec = BackendSpec("offline", server.url)
             key = server.api_key
+        else:
+            key = key_for(spec, key, server_key)
         self.spec = spec
         self._key = key
         self._client = None
@@ -205,14 +263,35 @@ class Backend:
                 if self._client is None:
                     from mistralai.client import Mistral
 
+                    key = str(self._key) if self._key else None
                     self._client = Mistral(
-                        # A callable keeps the key out of the client's repr and config dumps.
-                        api_key=(lambda key=self._key: key) if self._key else None,
+                        # A callable keeps the key out of the client's repr and config dumps;
+                        # given even for no key, it stops the SDK from reading MISTRAL_API_KEY
+                        # (or a service-account token) itself and sending it to any host.
+                        api_key=lambda key=key: key,
                         server_url=self.spec.url,
                         retry_config=retry_config(self.max_retries),
                         timeout_ms=int(self.timeout_s * 1000),
                     )
         return self._client
+
+    def close(self, loop: BackgroundLoop | None = None) -> None:
+        """Close the client's connections: the sync pool here, the async one on `loop`.
+
+        The async pool's connections belong to the loop that opened them, so they are
+        closed there; left to the garbage collector they would warn of unclosed sockets.
+        """
+        with self._lock:
+            client, self._client = self._client, None
+        if client is None:
+            return
+        config = client.sdk_configuration
+        if config.client is not None:
+            config.client.close()
+        if config.async_client is not None and loop is not None and loop.running:
+            future = loop.submit(config.async_client.aclose())
+            if threading.current_thread() is not loop.thread:  # waiting on itself would hang
+                future.result(5)
 
     def __repr__(self) -> str:
         return f"<Backend {self.spec.label}>"
@@ -236,6 +315,15 @@ class BackgroundLoop:
                 )
                 self._thread.start()
         return self._loop
+
+    @property
+    def running(self) -> bool:
+        """Whether the loop has been started (and not stopped)."""
+        return self._loop is not None
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
 
     def submit(self, coro: Coroutine[Any, Any, Any]):
         """Schedule a coroutine on the loop; returns a concurrent.futures.Future."""

@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 TERMINAL = {"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"}
@@ -102,13 +103,21 @@ def results(client, job) -> dict[str, LineResult]:
 
 
 def jobs_frame(client):
-    """`%mistral batch list`: the account's jobs, newest first."""
+    """`%mistral batch list`: the account's jobs, newest first, times as UTC datetimes."""
     import pandas as pd
 
     listing = client.batch.jobs.list()
     rows = [_job_row(job) for job in listing.data or []]
-    columns = ["id", "status", "model", "total", "succeeded", "failed", "created_at"]
-    return pd.DataFrame(rows, columns=columns)
+    # counts last: a narrow terminal shows the first and the last columns
+    columns = ["id", "status", "model", "created_at", "total", "succeeded", "failed"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True).astype("datetime64[ns, UTC]")
+    return frame
+
+
+def _when(seconds: int | None) -> datetime | None:
+    """The API's Unix seconds as an aware UTC datetime."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
 
 
 def _job_row(job) -> dict[str, Any]:
@@ -119,14 +128,16 @@ def _job_row(job) -> dict[str, Any]:
         "total": job.total_requests,
         "succeeded": job.succeeded_requests,
         "failed": job.failed_requests,
-        "created_at": job.created_at,
+        "created_at": _when(job.created_at),
     }
 
 
 def status(client, job_id: str) -> dict[str, Any]:
-    """`%mistral batch status ID`."""
+    """`%mistral batch status ID`: counts, times (UTC datetimes) and result files."""
     job = client.batch.jobs.get(job_id=job_id)
     row = _job_row(job)
+    row["started_at"] = _when(job.started_at)
+    row["completed_at"] = _when(job.completed_at)
     row["output_file"] = job.output_file
     row["error_file"] = job.error_file
     return row

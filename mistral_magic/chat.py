@@ -83,18 +83,20 @@ class Chat:
                 return i
         return None
 
-    def context(self, cell_id: str | None = None) -> list[dict]:
+    def context(self, cell_id: str | None = None, system: str | None = None) -> list[dict]:
         """Messages to send before a new prompt from `cell_id`: system, then finished turns.
 
         For a cell that already has a turn, only the turns before it count, so a
-        re-run sees the conversation as it was when the cell first ran.
+        re-run sees the conversation as it was when the cell first ran. `system`
+        stands in for the chat's own system prompt (a cell's `-s`, not yet applied).
         """
         with self._lock:
             index = self._index(cell_id)
             earlier = self.turns if index is None else self.turns[:index]
             messages: list[dict] = []
-            if self.system:
-                messages.append({"role": "system", "content": self.system})
+            system = system if system is not None else self.system
+            if system:
+                messages.append({"role": "system", "content": system})
             for turn in earlier:
                 if turn.in_context:
                     messages.extend(turn.messages())
@@ -173,6 +175,11 @@ class Chats:
             if name not in self._chats:
                 self._chats[name] = Chat(name)
             return self._chats[name]
+
+    def find(self, name: str) -> Chat | None:
+        """The chat called `name`, or None; unlike `get`, never creates one."""
+        with self._lock:
+            return self._chats.get(name)
 
     def names(self) -> list[str]:
         with self._lock:

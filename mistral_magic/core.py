@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import __version__
-from .backend import Backend, BackgroundLoop, key_from_environment, resolve, sdk_request
+from .backend import (
+    Backend,
+    BackgroundLoop,
+    key_from_environment,
+    resolve,
+    sdk_request,
+    server_key_from_environment,
+)
 from .chat import Chats, Turn
 from .errors import APIError, user_message
 
@@ -44,13 +51,15 @@ class Answer:
     error: str | None = None
     value: Any = None  # the parsed result in --json / --schema modes
     raw: dict = field(default_factory=dict)
+    streamed: bool = True
 
     def __str__(self) -> str:
         return self.text
 
     @property
     def tokens_per_s(self) -> float | None:
-        if not self.completion_tokens or self.latency_s is None:
+        # Without a stream the whole answer arrives at once: there is no speed to measure.
+        if not self.streamed or not self.completion_tokens or self.latency_s is None:
             return None
         generating = self.latency_s - (self.ttft_s or 0.0)
         return self.completion_tokens / generating if generating > 0 else None
@@ -85,6 +94,11 @@ class Session:
     def key(self) -> str | None:
         return self._key or key_from_environment()
 
+    @property
+    def server_key(self) -> str | None:
+        """A self-hosted server's key: MistralMagics.server_key, else MISTRAL_SERVER_KEY."""
+        return self.settings.server_key or server_key_from_environment()
+
     def set_key(self, key: str | None) -> None:
         """Keep a key in memory only (from `%mistral key`); the backend follows."""
         self._key = key.strip() if key else None
@@ -102,9 +116,13 @@ class Session:
         """The backend the settings select, rebuilt when a setting or the key changes."""
         s = self.settings
         spec = self.backend_spec()
-        wanted = (spec, self.key, s.max_retries, s.timeout_s)
+        server_key = self.server_key
+        wanted = (spec, self.key, server_key, s.max_retries, s.timeout_s)
         if self._backend is None or self._backend_for != wanted:
-            self._backend = Backend(spec, self.key, s.max_retries, s.timeout_s)
+            if self._backend is not None:
+                self._backend.close(self.loop)
+            self._backend = Backend(spec, self.key, s.max_retries, s.timeout_s,
+                                    server_key=server_key)
             self._backend_for = wanted
             if self._backend.kind == "offline":
                 self.notice(
@@ -149,19 +167,24 @@ class Session:
         max_tokens: int | None = None,
         seed: int | None = None,
         history: bool = True,
+        new: bool = False,
         images: list[dict] | None = None,
         response_format: dict | None = None,
         cell_id: str | None = None,
     ) -> dict:
-        """The exact request body a call would send (what --dry-run shows)."""
+        """The exact request body a call would send (what --dry-run shows); changes no state.
+
+        `system` and `new` shape this request only; `apply_chat_settings` makes them
+        the chat's when the request is really sent.
+        """
         s = self.settings
-        conversation = self.chats.get(chat)
-        if system is not None:
-            conversation.system = system
-        if history:
-            messages = conversation.context(cell_id)
+        conversation = self.chats.find(chat)
+        if system is None and conversation is not None:
+            system = conversation.system
+        if history and not new and conversation is not None:
+            messages = conversation.context(cell_id, system=system)
         else:
-            messages = [{"role": "system", "content": conversation.system}] if conversation.system else []
+            messages = [{"role": "system", "content": system}] if system else []
         content: Any = prompt
         if images:
             content = [{"type": "text", "text": prompt}, *images]
@@ -172,6 +195,15 @@ class Session:
             max_tokens=max_tokens if max_tokens is not None else s.max_tokens,
             seed=seed, response_format=response_format,
         )
+
+    def apply_chat_settings(self, chat: str, *, system: str | None = None, new: bool = False):
+        """Make a cell's `--new` / `-s` the chat's own, once its request is really sent."""
+        conversation = self.chats.get(chat)
+        if new:
+            conversation.reset()
+        if system is not None:
+            conversation.system = system
+        return conversation
 
     def estimate(self, request: dict, batch: bool = False):
         from .usage import estimate_call
@@ -364,6 +396,7 @@ class Session:
 
     def _complete(self, backend, request, answer) -> None:
         started = time.perf_counter()
+        answer.streamed = False
         response = backend.client.chat.complete(**sdk_request(request))
         answer.ttft_s = time.perf_counter() - started
         choice = response.choices[0]
@@ -464,6 +497,10 @@ class Session:
         }
 
     def close(self) -> None:
+        """Close the backend's connections, then stop the background loop."""
+        if self._backend is not None:
+            self._backend.close(self.loop)
+            self._backend = None
         self.loop.stop()
 
 
@@ -475,6 +512,32 @@ def chat_request(model: str, messages: list[dict], *, temperature=None, max_toke
                 "response_format": response_format}
     request.update({k: v for k, v in optional.items() if v is not None})
     return request
+
+
+PREVIEW_HEAD = 1500
+PREVIEW_TAIL = 500
+
+
+def preview_request(request: dict, head: int = PREVIEW_HEAD, tail: int = PREVIEW_TAIL) -> dict:
+    """A copy of a request for showing: each long text keeps its head and tail, the rest counted."""
+
+    def cut(text: str) -> str:
+        hidden = len(text) - head - tail
+        if hidden <= 0:
+            return text
+        return f"{text[:head]}\n… [{hidden:,} characters hidden] …\n{text[-tail:]}"
+
+    def bound(value: Any) -> Any:
+        if isinstance(value, str):
+            return cut(value)
+        if isinstance(value, list):
+            return [bound(v) for v in value]
+        if isinstance(value, dict):
+            return {k: bound(v) for k, v in value.items()}
+        return value
+
+    messages = [{**m, "content": bound(m.get("content"))} for m in request["messages"]]
+    return {**request, "messages": messages}
 
 
 def _absorb(chunk, answer: Answer, parts: list[str], started: float) -> bool:

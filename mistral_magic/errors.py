@@ -7,6 +7,8 @@ boundary turns these (and SDK / network errors) into that line via `user_message
 
 from __future__ import annotations
 
+import sys
+
 
 class MistralMagicError(Exception):
     """Base class: the message is one line that says what to do."""
@@ -54,12 +56,16 @@ class Interrupted(MistralMagicError):
 
 _STATUS_HINTS = {
     400: "the request was rejected; check the model's capabilities and your parameters",
-    401: "the API key was refused; set a valid key with %mistral key or MISTRAL_API_KEY",
+    401: "the key was refused; set a valid key with %mistral key or MISTRAL_API_KEY "
+    "(a self-hosted server takes MistralMagics.server_key or MISTRAL_SERVER_KEY)",
     403: "this key may not use that model or endpoint",
     404: "not found; list models with %mistral models",
     422: "a parameter is invalid",
     429: "rate limited; wait, raise MistralMagics.max_retries, or lower concurrency",
 }
+_UNREACHABLE_HINT = (
+    "check your network, MistralMagics.server_url, or use MistralMagics.backend = 'offline'"
+)
 
 
 def _first_line(text: str, limit: int = 300) -> str:
@@ -67,37 +73,77 @@ def _first_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def describe_api_error(exc: BaseException, model: str | None = None) -> str:
-    """One line for an SDK or transport error: status, model, and what to do."""
-    status = getattr(exc, "status_code", None)
+def _sdk_modules():
+    """The SDK's error module and its HTTP library, when loaded (else none of theirs was raised).
+
+    Looked up in `sys.modules` so that sorting an error never imports the SDK.
+    """
+    return sys.modules.get("mistralai.client.errors"), sys.modules.get("httpx2")
+
+
+def is_api_error(exc: BaseException) -> bool:
+    """Whether `exc` came from the SDK or its transport (an HTTP status, network, protocol)."""
+    sdk, http = _sdk_modules()
+    return bool(
+        (sdk is not None and isinstance(exc, (sdk.MistralError, sdk.NoResponseError)))
+        or (http is not None and isinstance(exc, http.HTTPError))
+    )
+
+
+def describe_api_error(
+    exc: BaseException, model: str | None = None, hints: dict[int, str] | None = None
+) -> str:
+    """One line for an SDK or transport error: status, model, and what to do.
+
+    `hints` replaces the generic advice for some statuses (e.g. 404 on a batch job id).
+    """
     where = f" (model {model})" if model else ""
     name = type(exc).__name__
-    if status is not None:
-        detail = _api_error_detail(exc)
-        hint = _STATUS_HINTS.get(status)
-        if "invalid_model" in str(getattr(exc, "body", "")) or "Invalid model" in detail:
-            hint = "list the models you can use with %mistral models"
-        if hint is None and status >= 500:
-            hint = "the server failed; retry later or raise MistralMagics.max_retries"
-        return _first_line(f"Mistral API error {status}{where}: {detail} — {hint or 'see the message'}")
-    if "Timeout" in name:
+    sdk, http = _sdk_modules()
+    if sdk is not None and isinstance(exc, sdk.ResponseValidationError):
+        return _first_line(f"The server sent a response the SDK could not read{where}: {exc}")
+    if sdk is not None and isinstance(exc, sdk.MistralError):
+        return _status_line(exc, where, hints or {})
+    if http is not None and isinstance(
+        exc, (http.ConnectError, http.ConnectTimeout, http.UnsupportedProtocol, http.ProxyError)
+    ):
+        return _first_line(
+            f"Could not reach the Mistral server{where} ({name}: {exc}); {_UNREACHABLE_HINT}"
+        )
+    if http is not None and isinstance(exc, http.TimeoutException):
         return _first_line(
             f"The request timed out{where}; raise MistralMagics.timeout_s or use a smaller max_tokens"
         )
-    if "Connect" in name or "Network" in name or "RemoteProtocol" in name:
+    if http is not None and isinstance(exc, (http.ProtocolError, http.NetworkError)):
+        # Connected, then the connection broke: the server was reached and the answer cut off.
         return _first_line(
-            f"Could not reach the Mistral server{where} ({name}: {exc}); check your network, "
-            "MistralMagics.server_url, or use MistralMagics.backend = 'offline'"
+            f"The server was reached but the answer broke off before it was complete{where} "
+            f"({name}: {exc}); run it again, and if it keeps happening check the server or proxy"
         )
-    if name == "ResponseValidationError":
-        return _first_line(f"The server sent a response the SDK could not read{where}: {exc}")
+    if http is not None and isinstance(exc, http.HTTPError):
+        return _first_line(f"The request to the Mistral server failed{where} ({name}: {exc})")
+    if sdk is not None and isinstance(exc, sdk.NoResponseError):
+        return _first_line(
+            f"The Mistral server sent no response{where} ({exc}); {_UNREACHABLE_HINT}"
+        )
     return _first_line(f"{name}{where}: {exc}")
 
 
-def _api_error_detail(exc: BaseException) -> str:
+def _status_line(exc, where: str, hints: dict[int, str]) -> str:
+    status = exc.status_code
+    detail, kind = _api_error_detail(exc)
+    hint = hints.get(status) or _STATUS_HINTS.get(status)
+    if kind == "invalid_model":
+        hint = "list the models you can use with %mistral models"
+    if hint is None and status >= 500:
+        hint = "the server failed; retry later or raise MistralMagics.max_retries"
+    return _first_line(f"Mistral API error {status}{where}: {detail} — {hint or 'see the message'}")
+
+
+def _api_error_detail(exc) -> tuple[str, str | None]:
+    """The error's message from its body, and its `type` when the body gives one."""
     import json
 
-    body = getattr(exc, "body", None)
     data = getattr(exc, "data", None)
     detail = getattr(data, "detail", None) if data is not None else None
     if detail:
@@ -106,23 +152,34 @@ def _api_error_detail(exc: BaseException) -> str:
             loc = ".".join(str(p) for p in (getattr(item, "loc", None) or []))
             msg = getattr(item, "msg", "")
             parts.append(f"{loc}: {msg}" if loc else str(msg))
-        return "; ".join(parts)
+        return "; ".join(parts), None
+    body = getattr(exc, "body", None)
     if body:
         try:
             parsed = json.loads(body)
         except (TypeError, ValueError):
-            return str(body)
+            return str(body), None
         if isinstance(parsed, dict):
+            kind = parsed.get("type") if isinstance(parsed.get("type"), str) else None
             message = parsed.get("message") or parsed.get("detail") or parsed
             if isinstance(message, list):
-                return "; ".join(str(m.get("msg", m)) if isinstance(m, dict) else str(m) for m in message)
-            return str(message)
-    return str(getattr(exc, "message", "") or exc)
+                return "; ".join(_detail_item(m) for m in message), kind
+            return str(message), kind
+    return str(getattr(exc, "message", "") or exc), None
 
 
-def user_message(exc: BaseException, model: str | None = None) -> str:
+def _detail_item(item) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    loc = ".".join(str(p) for p in item.get("loc") or [])
+    msg = str(item.get("msg", item))
+    return f"{loc}: {msg}" if loc else msg
+
+
+def user_message(
+    exc: BaseException, model: str | None = None, hints: dict[int, str] | None = None
+) -> str:
     """The one line shown to the user for any error that reaches the magic boundary."""
     if isinstance(exc, MistralMagicError):
         return _first_line(str(exc), limit=500)
-    return describe_api_error(exc, model)
-
+    return describe_api_error(exc, model, hints)

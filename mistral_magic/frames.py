@@ -3,6 +3,9 @@
     people = df.mistral.extract("Who is described here? {bio}", schema="name, age int, city")
 
 - `prompt` is a template over the row's columns (`"... {text}"`) or a column name.
+- A row whose text is missing (None, NaN, `pd.NA`, or empty / blank text) in the
+  prompt column, or in any column its template names, is not sent (and not paid
+  for): its `_error` says which column is missing. Fill or drop such rows first.
 - The result is aligned to `df.index`: one column per schema field, typed by the
   schema, plus `_error` (None on success). No row is lost or duplicated.
 - Rows run concurrently on the session's background loop through the SDK's async
@@ -11,8 +14,10 @@
   connection errors are retried by the SDK's RetryConfig.
 - A `tqdm.auto` bar shows rows done, failures and spend; a cost estimate is shown
   first and `MistralMagics.budget_usd` applies.
-- The kernel's interrupt cancels cleanly; finished rows are kept in a cache keyed
-  by request, so running the same call again pays only for the rest.
+- The kernel's interrupt cancels cleanly and says in one line how many rows are done
+  and left; finished rows are kept in a cache keyed by request, so running the same
+  call again pays only for the rest. A record is cached only once it fits its
+  columns, so a re-run never meets a bad cached row.
 - `batch=True` sends the rows through Mistral's Batch API instead (half price).
 """
 
@@ -32,9 +37,19 @@ SYSTEM = (
     "the schema. Use null for a value the text does not give."
 )
 INTERRUPTED = "interrupted before this row finished; run the same call again to resume"
+MISSING = "no text to send: {what} (None, NaN or blank); this row was not sent"
 
 _registered = False
 _lock = threading.Lock()
+
+
+def _is_missing(value: Any) -> bool:
+    """None, NaN, pd.NA, NaT, or a string with nothing but blanks."""
+    if isinstance(value, str):
+        return not value.strip()
+    import pandas as pd
+
+    return bool(pd.api.types.is_scalar(value) and pd.isna(value))
 
 
 def register() -> None:
@@ -97,8 +112,7 @@ class Extraction:
                  max_tokens=None, temperature=None, seed=None, progress=True):
         from .structured import SchemaSpec
 
-        if concurrency < 1:
-            raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+        _check_limits(concurrency, requests_per_second, tokens_per_minute)
         self.session = session
         self.df = df
         self.spec = SchemaSpec.from_spec(schema, session.shell.user_ns) if schema is not None else None
@@ -111,35 +125,58 @@ class Extraction:
         self.progress = progress
         temperature = settings.temperature if temperature is None else temperature
         max_tokens = settings.max_tokens if max_tokens is None else max_tokens
-        self.requests = [
-            self._request(text, temperature, max_tokens, seed) for text in self._prompts(prompt)
+        self.errors: list[str | None] = [None] * len(df)
+        # A row whose text is missing has no request (None): it is never sent.
+        self.requests: list[dict | None] = [
+            None if text is None else self._request(text, temperature, max_tokens, seed)
+            for text in self._prompts(prompt)
         ]
+        self.missing = sum(r is None for r in self.requests)
         # Resolved once: the backend property re-reads the key (environment, .env) each time.
         self.backend = session.backend
         url = self.backend.url
         self.keys = [
+            None if r is None else
             hashlib.sha256(json.dumps([url, r], sort_keys=True, default=str).encode()).hexdigest()
             for r in self.requests
         ]
         self.prompt_tokens: list[int | None] = [None] * len(df)
         self.records: list[dict | None] = [None] * len(df)
-        self.errors: list[str | None] = [None] * len(df)
         self.failed = 0
         self.spent = 0.0
 
     # -- building -------------------------------------------------------------------
 
-    def _prompts(self, prompt: str) -> list[str]:
-        from .prompt import interpolate
+    def _prompts(self, prompt: str) -> list[str | None]:
+        """Each row's prompt, or None (with the row's `_error` set) where its text is missing."""
+        from .prompt import interpolate, names_in
 
         if prompt in self.df.columns:
-            return ["" if v is None else str(v) for v in self.df[prompt]]
+            texts: list[str | None] = []
+            for i, value in enumerate(self.df[prompt]):
+                if _is_missing(value):
+                    self.errors[i] = MISSING.format(what=f"column {prompt!r} is missing")
+                    texts.append(None)
+                else:
+                    texts.append(str(value))
+            return texts
         columns = [str(c) for c in self.df.columns]
+        names = list(dict.fromkeys(names_in(prompt)))
         rows = self.df.to_dict("records")
         texts = []
-        for row in rows:
-            texts.append(interpolate(prompt, {str(k): v for k, v in row.items()}))
-        if rows and texts[0] == prompt and "{" not in prompt:
+        for i, row in enumerate(rows):
+            row = {str(k): v for k, v in row.items()}
+            gone = [n for n in names if n in row and _is_missing(row[n])]
+            if gone:
+                which = ", ".join(repr(n) for n in gone)
+                self.errors[i] = MISSING.format(
+                    what=f"columns {which} are missing" if len(gone) > 1
+                    else f"column {which} is missing"
+                )
+                texts.append(None)
+                continue
+            texts.append(interpolate(prompt, row))
+        if rows and not names and "{" not in prompt:
             raise ConfigError(
                 f"prompt {prompt!r} is neither a column ({', '.join(columns)}) nor a template "
                 "naming one, e.g. 'Extract from: {text}'"
@@ -182,6 +219,8 @@ class Extraction:
         cache = self.session.cache
         pending = []
         for i, key in enumerate(self.keys):
+            if key is None:  # missing text: never sent
+                continue
             if key in cache:
                 self.records[i] = cache[key]
             else:
@@ -206,15 +245,21 @@ class Extraction:
             prompt_cost=sum(e.prompt_cost for e in estimates) if known else None,
             model=self.model, batch=batch,
         )
-        cached = len(self.requests) - len(pending)
+        cached = len(self.requests) - len(pending) - self.missing
         how = "through the Batch API (half price)" if batch else "row by row"
+        skipped = [
+            f"{_rows(cached)} already done, from the cache" if cached else "",
+            f"{_rows(self.missing)} with missing text not sent" if self.missing else "",
+        ]
+        skipped = "; ".join(part for part in skipped if part)
         if not pending:
-            line = f"All {cached:,} rows are already done (from the cache); nothing to send."
+            line = (f"Nothing to send: {skipped}." if skipped
+                    else "Nothing to send: the DataFrame has no rows.")
             display(note(line), raw=True)
             return
         line = (
-            f"Extracting {len(pending):,} rows {how} with {self.model}"
-            + (f" ({cached:,} already done, from the cache)" if cached else "")
+            f"Extracting {_rows(len(pending))} {how} with {self.model}"
+            + (f" ({skipped})" if skipped else "")
             + f": {format_tokens(prompt)} prompt tokens ({format_cost(total.prompt_cost)}), "
             f"worst case {format_cost(total.worst_cost)}."
         )
@@ -278,11 +323,30 @@ class Extraction:
             for i in pending:
                 if self.records[i] is None and self.errors[i] is None:
                     self.errors[i] = INTERRUPTED
+            interrupted = True
+        else:
+            interrupted = False
         finally:
             bar.n = done[0]
             self._postfix(bar)
             bar.close()
+        if interrupted:
+            self._say_interrupted()
         return self.frame()
+
+    def _say_interrupted(self) -> None:
+        """The one line an interrupted extraction ends with: done, left, and how to finish."""
+        from IPython.display import display
+
+        from .render import note
+
+        done = sum(r is not None for r in self.records)
+        left = sum(e == INTERRUPTED for e in self.errors)
+        line = (
+            f"Interrupted: {done:,} of {_rows(len(self.records))} done, {left:,} left; "
+            "run the same call again to finish them (the rows done come from the cache)."
+        )
+        display(note(line), raw=True)
 
     async def _row(self, i: int, backend, limiter, retries) -> None:
         request = self.requests[i]
@@ -426,6 +490,27 @@ class Extraction:
                 continue
             self.session.cache[self.keys[i]] = self.records[i]
         return self.frame()
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row{'' if n == 1 else 's'}"
+
+
+def _check_limits(concurrency, requests_per_second, tokens_per_minute) -> None:
+    """Refuse limits that could never let a request go (or would never stop them)."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(
+            f"concurrency must be a whole number of at least 1, got {concurrency!r}; e.g. concurrency=8"
+        )
+    for name, value, example in (("requests_per_second", requests_per_second, 5),
+                                 ("tokens_per_minute", tokens_per_minute, 500_000)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(
+                f"{name} must be a number above 0 (or None for no limit), got {value!r}; "
+                f"e.g. {name}={example}"
+            )
 
 
 def _retry_after(exc) -> float:

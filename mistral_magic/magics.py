@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import builtins
 import json
+import keyword
 import shlex
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic import (
+    Magics,
+    line_cell_magic,
+    magics_class,
+    needs_local_scope,
+    no_var_expand,
+)
 from IPython.core.magic_arguments import (
     MagicArgumentParser,
     argument,
@@ -14,7 +22,7 @@ from IPython.core.magic_arguments import (
 )
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, Unicode, observe
 
-from .errors import MistralMagicError
+from .errors import APIError, ConfigError, MistralMagicError, is_api_error, user_message
 
 FORMATS = ("markdown", "text", "code")
 
@@ -58,11 +66,29 @@ Commands::
     %mistral batch list | status ID | cancel ID
     %mistral meter               %mistral panel                     %mistral chat NAME
 
+Commands expand ``$name`` and ``{name}`` like any line magic:
+``%mistral batch status {job_id}``. In a cell, ``{name}`` is the prompt's own
+interpolation (names and attributes starting with ``_`` are refused).
+
 Settings (``%config MistralMagics`` lists them)::
 
     %config MistralMagics.model = "mistral-large-latest"
     %config MistralMagics.budget_usd = 0.50
+    %config MistralMagics.server_url = "http://localhost:8000"   # its key: MISTRAL_SERVER_KEY
+
+The La Plateforme key goes only to Mistral's own hosts over https; a self-hosted
+``server_url`` gets ``MistralMagics.server_key`` or ``MISTRAL_SERVER_KEY``, or none.
 """
+
+
+class SecretUnicode(Unicode):
+    """A text setting holding a key: its value's repr is masked (`%config MistralMagics`)."""
+
+    def validate(self, obj, value):
+        from .backend import Secret
+
+        value = super().validate(obj, value)
+        return Secret(value) if value else None
 
 
 class Note(str):
@@ -114,8 +140,17 @@ def _temperature(text: str) -> float:
 def _identifier(text: str) -> str:
     import argparse
 
-    if not text.isidentifier():
+    if not text.isidentifier() or keyword.iskeyword(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a valid Python variable name")
+    if text.startswith("_"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} starts with _, which IPython uses for its own names (_, __, _1, __builtins__); "
+            "choose a name like answer"
+        )
+    if hasattr(builtins, text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} would hide Python's built-in {text}; choose a name like answer"
+        )
     return text
 
 
@@ -141,6 +176,11 @@ class MistralMagics(Magics):
     ).tag(config=True)
     server_url = Unicode(
         None, allow_none=True, help="A self-hosted server speaking Mistral's API (e.g. vLLM)."
+    ).tag(config=True)
+    server_key = SecretUnicode(
+        None, allow_none=True,
+        help="Key sent to server_url (else MISTRAL_SERVER_KEY); the La Plateforme key goes "
+        "only to Mistral's hosts.",
     ).tag(config=True)
     budget_usd = Float(
         None, allow_none=True, help="Refuse calls whose worst case would pass this spend (USD)."
@@ -172,7 +212,10 @@ class MistralMagics(Magics):
 
     # -- the magic -------------------------------------------------------------------
 
+    # The cell's own {name} interpolation (prompt.py) happens later, so IPython must not
+    # expand the %%mistral line; %mistral commands are expanded here, as IPython would.
     @no_var_expand
+    @needs_local_scope
     @magic_arguments()
     @argument("-m", "--model", help="Model id or alias (default: MistralMagics.model).")
     @argument("-t", "--temperature", type=_temperature, help="Sampling temperature, 0 to 1.5.")
@@ -194,26 +237,48 @@ class MistralMagics(Magics):
     @argument("--no-interpolate", action="store_true", help="Send {braces} as they are.")
     @line_cell_magic
     @_with_doc(MANUAL)
-    def mistral(self, line: str = "", cell: str | None = None):
+    def mistral(self, line: str = "", cell: str | None = None, local_ns: dict | None = None):
         if cell is None:
-            return self._command(line)
+            return self._command(self._expand(line, local_ns))
         args = _parse(self.mistral.parser, line)
         if not cell.strip():
             raise UsageError("%%mistral needs a prompt in the cell body, below the %%mistral line")
-        if args.many and not args.schema:
+        if args.many and args.schema is None:
             raise UsageError("--many goes with --schema SPEC, e.g. --schema 'name, age int' --many")
-        if args.json and args.schema:
+        if args.json and args.schema is not None:
             raise UsageError("use either --json or --schema, not both")
+        if args.output in self.shell.user_ns_hidden:
+            raise UsageError(
+                f"-o {args.output} would replace IPython's own {args.output}; choose a name like answer"
+            )
         return self._guard(lambda: self._ask(args, cell))
 
-    def _guard(self, action):
-        """Run an action; library errors become one line unless `debug` is set."""
+    def _expand(self, line: str, local_ns: dict | None) -> str:
+        """`$name` and `{name}` in a command line, expanded as IPython does for line magics."""
+        from IPython.utils.text import DollarFormatter
+
+        namespace = dict(self.shell.user_ns)
+        namespace.update(local_ns or {})
+        try:
+            return DollarFormatter().vformat(line, args=[], kwargs=namespace)
+        except Exception:  # IPython's rule (InteractiveShell.var_expand): text it cannot fill stays
+            return line
+
+    def _guard(self, action, hints: dict[int, str] | None = None):
+        """Run an action; library, SDK and network errors become one line unless `debug` is set.
+
+        `hints` gives the advice for HTTP statuses that mean something specific here.
+        """
         try:
             return action()
         except MistralMagicError as exc:
             if self.debug and exc.__cause__ is not None:
                 raise exc.__cause__ from None
             raise
+        except Exception as exc:
+            if self.debug or not is_api_error(exc):
+                raise
+            raise APIError(user_message(exc, hints=hints), getattr(exc, "status_code", None)) from exc
 
     def _ask(self, args, cell: str):
         from .display import StreamView
@@ -224,11 +289,9 @@ class MistralMagics(Magics):
         prompt = cell.strip("\n")
         if not args.no_interpolate:
             prompt = interpolate(prompt, self.shell.user_ns)
-        if args.new and not args.no_history:
-            session.chats.get(args.chat).reset()
         spec = None
         response_format = None
-        if args.schema:
+        if args.schema is not None:
             from .structured import SchemaSpec
 
             spec = SchemaSpec.from_spec(args.schema, self.shell.user_ns)
@@ -236,13 +299,17 @@ class MistralMagics(Magics):
         elif args.json:
             response_format = {"type": "json_object"}
         cell_id = None if args.no_history else session.cell_id
+        # Built without touching the chat, so that a dry run changes nothing.
         request = session.build_request(
             prompt, chat=args.chat, model=args.model, system=args.system,
             temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
-            history=not args.no_history, response_format=response_format, cell_id=cell_id,
+            history=not args.no_history, new=args.new, response_format=response_format,
+            cell_id=cell_id,
         )
         if args.dry_run:
             return self._dry_run(request, args.output)
+        if not args.no_history:
+            session.apply_chat_settings(args.chat, system=args.system, new=args.new)
         structured = response_format is not None
         view = StreamView(self.shell, "code" if structured else args.format)
         stream = self.stream and not args.no_stream
@@ -267,12 +334,14 @@ class MistralMagics(Magics):
         from IPython.display import display
 
         from . import render
+        from .core import preview_request
         from .usage import format_cost, format_tokens
 
         session = self.session
         estimate = session.estimate(request)
         spec = session.backend_spec()
-        body = json.dumps(request, indent=2, ensure_ascii=False)
+        # Long messages are shown as head and tail; -o VAR still gets the whole request.
+        body = json.dumps(preview_request(request), indent=2, ensure_ascii=False)
         summary = (
             f"Dry run — nothing sent. {format_tokens(estimate.prompt_tokens)} prompt tokens "
             f"({format_cost(estimate.prompt_cost)}); worst case with "
@@ -325,7 +394,7 @@ class MistralMagics(Magics):
         chat = self.session.chats.get(args.chat)
         count = len(chat)
         chat.reset()
-        return Note(f"Chat `{args.chat}` reset ({count} turns removed).")
+        return Note(f"Chat `{args.chat}` reset ({count} turn{'' if count == 1 else 's'} removed).")
 
     def _cmd_undo(self, args):
         chat = self.session.chats.get(args.chat)
@@ -364,7 +433,15 @@ class MistralMagics(Magics):
             return Note(f"Key cleared from memory. Backend: {self.session.backend_spec().label}.")
         import getpass
 
-        key = getpass.getpass("Mistral API key (kept in memory only, never saved): ")
+        from IPython.core.error import StdinNotImplementedError
+
+        try:
+            key = getpass.getpass("Mistral API key (kept in memory only, never saved): ")
+        except StdinNotImplementedError:
+            raise ConfigError(
+                "%mistral key needs a front end that can ask for input, and this one cannot "
+                "(a headless run); set MISTRAL_API_KEY in the environment or in a .env file instead"
+            ) from None
         if not key.strip():
             return Note("No key entered; nothing changed.")
         self.session.set_key(key)
@@ -395,14 +472,19 @@ class MistralMagics(Magics):
     def _cmd_batch(self, args):
         from . import batch
 
-        client = self.session.backend.client
         if args.action == "list":
-            return batch.jobs_frame(client)
+            return batch.jobs_frame(self.session.backend.client)
         if not args.job_id:
             raise UsageError(f"%mistral batch {args.action} needs a job id, e.g. %mistral batch {args.action} JOB_ID")
+        job_id = args.job_id
+        hints = {
+            404: f"no batch job {job_id} on this backend; list jobs with %mistral batch list",
+            422: f"{job_id!r} is not a batch job id (a UUID); list jobs with %mistral batch list",
+        }
         if args.action == "status":
-            return batch.status(client, args.job_id)
-        return Note(f"Batch job {args.job_id}: {batch.cancel(client, args.job_id)}.")
+            return self._guard(lambda: batch.status(self.session.backend.client, job_id), hints)
+        status = self._guard(lambda: batch.cancel(self.session.backend.client, job_id), hints)
+        return Note(f"Batch job {job_id}: {status}.")
 
     def _cmd_schema(self, args):
         from .structured import SchemaSpec

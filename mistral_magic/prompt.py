@@ -1,8 +1,11 @@
 """Fill `{name}` fields in a prompt from the user's namespace.
 
-- `{name}`, `{obj.attr}`, `{items[0]}`, `{d['key']}` and an optional `!r`/`!s` and
-  `:format` are looked up in the namespace (no `eval`: only names, attributes and
-  subscripts).
+- `{name}`, `{obj.attr}`, `{items[0]}`, `{d['key']}` and an optional `!r`/`!s`/`!a`
+  and `:format` (both together too: `{x!r:>10}`) are looked up in the namespace (no
+  `eval`: only names, attributes and subscripts).
+- Names and attributes that start with `_` are refused: `{obj.__class__...}` would
+  walk from any value to any module (and to `os.environ`). Subscript keys are data,
+  so `{d['_id']}` is allowed.
 - A DataFrame or Series becomes a bounded Markdown table; the caps are stated in
   the prompt so the model knows it sees a part.
 - `{{` and `}}` are literal braces. Braces around anything that is not a name path
@@ -22,10 +25,11 @@ MAX_COLS = 12
 MAX_CELL = 60
 
 _PATH = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[(?:-?\d+|'[^'\]]*'|\"[^\"\]]*\")\])*"
-_FIELD = re.compile(r"\{\{|\}\}|\{(" + _PATH + r")(![rs])?(:[^{}]*)?\}")
+_FIELD = re.compile(r"\{\{|\}\}|\{(" + _PATH + r")(![rsa])?(:[^{}]*)?\}")
 _STEP = re.compile(r"\.([A-Za-z_]\w*)|\[(-?\d+|'[^']*'|\"[^\"]*\")\]")
 
 _MISSING = object()
+_CONVERSIONS = {"!r": repr, "!s": str, "!a": ascii}
 
 
 def interpolate(template: str, namespace: dict[str, Any]) -> str:
@@ -39,14 +43,16 @@ def interpolate(template: str, namespace: dict[str, Any]) -> str:
             return "}"
         path, conversion, spec = match.group(1), match.group(2), match.group(3)
         value = resolve(path, namespace)
-        if conversion == "!r":
-            return repr(value)
+        if conversion:
+            value = _CONVERSIONS[conversion](value)
         if spec:
             try:
                 return format(value, spec[1:])
             except (TypeError, ValueError) as exc:
-                raise PromptError(f"Cannot format {{{path}{spec}}}: {exc}") from None
-        return render(value)
+                raise PromptError(
+                    f"Cannot format {{{path}{conversion or ''}{spec}}}: {exc}"
+                ) from None
+        return value if conversion else render(value)
 
     return _FIELD.sub(replace, template)
 
@@ -63,6 +69,11 @@ def names_in(template: str) -> list[str]:
 def resolve(path: str, namespace: dict[str, Any]) -> Any:
     """Look up `name.attr[key]` without evaluating code."""
     head = re.match(r"[A-Za-z_]\w*", path).group(0)
+    if head.startswith("_"):
+        raise PromptError(
+            f"{{{path}}} in the prompt: names starting with _ are not filled in; use a plain "
+            f"name, or write {{{{{path}}}}} for literal braces"
+        )
     value = namespace.get(head, _MISSING)
     if value is _MISSING:
         raise PromptError(
@@ -71,6 +82,12 @@ def resolve(path: str, namespace: dict[str, Any]) -> Any:
         )
     for step in _STEP.finditer(path, len(head)):
         attr, key = step.group(1), step.group(2)
+        if attr is not None and attr.startswith("_"):
+            # Dunder walks (__class__, __globals__) reach any module; private ones are not data.
+            raise PromptError(
+                f"{{{path}}} in the prompt: attributes starting with _ are not filled in; "
+                "put the value in a variable first"
+            )
         try:
             if attr is not None:
                 value = getattr(value, attr)

@@ -18,7 +18,10 @@ A SPEC is one of
   Python identifiers.
 
 A bare identifier is looked up in the namespace first (``--schema Person``); if it is
-not there it is a one-field DSL (``--schema name``).
+not there and starts with a lower-case letter it is a one-field DSL (``--schema name``).
+With a namespace, a capitalised one that is not defined there (``--schema Persn``) is
+taken for a misspelt class name and refused, rather than silently becoming a
+one-field schema (``--schema "Persn str"`` is that field).
 
     >>> spec = SchemaSpec.from_spec("name, age int?, born date")
     >>> spec.fields
@@ -39,6 +42,10 @@ for a pydantic source, with the model too (then dates are ``date`` objects; for 
 DSL and dict sources they stay ISO strings until `to_frame`). A failure raises
 `StructuredOutputError` with one line naming the path, and the raw text kept;
 `validation_feedback` turns it into the message for a re-ask.
+
+`parse` also refuses a value its column cannot hold (an integer past the 64-bit range in
+an ``int`` field, a number too large for a ``float``), so a record it returns always
+becomes a row.
 
 `to_frame` gives one row per record, columns in schema order, dtypes from the schema:
 int → ``Int64``, float → ``float64``, bool → ``boolean``, date/datetime →
@@ -396,6 +403,11 @@ class SchemaSpec:
                     f"pydantic model or a JSON Schema dict; for a one-field schema write "
                     f'"{text} str", {EXAMPLE}'
                 )
+            if text.isidentifier() and text[0].isupper() and namespace is not None:
+                raise SchemaError(
+                    f"{text} is not defined in the notebook; define the pydantic model or write "
+                    f"a DSL like 'name, age int' (a one-field schema: '{text} str')"
+                )
             return cls(parse_dsl(text), name="record", source="dsl")
         return cls._from_object(spec, label=type(spec).__name__)
 
@@ -503,10 +515,29 @@ class SchemaSpec:
             )
         items = obj["items"] if many else [obj]
         if self.pydantic_model is None:
-            return [dict(item) for item in items]
-        return [
-            self._validate_model(item, i if many else None, text) for i, item in enumerate(items)
-        ]
+            records = [dict(item) for item in items]
+        else:
+            records = [
+                self._validate_model(item, i if many else None, text)
+                for i, item in enumerate(items)
+            ]
+        for i, record in enumerate(records):
+            self._check_fits(record, i if many else None, text)
+        return records
+
+    def _check_fits(self, record: Mapping[str, Any], index: int | None, text: str) -> None:
+        """Refuse a value its column cannot hold, so that every parsed record becomes a row."""
+        for name, kind in self.fields:
+            value = record.get(name)
+            if _fits(kind, value):
+                continue
+            path = ([] if index is None else ["items", index]) + [name]
+            shown = _one_line(repr(value), 40)
+            raise StructuredOutputError(
+                f"The answer's value at {_json_path(path)} ({shown}) is too large for a "
+                f"{_DTYPES[kind]} column",
+                raw=text,
+            )
 
     def _validate_model(self, item: Any, index: int | None, text: str) -> dict[str, Any]:
         from pydantic import ValidationError
@@ -588,6 +619,23 @@ def reask_request(request: dict[str, Any], answer: str, error: BaseException | s
 
 
 # -- columns ------------------------------------------------------------------------
+
+_INT64 = (-(2**63), 2**63 - 1)
+_DTYPES = {"int": "64-bit integer (Int64)", "float": "float64"}
+
+
+def _fits(kind: str, value: Any) -> bool:
+    """Whether a column of `kind` can hold `value` (only int and float columns have a range)."""
+    if kind == "int":
+        number = _as_int(value)
+        return not isinstance(number, int) or _INT64[0] <= number <= _INT64[1]
+    if kind == "float":
+        try:
+            _as_float(value)
+        except OverflowError:
+            return False
+    return True
+
 
 
 def _as_int(value: Any) -> Any:

@@ -1,17 +1,28 @@
-"""What `%mistral history|chats|usage|models|config` return: DataFrames, values not prints."""
+"""What `%mistral history|chats|usage|models|config` return: DataFrames, values not prints.
+
+Columns are ordered for a terminal too. Where a table is wider than the screen,
+pandas drops columns from the middle and shows the first and the last ones; so
+each table starts with what a row is (model, tokens in; turn, role, text) and ends
+with what it cost (tokens out, cost, status), and keeps wide details (errors, cell
+ids, system prompts) in the middle. Times are rounded to the second.
+"""
 
 from __future__ import annotations
 
 from .backend import mask
 
-HISTORY_COLUMNS = ["chat", "turn", "cell", "role", "status", "text", "tokens", "cost", "model"]
+HISTORY_COLUMNS = ["turn", "role", "text", "chat", "model", "cell", "status", "tokens", "cost"]
+USAGE_COLUMNS = ["model", "prompt_tokens", "completion_tokens", "kind", "chat", "time", "backend",
+                 "error", "latency_s", "ttft_s", "cost", "status"]
+CHATS_COLUMNS = ["chat", "turns", "in_context", "system", "tokens", "cost"]
+PREVIEW = 48  # characters of a message in `%mistral history` (the chat keeps all of it)
 
 
 def history_frame(session, chat: str):
-    """One row per message of a chat: turn, cell, role, status, text preview, tokens, cost."""
+    """One row per message of a chat: turn, role, text preview, ..., status, tokens, cost."""
     import pandas as pd
 
-    rows = session.chats.get(chat).rows() if chat in session.chats else []
+    rows = session.chats.get(chat).rows(PREVIEW) if chat in session.chats else []
     frame = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     return frame.astype({"turn": "Int64", "tokens": "Int64", "cost": "float64"})
 
@@ -33,15 +44,16 @@ def chats_frame(session):
                 "system": chat.system,
             }
         )
-    columns = ["chat", "turns", "in_context", "tokens", "cost", "system"]
-    return pd.DataFrame(rows, columns=columns).astype(
+    return pd.DataFrame(rows, columns=CHATS_COLUMNS).astype(
         {"turns": "Int64", "in_context": "Int64", "tokens": "Int64", "cost": "float64"}
     )
 
 
 def usage_frame(session):
-    """The ledger: one row per API call."""
-    return session.ledger.to_frame()
+    """The ledger: one row per API call, times to the second."""
+    frame = session.ledger.to_frame()
+    frame["time"] = frame["time"].dt.round("s")
+    return frame[USAGE_COLUMNS]
 
 
 def models_frame(session):
@@ -82,16 +94,27 @@ def config_frame(magics):
     session = magics.session
     rows = []
     for name, trait in sorted(magics.traits(config=True).items()):
-        rows.append({"setting": name, "value": repr(getattr(magics, name)), "help": trait.help})
+        value = getattr(magics, name)
+        shown = mask(value) if name == "server_key" else repr(value)
+        rows.append({"setting": name, "value": shown, "help": trait.help})
     if session._key:
-        source = "%mistral key (memory)"
+        source = "from %mistral key (memory)"
     elif os.environ.get("MISTRAL_API_KEY"):
-        source = "MISTRAL_API_KEY"
+        source = "from MISTRAL_API_KEY"
     elif session.key:
-        source = ".env file"
+        source = "from a .env file"
     else:
-        source = "none"
-    rows.append({"setting": "key", "value": mask(session.key), "help": f"from {source}"})
+        source = "not set"
+    rows.append({"setting": "key", "value": mask(session.key),
+                 "help": f"{source}; sent only to Mistral's hosts"})
+    if magics.server_key:
+        server_source = "from MistralMagics.server_key"
+    elif session.server_key:
+        server_source = "from MISTRAL_SERVER_KEY"
+    else:
+        server_source = "not set"
+    rows.append({"setting": "server key", "value": mask(session.server_key),
+                 "help": f"{server_source}; sent only to server_url"})
     try:
         label = session.backend_spec().label
     except Exception as exc:  # show a broken setting here rather than fail the listing

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+
 import pytest
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
 
 from mistral_magic.offline import OfflineServer
 
@@ -21,7 +24,8 @@ def sdk(offline_server):
     """The unmodified official SDK pointed at the offline server."""
     from mistralai.client import Mistral
 
-    return Mistral(api_key=offline_server.api_key, server_url=offline_server.url)
+    with Mistral(api_key=offline_server.api_key, server_url=offline_server.url) as client:
+        yield client
 
 
 class CapturingPublisher(DisplayPublisher):
@@ -65,18 +69,39 @@ def magic_server():
     server.set_faults(None)
 
 
+def fresh_shell() -> InteractiveShell:
+    """A new InteractiveShell whose history stays in memory (no thread, no file)."""
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    InteractiveShell.clear_instance()
+    return InteractiveShell.instance(config=config)
+
+
+def close_shell(shell: InteractiveShell) -> None:
+    """Release a shell now, rather than in its atexit handler.
+
+    Every shell registers handlers, and the shell's runs a full garbage collection: a
+    hundred test shells kept the finished test run waiting half a minute before exiting.
+    """
+    atexit.unregister(shell.atexit_operations)
+    atexit.unregister(shell.magics_manager.registry["ScriptMagics"].kill_bg_processes)
+    shell.history_manager.end_session()
+    shell.history_manager.db.close()
+    InteractiveShell.clear_instance()
+
+
 @pytest.fixture
 def ip(monkeypatch, tmp_path, magic_server):
     """A fresh InteractiveShell with the extension loaded, offline, no key anywhere."""
     monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
+    monkeypatch.delenv("MISTRAL_SERVER_KEY", raising=False)
     monkeypatch.chdir(tmp_path)
-    InteractiveShell.clear_instance()
-    shell = InteractiveShell.instance()
+    shell = fresh_shell()
     shell.display_pub = CapturingPublisher()
     shell.run_line_magic("load_ext", "mistral_magic")
     yield shell
     shell.run_line_magic("unload_ext", "mistral_magic")
-    InteractiveShell.clear_instance()
+    close_shell(shell)
 
 
 def run(shell, code: str, cell_id: str | None = None, ok: bool = True):

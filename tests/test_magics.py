@@ -309,7 +309,7 @@ def test_dotenv_key_is_honoured(ip, tmp_path):
 
 def test_server_url_selects_self_hosted(ip, offline_server, monkeypatch):
     # a second real server stands in for vLLM; its key comes from the environment
-    monkeypatch.setenv("MISTRAL_API_KEY", offline_server.api_key)
+    monkeypatch.setenv("MISTRAL_SERVER_KEY", offline_server.api_key)
     ip.run_line_magic("config", f"MistralMagics.server_url = '{offline_server.url}'")
     before = offline_server.request_count()
     run(ip, "%%mistral\nHello self-hosted.")

@@ -222,11 +222,14 @@ def test_raw_stream_frames_are_exact(offline_server):
 
 def test_async_complete_and_stream(sdk):
     async def go():
-        whole = await sdk.chat.complete_async(model=MODEL, messages=user("Summarise async IO"), random_seed=5)
-        parts = []
-        async for event in await sdk.chat.stream_async(model=MODEL, messages=user("Summarise async IO"),
-                                                       random_seed=5):
-            parts.append(event.data.choices[0].delta.content or "")
+        async with sdk:  # closes the async pool inside the loop that owns its connections
+            whole = await sdk.chat.complete_async(model=MODEL, messages=user("Summarise async IO"),
+                                                  random_seed=5)
+            parts = []
+            async for event in await sdk.chat.stream_async(
+                model=MODEL, messages=user("Summarise async IO"), random_seed=5
+            ):
+                parts.append(event.data.choices[0].delta.content or "")
         return whole.choices[0].message.content, "".join(parts)
 
     whole, streamed = asyncio.run(go())

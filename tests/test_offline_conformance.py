@@ -179,21 +179,22 @@ def test_sdk_parses_everything_sync(sdk):
 
 def test_sdk_parses_everything_async(sdk):
     async def go():
-        answer = await sdk.chat.complete_async(model=MODEL, messages=user("hi"))
-        events = [e async for e in await sdk.chat.stream_async(model=MODEL, messages=user("hi"))]
-        parsed = await sdk.chat.parse_async(response_format=City, model=MODEL, messages=user("Nice: 340000"))
-        fim = await sdk.fim.complete_async(model="codestral-latest", prompt="def f():")
-        vectors = await sdk.embeddings.create_async(model="mistral-embed", inputs=["x"])
-        models = await sdk.models.list_async()
-        card = await sdk.models.retrieve_async(model_id="mistral-embed")
-        uploaded = await sdk.files.upload_async(file={"file_name": "c.jsonl", "content": b'{"body": {}}\n'},
-                                                purpose="batch")
-        job = await sdk.batch.jobs.create_async(endpoint="/v1/chat/completions", model=MODEL,
-                                                requests=[{"custom_id": "x", "body": {"messages": user("a")}}])
-        listed = await sdk.batch.jobs.list_async()
-        got = await sdk.batch.jobs.get_async(job_id=job.id)
-        cancelled = await sdk.batch.jobs.cancel_async(job_id=job.id)
-        return answer, events, parsed, fim, vectors, models, card, uploaded, listed, got, cancelled
+        async with sdk:  # closes the async pool inside the loop that owns its connections
+            answer = await sdk.chat.complete_async(model=MODEL, messages=user("hi"))
+            events = [e async for e in await sdk.chat.stream_async(model=MODEL, messages=user("hi"))]
+            parsed = await sdk.chat.parse_async(response_format=City, model=MODEL, messages=user("Nice: 340000"))
+            fim = await sdk.fim.complete_async(model="codestral-latest", prompt="def f():")
+            vectors = await sdk.embeddings.create_async(model="mistral-embed", inputs=["x"])
+            models = await sdk.models.list_async()
+            card = await sdk.models.retrieve_async(model_id="mistral-embed")
+            uploaded = await sdk.files.upload_async(file={"file_name": "c.jsonl", "content": b'{"body": {}}\n'},
+                                                    purpose="batch")
+            job = await sdk.batch.jobs.create_async(endpoint="/v1/chat/completions", model=MODEL,
+                                                    requests=[{"custom_id": "x", "body": {"messages": user("a")}}])
+            listed = await sdk.batch.jobs.list_async()
+            got = await sdk.batch.jobs.get_async(job_id=job.id)
+            cancelled = await sdk.batch.jobs.cancel_async(job_id=job.id)
+            return answer, events, parsed, fim, vectors, models, card, uploaded, listed, got, cancelled
 
     answer, events, parsed, fim, vectors, models, card, uploaded, listed, got, cancelled = asyncio.run(go())
     assert answer.choices[0].message.content and events[-1].data.choices[0].finish_reason == "stop"

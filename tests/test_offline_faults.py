@@ -45,7 +45,12 @@ def test_server_lifecycle_frees_the_port_and_knows_its_url_early():
         httpx.get(url + "/v1/models")
     with OfflineServer(port=srv.port) as again:  # the port is free again
         assert again.url == url
-    assert OfflineServer().api_key != OfflineServer().api_key
+    first, second = OfflineServer(), OfflineServer()  # each binds its port when made
+    try:
+        assert first.api_key != second.api_key
+    finally:
+        first.stop()
+        second.stop()
 
 
 def test_fault_plans_accept_dicts_and_replace_at_run_time(offline_server):
@@ -197,3 +202,4 @@ def test_command_line_serves_and_prints_url_and_key():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        proc.stdout.close()

@@ -17,7 +17,9 @@ def test_key_never_leaks(tmp_path, monkeypatch):
     # A real server that accepts exactly this key stands in for a self-hosted deployment,
     # so the key is used for real requests and must still never be shown.
     with OfflineServer(api_key=KEY) as server:
+        # The same key as La Plateforme's and the server's: it must leak through neither.
         monkeypatch.setenv("MISTRAL_API_KEY", KEY)
+        monkeypatch.setenv("MISTRAL_SERVER_KEY", KEY)
         cells = [
             "%load_ext mistral_magic",
             f"%config MistralMagics.server_url = {server.url!r}",
