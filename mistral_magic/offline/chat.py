@@ -9,8 +9,8 @@ answers a notebook run exactly as before (reproducible per server seed and reque
 count), while asking again shows another answer.
 
 A structured answer takes its values from the user's text; when the last user
-message is a re-ask (the previous answer did not parse or validate, or the message
-says so), the values come from the message that answer replied to, never from the
+message is a re-ask (it says the previous answer was not valid, or asks to answer
+again), the values come from the message that answer replied to, never from the
 feedback.
 """
 
@@ -174,18 +174,6 @@ _REASK = re.compile(r"\b(?:previous|last|earlier)\s+(?:answer|response|reply)\b|
                     r"|\bnot\s+valid\b", re.I)
 
 
-def _answer_ok(text: str, req: ChatRequest) -> bool:
-    """Whether an earlier assistant answer parses (and validates, with a schema) as this request asks."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return False
-    spec = req.response_format.json_schema if req.response_format else None
-    if spec is None:
-        return isinstance(value, (dict, list))
-    return instances.validator(spec.schema_).is_valid(value)
-
-
 def data_text(req: ChatRequest) -> str:
     """The user text a structured answer fills its values from, skipping re-ask feedback."""
     messages = req.messages
@@ -196,7 +184,9 @@ def data_text(req: ChatRequest) -> str:
     while i >= 2 and messages[i - 1].role == "assistant":
         earlier = [j for j in users if j < i - 1]
         feedback = text_of(messages[i].content)[0]
-        if not earlier or (_answer_ok(text_of(messages[i - 1].content)[0], req) and not _REASK.search(feedback)):
+        # Only a message that reads as a re-ask is feedback: a follow-up cell after an
+        # answer in another format (JSON, then a schema) asks about its own text.
+        if not earlier or not _REASK.search(feedback):
             break
         i = earlier[-1]
     return text_of(messages[i].content)[0]
