@@ -405,8 +405,8 @@ class SchemaSpec:
                 )
             if text.isidentifier() and text[0].isupper() and namespace is not None:
                 raise SchemaError(
-                    f"{text} is not defined in the notebook; define the pydantic model or write "
-                    f"a DSL like 'name, age int' (a one-field schema: '{text} str')"
+                    f"--schema {text}: {text} is not defined in the notebook; define the pydantic "
+                    f"model, or write a DSL ({EXAMPLE}; a one-field schema: '{text} str')"
                 )
             return cls(parse_dsl(text), name="record", source="dsl")
         return cls._from_object(spec, label=type(spec).__name__)

@@ -218,8 +218,8 @@ def test_empty_schema_is_refused(ip, magic_server):
 
 def test_misspelt_model_name_is_refused_not_a_one_field_schema(ip, magic_server):
     before = magic_server.request_count()
-    message = ("NotDefinedModel is not defined in the notebook; define the pydantic model or "
-               "write a DSL like 'name, age int'")
+    message = ("--schema NotDefinedModel: NotDefinedModel is not defined in the notebook; "
+               "define the pydantic model, or write a DSL")
     with pytest.raises(SchemaError, match=message):
         ip.run_cell_magic("mistral", "--schema NotDefinedModel", "Ada is 36.")
     with pytest.raises(SchemaError, match="NotDefinedModel is not defined"):
