@@ -689,8 +689,9 @@ class Budget:
                             exact_prompt: int | None = None) -> Reservation:
         """`reserve` for the background loop: waits while running calls hold what it needs.
 
-        Refuses (`BudgetExceeded`) only when the spend alone leaves too little, so the
-        rows of an extraction share the budget instead of refusing each other.
+        It caps or refuses (`BudgetExceeded`) only when no other running call holds
+        anything, so the rows of an extraction share the budget instead of cutting or
+        refusing each other.
         """
         import asyncio
 
@@ -776,8 +777,9 @@ class Budget:
                 most, whole_context = room, True
         with self._lock:
             committed = self._committed()
+            others_running = any(r.running for r in self._holds.values())
             if self._passes(committed, cost(least), limit):
-                if waiter is not None and any(r.running for r in self._holds.values()):
+                if waiter is not None and others_running:
                     self._waiters.append(waiter)
                     return None
                 raise BudgetExceeded(
@@ -787,6 +789,12 @@ class Budget:
                     "raise MistralMagics.budget_usd, shorten the prompt, or %mistral reset the chat"
                 )
             tokens = self._most_tokens(committed, limit, cost, least, most)
+            if (waiter is not None and others_running and tokens is not None
+                    and most is not None and tokens < most):
+                # What running calls hold may come back: wait for it rather than cut
+                # this answer short; cap only once nothing else holds any.
+                self._waiters.append(waiter)
+                return None
             if tokens is None:  # answers are free: only the prompt costs
                 send, capped, worst = max_tokens, False, cost(0)
             else:
