@@ -339,10 +339,10 @@ class Session:
             backend=backend.kind, budget_capped=reservation.capped,
         )
         failure: BaseException | None = None
-        started = time.perf_counter()
         try:
             if view is not None:
                 view.start()
+            started = time.perf_counter()
             try:
                 if stream:
                     self._stream(backend, request, answer, view, started)

@@ -595,7 +595,7 @@ class Reservation:
             if rec is not None:
                 self.budget.ledger.record(rec)
         actual = math.fsum(rec.cost or 0.0 for rec in records if rec is not None)
-        if self.open and self.budget.limit_usd is not None and actual > self.held * (1 + 1e-9):
+        if self.open and self.held > 0 and actual > self.held * (1 + 1e-9):
             log.warning(
                 "mistral_magic: a call cost %s, more than the %s its reservation held "
                 "(the server counted more prompt tokens than the estimate)",

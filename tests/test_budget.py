@@ -301,6 +301,72 @@ def _batch_messages(df) -> list[list[dict]]:
             for text in df["review"]]
 
 
+# -- the prompt count a reservation holds ---------------------------------------------------
+
+
+def _png(width: int, height: int) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "teal").save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+TOOLS = [{"type": "function", "function": {
+    "name": "weather", "description": "Weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+CALL = {"id": "abcdefghi", "type": "function",
+        "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}
+SHAPES = {
+    "plain": {"messages": [{"role": "user", "content": "Hello there"}]},
+    "history": {"messages": [{"role": "system", "content": "Be terse."},
+                             {"role": "user", "content": "One?"},
+                             {"role": "assistant", "content": "Two."},
+                             {"role": "user", "content": "Three, déjà vu 🌍 日本語?"}]},
+    "image": {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": _png(300, 200)}}]}]},
+    "big image": {"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": _png(2048, 700)}]}]},
+    "tools": {"messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": TOOLS},
+    "tool loop": {"tools": TOOLS, "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": "", "tool_calls": [CALL]},
+        {"role": "tool", "name": "weather", "tool_call_id": "abcdefghi", "content": "sunny"}]},
+    "json": {"messages": [{"role": "user", "content": "Three rivers as JSON"}],
+             "response_format": {"type": "json_object"}},
+    "prefix": {"messages": [{"role": "user", "content": "Say hi"},
+                            {"role": "assistant", "content": "Hi", "prefix": True}]},
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_offline_prompt_usage_equals_what_is_reserved(ip, session, sdk, shape):
+    """The offline server counts prompts with the estimate's tokenizer: images, tools,
+    tool results and prefixes included, the hold is exactly what the server bills."""
+    request = {"model": MODEL, "max_tokens": 5, **SHAPES[shape]}
+    reservation = session.reserve(request)
+    reservation.release()
+    billed = sdk.chat.complete(**request).usage.prompt_tokens
+    assert billed == reservation.prompt_tokens == session.estimate(request).prompt_tokens
+
+
+def test_hosted_prompts_are_held_with_a_margin(ip, session):
+    from mistral_magic.usage import PROMPT_MARGIN, PROMPT_SLACK
+
+    set_budget(ip, 1.0)
+    request = {"model": MODEL, "max_tokens": 10, **SHAPES["history"]}
+    counted = session.estimate(request).prompt_tokens
+    hosted = session.reserve(request, exact=False)
+    hosted.release()
+    bound = math.ceil(counted * (1 + PROMPT_MARGIN)) + PROMPT_SLACK
+    assert hosted.held == pytest.approx(cost(session, bound, 10))
+    assert hosted.prompt_tokens == counted  # the ledger still gets the plain count
+
+
 # -- unknown prices -----------------------------------------------------------------------
 
 
