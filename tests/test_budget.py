@@ -183,7 +183,9 @@ def test_interrupted_cell_gives_back_its_hold_and_records_what_it_used(ip, sessi
 
     held: list[float] = []
     ip.display_pub.publish = watch
-    threading.Thread(target=lambda: streaming.wait(10) and _thread.interrupt_main(),
+    # The first call of a process loads the SDK and the tokenizer: on a busy machine the
+    # first update can take several seconds, so the deadline is generous.
+    threading.Thread(target=lambda: streaming.wait(120) and _thread.interrupt_main(),
                      daemon=True).start()
     run(ip, "%%mistral\nA very long answer please.", ok=False)
     last = session.last
@@ -208,6 +210,9 @@ def test_chat_panel_holds_its_worst_case_while_a_cell_runs(ip, session, magic_se
     set_budget(ip, 0.2)
     magic_server.set_faults({"token_delay_ms": 20, "answer_tokens": 2000})
     panel = widgets.ChatPanel(session, "side")
+    streaming = threading.Event()
+    on_text = panel._on_text
+    panel._on_text = lambda parts: (on_text(parts), streaming.set())
     panel.send("A long answer, please.")
     held = session.budget.reserved
     panel_prompt = count_messages([{"role": "user", "content": "A long answer, please."}])
@@ -215,6 +220,7 @@ def test_chat_panel_holds_its_worst_case_while_a_cell_runs(ip, session, magic_se
     assert panel.busy
     # The kernel's own cell meanwhile: nothing is left, so it is refused, not overspent.
     assert not run(ip, "%%mistral -c other --max-tokens 5\nQuick one.", ok=False).success
+    assert streaming.wait(120)  # stop it mid-answer, so that it has used something
     panel.stop()
     turn = panel.wait(10)
     assert turn.status == "interrupted" and session.budget.reserved == 0
