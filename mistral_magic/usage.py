@@ -543,7 +543,7 @@ def estimate_call(
 
 
 def prompt_bound(tokens: int, exact: bool) -> int:
-    """The prompt tokens a reservation counts: the exact count, or an upper bound of it.
+    """The prompt tokens a reservation counts: the exact count, or that count with a margin.
 
     The offline server counts with the same Tekken tokenizer (`mistral_magic.tokens`),
     so there the count is exact. Hosted and self-hosted models' tokenizers are not
@@ -561,7 +561,7 @@ class Reservation:
     `max_tokens` is what the request must carry (None: leave the request's own);
     `capped` says the budget, not the user, set it, so an answer cut there was cut by
     the budget. `settle(*records)` puts the call's real usage in the ledger and gives
-    back the hold; `release()` gives it back when nothing was sent. Both are idempotent.
+    back the hold (once); `release()` gives it back when nothing was sent (idempotent).
     """
 
     def __init__(self, budget: Budget, held: float, *, prompt_tokens: int = 0,
