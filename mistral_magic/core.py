@@ -49,6 +49,7 @@ class Answer:
     finish_reason: str | None = None
     backend: str = "offline"
     error: str | None = None
+    budget_capped: bool = False  # max_tokens was the budget's cap, not the user's
     value: Any = None  # the parsed result in --json / --schema modes
     raw: dict = field(default_factory=dict)
     streamed: bool = True
@@ -72,9 +73,11 @@ class Session:
         self.shell = shell
         self.settings = settings
         self.chats = Chats()
-        from .usage import Ledger
+        from .usage import Budget, Ledger
 
         self.ledger = Ledger()
+        # The hard cap every call reserves against; the limit is read live from the settings.
+        self.budget = Budget(lambda: self.settings.budget_usd, self.ledger)
         self.loop = BackgroundLoop()
         self.cell_id: str | None = None
         self.last: Answer | None = None
@@ -87,6 +90,8 @@ class Session:
         # Extraction results by request, so re-running an extraction pays only for the rest.
         self.cache: dict[str, dict] = {}
         self.batch_jobs: dict[str, str] = {}
+        # Budget holds of batch jobs not yet read back, by job id (they outlive an interrupt).
+        self.batch_holds: dict[str, Any] = {}
 
     # -- settings-derived state -------------------------------------------------
 
@@ -213,10 +218,38 @@ class Session:
             max_tokens=request.get("max_tokens"), batch=batch,
         )
 
-    def check_budget(self, estimate) -> None:
-        from .usage import Budget
+    def reserve(self, request: dict, *, exact: bool | None = None, batch: bool = False,
+                default_cap: int | None = None, prompt_tokens: int | None = None):
+        """Hold this request's worst case against the budget (`BudgetExceeded` if it cannot
+        afford a useful answer); send `reservation.apply(request)`, then settle it.
 
-        Budget(self.settings.budget_usd).check(self.ledger.spent, estimate, estimate.model)
+        `exact`: the server counts prompts with our tokenizer (the offline server);
+        otherwise the prompt is held with a margin. `prompt_tokens` skips a recount.
+        """
+        return self.budget.reserve(**self._reservation_args(request, exact, batch, default_cap,
+                                                            prompt_tokens))
+
+    async def reserve_async(self, request: dict, *, exact: bool | None = None,
+                            batch: bool = False, default_cap: int | None = None,
+                            prompt_tokens: int | None = None):
+        """`reserve` on the background loop: waits while running calls hold what it needs."""
+        return await self.budget.reserve_async(
+            **self._reservation_args(request, exact, batch, default_cap, prompt_tokens))
+
+    def _reservation_args(self, request, exact, batch, default_cap, prompt_tokens) -> dict:
+        from .tokens import count_messages
+        from .usage import prompt_bound
+
+        if prompt_tokens is None:
+            prompt_tokens = count_messages(request["messages"], tools=request.get("tools"))
+        if exact is None:
+            exact = self.backend_spec().kind == "offline"
+        return dict(
+            prices=self.prices, model=request["model"],
+            prompt_tokens=prompt_bound(prompt_tokens, exact), exact_prompt=prompt_tokens,
+            max_tokens=request.get("max_tokens"), batch=batch, n=request.get("n") or 1,
+            default_cap=default_cap,
+        )
 
     def ask(
         self,
@@ -268,7 +301,7 @@ class Session:
         a dict for JSON that is not records. When
         the second answer is not valid either, `StructuredOutputError` keeps the raw text.
         """
-        from .errors import StructuredOutputError
+        from .errors import BudgetExceeded, StructuredOutputError
         from .structured import json_records_to_frame, reask_request
 
         def parse(text: str):
@@ -291,7 +324,15 @@ class Session:
                 answer.value = parse(answer.text)
             except StructuredOutputError as exc:
                 retry = reask_request(request, answer.text, exc)
-                answer, failure = self.call(retry, chat=chat, view=view, stream=stream)
+                try:
+                    answer, failure = self.call(retry, chat=chat, view=view, stream=stream)
+                except BudgetExceeded:
+                    # The re-ask is a call like any other: refused, the first answer stays.
+                    answer.status, answer.error = "error", str(exc)
+                    self.record_turn(answer, request, chat, cell_id)
+                    if view is not None:
+                        self._finish_text(view, answer, f"\n\n*⚠ {exc}; the re-ask was refused*")
+                    raise
                 if failure is None and answer.status == "ok":
                     try:
                         answer.value = parse(answer.text)
@@ -315,32 +356,42 @@ class Session:
         return answer
 
     def call(self, request: dict, *, chat=None, view=None, stream=True, kind="chat"):
-        """Send one request and put it in the ledger; returns (answer, failure or None)."""
-        estimate = self.estimate(request)
-        self.check_budget(estimate)
-        backend = self.backend
-        if view is not None:
-            view.start()
-        started = time.perf_counter()
+        """Reserve, send one request, and settle it in the ledger; returns (answer, failure).
+
+        Raises `BudgetExceeded` before sending when the budget cannot afford it; with a
+        budget the request sent carries the budget's `max_tokens` (`answer.request`).
+        """
+        reservation = self.reserve(request)
+        try:
+            backend = self.backend
+        except BaseException:
+            reservation.release()
+            raise
+        request = reservation.apply(request)
         answer = Answer(
             text="", model=request["model"], chat=chat, status="ok", request=request,
-            backend=backend.kind,
+            backend=backend.kind, budget_capped=reservation.capped,
         )
         failure: BaseException | None = None
         try:
-            if stream:
-                self._stream(backend, request, answer, view, started)
-            else:
-                self._complete(backend, request, answer)
-        except KeyboardInterrupt:
-            answer.status = "interrupted"
-        except Exception as exc:  # SDK, transport or server errors: recorded, then one line
-            answer.status = "error"
-            answer.error = user_message(exc, request["model"])
-            failure = exc
-        answer.latency_s = time.perf_counter() - started
-        self._account(answer, estimate)
-        self._record_call(answer, chat, kind)
+            if view is not None:
+                view.start()
+            started = time.perf_counter()
+            try:
+                if stream:
+                    self._stream(backend, request, answer, view, started)
+                else:
+                    self._complete(backend, request, answer)
+            except KeyboardInterrupt:
+                answer.status = "interrupted"
+            except Exception as exc:  # SDK, transport or server errors: recorded, then one line
+                answer.status = "error"
+                answer.error = user_message(exc, request["model"])
+                failure = exc
+            answer.latency_s = time.perf_counter() - started
+            self._account(answer, reservation.prompt_tokens)
+        finally:
+            reservation.settle(self._call_record(answer, chat, kind))
         self.last = answer
         return answer, failure
 
@@ -362,36 +413,41 @@ class Session:
             # Whatever arrived is the answer, also when an interrupt or error ends the stream.
             answer.text = "".join(parts)
 
-    async def call_async(self, request: dict, *, backend, estimate, chat=None, on_text=None,
+    async def call_async(self, request: dict, *, backend, reservation, chat=None, on_text=None,
                          kind: str = "chat") -> Answer:
-        """`call` for the background loop (chat panel): the SDK's async stream, in the ledger once.
+        """`call` for the background loop (chat panel): the SDK's async stream, settled once.
 
-        `on_text(parts)` sees the pieces so far. Cancelling the task (Stop) ends the
-        call as interrupted with its partial text; an error ends it as "error" with
-        a one-line message. The caller checks the budget and records the turn.
+        `reservation` is this request's, taken by the caller in the kernel's thread (so
+        a refusal is raised there); it is settled here whatever happens. `on_text(parts)`
+        sees the pieces so far. Cancelling the task (Stop) ends the call as interrupted
+        with its partial text; an error ends it as "error" with a one-line message.
+        The caller records the turn.
         """
+        request = reservation.apply(request)
         started = time.perf_counter()
         answer = Answer(text="", model=request["model"], chat=chat, status="ok", request=request,
-                        backend=backend.kind)
+                        backend=backend.kind, budget_capped=reservation.capped)
         parts: list[str] = []
         try:
-            stream = await backend.client.chat.stream_async(**sdk_request(request))
-            async with stream as events:
-                async for event in events:
-                    if _absorb(event.data, answer, parts, started) and on_text is not None:
-                        on_text(parts)
-        except asyncio.CancelledError:
-            # Stop: the partial answer is the result; the task ends normally so the turn
-            # and the ledger row are written and the caller's Future gets them.
-            answer.status = "interrupted"
-        except Exception as exc:  # SDK, transport or server errors: recorded, one line
-            answer.status = "error"
-            answer.error = user_message(exc, request["model"])
-            await close_error_response(exc)
-        answer.text = "".join(parts)
-        answer.latency_s = time.perf_counter() - started
-        self._account(answer, estimate)
-        self._record_call(answer, chat, kind)
+            try:
+                stream = await backend.client.chat.stream_async(**sdk_request(request))
+                async with stream as events:
+                    async for event in events:
+                        if _absorb(event.data, answer, parts, started) and on_text is not None:
+                            on_text(parts)
+            except asyncio.CancelledError:
+                # Stop: the partial answer is the result; the task ends normally so the turn
+                # and the ledger row are written and the caller's Future gets them.
+                answer.status = "interrupted"
+            except Exception as exc:  # SDK, transport or server errors: recorded, one line
+                answer.status = "error"
+                answer.error = user_message(exc, request["model"])
+                await close_error_response(exc)
+            answer.text = "".join(parts)
+            answer.latency_s = time.perf_counter() - started
+            self._account(answer, reservation.prompt_tokens)
+        finally:
+            reservation.settle(self._call_record(answer, chat, kind))
         return answer
 
     def _complete(self, backend, request, answer) -> None:
@@ -405,7 +461,7 @@ class Session:
         answer.prompt_tokens = response.usage.prompt_tokens
         answer.completion_tokens = response.usage.completion_tokens
 
-    def _account(self, answer: Answer, estimate) -> None:
+    def _account(self, answer: Answer, prompt_tokens: int) -> None:
         """Fill tokens the server did not report (interrupts, drops) from counts, then cost."""
         from .tokens import count_text
 
@@ -413,23 +469,21 @@ class Session:
             answer.prompt_tokens = answer.prompt_tokens or 0
             answer.completion_tokens = answer.completion_tokens or 0
         if answer.prompt_tokens is None:
-            answer.prompt_tokens = estimate.prompt_tokens
+            answer.prompt_tokens = prompt_tokens
         if answer.completion_tokens is None:
             answer.completion_tokens = count_text(answer.text)
         answer.cost = self.prices.cost(
             answer.model, answer.prompt_tokens, answer.completion_tokens
         )
 
-    def _record_call(self, answer: Answer, chat: str | None, kind: str) -> None:
+    def _call_record(self, answer: Answer, chat: str | None, kind: str):
         from .usage import CallRecord
 
-        self.ledger.record(
-            CallRecord(
-                model=answer.model, chat=chat, kind=kind, prompt_tokens=answer.prompt_tokens,
-                completion_tokens=answer.completion_tokens, cost=answer.cost,
-                latency_s=answer.latency_s, ttft_s=answer.ttft_s, status=answer.status,
-                backend=answer.backend, error=answer.error,
-            )
+        return CallRecord(
+            model=answer.model, chat=chat, kind=kind, prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens, cost=answer.cost,
+            latency_s=answer.latency_s, ttft_s=answer.ttft_s, status=answer.status,
+            backend=answer.backend, error=answer.error,
         )
 
     def record_turn(self, answer: Answer, request: dict, chat: str | None, cell_id):
@@ -466,12 +520,18 @@ class Session:
         if answer.chat:
             parts.append(f"chat {answer.chat}")
         session = f"session {format_cost(totals['cost'])}"
-        if not totals.get("cost_known", True):
+        if answer.cost is None and not totals.get("cost_known", True):
+            # Said on the call whose price is unknown; later footers do not repeat it
+            # (the meter and %mistral usage keep the full account).
             session += " + unknown"
         calls = totals['calls']
         parts.append(f"{session} over {calls} call{'' if calls == 1 else 's'}")
         if answer.finish_reason == "length":
-            parts.append("cut at max_tokens")
+            if answer.budget_capped:
+                left = self.budget.remaining()
+                parts.append(f"cut by budget ({format_cost(left or 0.0)} left)")
+            else:
+                parts.append("cut at max_tokens")
         return " · ".join(parts)
 
     def provenance(self, answer: Answer) -> dict:

@@ -227,11 +227,16 @@ class Extraction:
                 pending.append(i)
         return pending
 
-    def _estimate_and_check(self, pending: list[int], batch: bool) -> None:
+    def _estimate_and_check(self, pending: list[int], batch: bool) -> list:
+        """Count the pending rows, show the estimate, and refuse (row by row) an extraction
+        that cannot finish even at the least answer per row; returns the rows' estimates.
+
+        A batch job's own worst case is reserved when it is submitted (`run_batch`).
+        """
         from IPython.display import display
 
         from .render import note
-        from .usage import Estimate, format_cost, format_tokens
+        from .usage import MIN_ANSWER_TOKENS, Estimate, format_cost, format_tokens, prompt_bound
 
         estimates = [self.session.estimate(self.requests[i], batch=batch) for i in pending]
         for i, estimate in zip(pending, estimates, strict=True):
@@ -256,7 +261,7 @@ class Extraction:
             line = (f"Nothing to send: {skipped}." if skipped
                     else "Nothing to send: the DataFrame has no rows.")
             display(note(line), raw=True)
-            return
+            return estimates
         line = (
             f"Extracting {_rows(len(pending))} {how} with {self.model}"
             + (f" ({skipped})" if skipped else "")
@@ -264,7 +269,20 @@ class Extraction:
             f"worst case {format_cost(total.worst_cost)}."
         )
         display(note(line), raw=True)
-        self.session.check_budget(total)
+        if not batch:
+            # Each row reserves and is capped as it goes; refuse up front only what cannot
+            # finish even with the least useful answer for every row.
+            exact = self.backend.kind == "offline"
+            least = [
+                self.session.prices.cost(
+                    self.model, prompt_bound(e.prompt_tokens, exact),
+                    min(MIN_ANSWER_TOKENS, e.max_completion_tokens),
+                )
+                for e in estimates
+            ]
+            need = None if any(c is None for c in least) else sum(least)
+            self.session.budget.require(need, f"extracting {len(pending):,} rows", model=self.model)
+        return estimates
 
     def _bar(self, total: int, done: int):
         from tqdm.auto import tqdm
@@ -375,56 +393,65 @@ class Extraction:
         self.session.cache[self.keys[i]] = record
 
     async def _call(self, request: dict, backend, limiter, retries, prompt_tokens=None) -> str:
-        """One chat call with the limiter, 429 pauses, and exactly one ledger row."""
+        """One chat call: a budget reservation, the limiter, 429 pauses, one ledger row."""
         from mistralai.client import errors
 
         from .backend import sdk_request
         from .core import _text_of, close_error_response
-        from .tokens import count_messages
+        from .usage import DEFAULT_MAX_TOKENS
 
-        if prompt_tokens is None:
-            prompt_tokens = count_messages(request["messages"])
-        attempt = 0
-        while True:
-            await limiter.acquire(prompt_tokens + (request.get("max_tokens") or 0))
-            started = time.perf_counter()
-            try:
-                response = await backend.client.chat.complete_async(**sdk_request(request),
-                                                                   retries=retries)
-            except errors.SDKError as exc:
-                await close_error_response(exc)
-                if exc.status_code == 429 and attempt < self.max_retries:
-                    attempt += 1
-                    limiter.pause(_retry_after(exc))
-                    continue
-                self._ledger(request, 0, 0, time.perf_counter() - started, "error", str(exc))
-                raise
-            except asyncio.CancelledError:
-                self._ledger(request, prompt_tokens, None, time.perf_counter() - started,
-                             "interrupted", None)
-                raise
-            except Exception as exc:
-                self._ledger(request, 0, 0, time.perf_counter() - started, "error", str(exc))
-                raise
-            usage = response.usage
-            self._ledger(request, usage.prompt_tokens, usage.completion_tokens,
-                         time.perf_counter() - started, "ok", None)
-            return _text_of(response.choices[0].message.content)
+        # Rows share the budget concurrently: each one without max_tokens is capped at
+        # the estimate's DEFAULT_MAX_TOKENS, and waits while other rows hold what it needs.
+        reservation = await self.session.reserve_async(
+            request, exact=backend.kind == "offline", prompt_tokens=prompt_tokens,
+            default_cap=DEFAULT_MAX_TOKENS,
+        )
+        request = reservation.apply(request)
+        prompt_tokens = reservation.prompt_tokens
+        record = None
+        try:
+            attempt = 0
+            while True:
+                await limiter.acquire(prompt_tokens + (request.get("max_tokens") or 0))
+                started = time.perf_counter()
+                try:
+                    response = await backend.client.chat.complete_async(**sdk_request(request),
+                                                                       retries=retries)
+                except errors.SDKError as exc:
+                    await close_error_response(exc)
+                    if exc.status_code == 429 and attempt < self.max_retries:
+                        attempt += 1
+                        limiter.pause(_retry_after(exc))
+                        continue
+                    record = self._record(0, 0, time.perf_counter() - started, "error", str(exc))
+                    raise
+                except asyncio.CancelledError:
+                    record = self._record(prompt_tokens, None, time.perf_counter() - started,
+                                          "interrupted", None)
+                    raise
+                except Exception as exc:
+                    record = self._record(0, 0, time.perf_counter() - started, "error", str(exc))
+                    raise
+                usage = response.usage
+                record = self._record(usage.prompt_tokens, usage.completion_tokens,
+                                      time.perf_counter() - started, "ok", None)
+                return _text_of(response.choices[0].message.content)
+        finally:
+            reservation.settle(record)
 
-    def _ledger(self, request, prompt_tokens, completion_tokens, latency, status, error,
-                batch: bool = False) -> None:
+    def _record(self, prompt_tokens, completion_tokens, latency, status, error,
+                batch: bool = False):
+        """The ledger row of one call (settled through its reservation); counts the spend."""
         from .usage import CallRecord
 
         cost = self.session.prices.cost(self.model, prompt_tokens or 0, completion_tokens or 0,
                                         batch=batch)
         self.spent += cost or 0.0
-        self.session.ledger.record(
-            CallRecord(
-                model=self.model, kind="batch" if batch else "extract", chat=None,
-                prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost,
-                latency_s=latency, status=status, backend=self.backend.kind,
-                batch=batch, error=error,
-            )
+        return CallRecord(
+            model=self.model, kind="batch" if batch else "extract", chat=None,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost,
+            latency_s=latency, status=status, backend=self.backend.kind,
+            batch=batch, error=error,
         )
 
     # -- through the Batch API --------------------------------------------------------
@@ -434,7 +461,7 @@ class Extraction:
         from . import batch
 
         pending = self._pending()
-        self._estimate_and_check(pending, batch=True)
+        estimates = self._estimate_and_check(pending, batch=True)
         if not pending:
             return self.frame()
         client = self.backend.client
@@ -442,11 +469,18 @@ class Extraction:
         for i in pending:
             body = {k: v for k, v in self.requests[i].items() if k != "model"}
             lines.append({"custom_id": str(i), "body": body})
+        # Keyed before the budget's caps, so a resumed job is found whatever the budget.
         key = batch.requests_key(self.backend.url, self.model, lines)
         job_id = self.session.batch_jobs.get(key)
         if job_id is None:
-            job_id = batch.submit(client, self.model, lines)
+            hold = self._reserve_batch(lines, estimates)
+            try:
+                job_id = batch.submit(client, self.model, lines)
+            except BaseException:
+                hold.release()
+                raise
             self.session.batch_jobs[key] = job_id
+            self.session.batch_holds[job_id] = hold
         bar = self._bar(len(self.requests), len(self.requests) - len(pending))
         start = bar.n
 
@@ -469,6 +503,18 @@ class Extraction:
         bar.close()
         self.failed = 0
         outcomes = batch.results(client, job)
+        # The job's lines go in the ledger together, then its hold is given back.
+        records = [
+            self._record(0, 0, None, "error", o.error, batch=True) if o.error is not None
+            else self._record(o.prompt_tokens, o.completion_tokens, None, "ok", None, batch=True)
+            for o in (outcomes.get(str(i)) for i in pending) if o is not None
+        ]
+        hold = self.session.batch_holds.pop(job_id, None)
+        if hold is not None:
+            hold.settle(*records)
+        else:  # a job submitted without a hold (before a budget was set) is recorded all the same
+            for record in records:
+                self.session.ledger.record(record)
         for i in pending:
             outcome = outcomes.get(str(i))
             if outcome is None:
@@ -476,12 +522,9 @@ class Extraction:
                 self.failed += 1
                 continue
             if outcome.error is not None:
-                self._ledger(None, 0, 0, None, "error", outcome.error, batch=True)
                 self.errors[i] = outcome.error
                 self.failed += 1
                 continue
-            self._ledger(None, outcome.prompt_tokens, outcome.completion_tokens, None, "ok",
-                         None, batch=True)
             try:
                 self.records[i] = self.parse(outcome.content)
             except StructuredOutputError as exc:
@@ -490,6 +533,30 @@ class Extraction:
                 continue
             self.session.cache[self.keys[i]] = self.records[i]
         return self.frame()
+
+
+    def _reserve_batch(self, lines: list[dict], estimates: list):
+        """Cap every line (with a budget: its max_tokens, or DEFAULT_MAX_TOKENS) and hold the
+        job's whole worst case at the batch price before it is submitted."""
+        from .usage import format_tokens, prompt_bound
+
+        budget = self.session.budget
+        if budget.limit_usd is not None:
+            for line, estimate in zip(lines, estimates, strict=True):
+                line["body"] = {**line["body"], "max_tokens": estimate.max_completion_tokens}
+        exact = self.backend.kind == "offline"
+        prices = self.session.prices
+        costs = [
+            prices.cost(self.model, prompt_bound(e.prompt_tokens, exact), e.max_completion_tokens,
+                        batch=True)
+            for e in estimates
+        ]
+        worst = None if any(c is None for c in costs) else sum(costs)
+        answer = max(e.max_completion_tokens for e in estimates)
+        return budget.reserve_total(
+            worst, f"a batch job of {len(lines):,} rows (up to {format_tokens(answer)} answer "
+            "tokens each)", model=self.model, running=False,
+        )
 
 
 def _rows(n: int) -> str:

@@ -183,7 +183,8 @@ class MistralMagics(Magics):
         "only to Mistral's hosts.",
     ).tag(config=True)
     budget_usd = Float(
-        None, allow_none=True, help="Refuse calls whose worst case would pass this spend (USD)."
+        None, allow_none=True,
+        help="A hard cap on spend (USD): calls reserve their worst case, are capped, or refused.",
     ).tag(config=True)
     max_retries = Int(3, help="Retries on 429, 5xx and connection errors (Retry-After honoured).").tag(
         config=True

@@ -803,12 +803,11 @@ class ChatPanel(_View):
         self._attach()
         session = self.session
         request = session.build_request(prompt, chat=self.name)
-        estimate = session.estimate(request)
-        session.check_budget(estimate)
         # Resolved here, in the kernel's thread: the offline notice belongs to the cell,
         # and building the client imports the SDK (slow once).
         backend = session.backend
         _ = backend.client
+        reservation = session.reserve(request, exact=backend.kind == "offline")
         if from_input:
             self.input.value = ""
         with self._state:
@@ -816,7 +815,13 @@ class ChatPanel(_View):
         self._prompt, self._model, self._parts = prompt, request["model"], []
         self._render_live(waiting=True)
         self._set_busy(True)
-        self.future = session.loop.submit(self._run(request, estimate, backend, prompt))
+        try:
+            self.future = session.loop.submit(self._run(request, reservation, backend, prompt))
+        except BaseException:
+            reservation.release()
+            raise
+        # A task cancelled before it ran never settles: give the hold back then too.
+        self.future.add_done_callback(lambda future: reservation.release())
         return self.future
 
     def stop(self) -> bool:
@@ -835,16 +840,17 @@ class ChatPanel(_View):
         future = self.future
         return None if future is None else future.result(timeout)
 
-    async def _run(self, request, estimate, backend, prompt):
+    async def _run(self, request, reservation, backend, prompt):
         with self._state:
             if self._stop_requested:  # stopped before it was sent: nothing to record
+                reservation.release()
                 self._idle("stopped before sending")
                 return None
             self._task = asyncio.current_task()
         status, error = "the request failed unexpectedly (see the log)", True
         try:
             answer = await self.session.call_async(
-                request, backend=backend, estimate=estimate, chat=self.name,
+                request, backend=backend, reservation=reservation, chat=self.name,
                 on_text=self._on_text,
             )
             turn = self.session.record_turn(answer, request, self.name, None)

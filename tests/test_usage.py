@@ -20,6 +20,7 @@ from mistral_magic.usage import (
     CallRecord,
     Estimate,
     Ledger,
+    ModelPrice,
     PriceTable,
     estimate_call,
     format_cost,
@@ -394,32 +395,63 @@ def test_estimate_unknown_price():
     assert est.prompt_tokens == count_messages(MESSAGES)
 
 
-def test_budget_allows_within_limit_and_without_limit():
-    est = Estimate(prompt_tokens=100, max_completion_tokens=100, worst_cost=0.01, prompt_cost=0.001)
-    Budget(1.0).check(0.5, est, "m")
-    Budget(None).check(1e9, est, "m")
-    Budget(None).check(0, Estimate(1, 1, None, None), "m")  # no limit: unknown price is fine
-    assert Budget(None).remaining(5) is None
-    assert Budget(1.0).remaining(0.25) == pytest.approx(0.75)
-    assert Budget(1.0).remaining(3) == 0.0
+def _spent(amount: float) -> Ledger:
+    ledger = Ledger()
+    if amount:
+        ledger.record(_rec(cost=amount))
+    return ledger
+
+
+def test_budget_holds_caps_and_gives_back():
+    # 1 USD per 1M tokens in and out: 1,000 tokens cost $0.001.
+    prices = PriceTable({"m": ModelPrice(input=1, output=1, context=100_000)})
+    budget = Budget(0.01, _spent(0.005))
+    held = budget.reserve(prices, "m", 1000, max_tokens=500)
+    assert held.max_tokens == 500 and not held.capped
+    assert held.held == pytest.approx(0.0015) and budget.reserved == pytest.approx(0.0015)
+    assert budget.remaining() == pytest.approx(0.0035)
+    capped = budget.reserve(prices, "m", 1000)  # no max_tokens: what is left affords 2,500
+    assert capped.max_tokens == 2500 and capped.capped
+    assert budget.remaining() == 0.0
+    held.settle(_rec("m", 1000, 100, 0.0011))
+    capped.release()
+    assert budget.reserved == 0 and budget.ledger.spent == pytest.approx(0.0061)
+    assert budget.remaining() == pytest.approx(0.0039)
+
+
+def test_budget_without_limit_holds_and_caps_nothing():
+    budget = Budget(None, _spent(1e9))
+    free = budget.reserve(load_prices(), "my-finetune", 10, max_tokens=None)  # unknown price
+    assert free.max_tokens is None and free.held == 0 and not free.capped
+    assert budget.remaining() is None and budget.reserved == 0
+    assert free.apply({"model": "m", "messages": []}) == {"model": "m", "messages": []}
+
+
+def test_budget_leaves_a_whole_context_answer_uncapped():
+    prices = PriceTable({"m": ModelPrice(input=1, output=1, context=10_000)})
+    budget = Budget(1.0)
+    held = budget.reserve(prices, "m", 1000)
+    assert held.max_tokens is None and not held.capped
+    assert held.held == pytest.approx(10_000 / 1e6)  # the worst is the whole context
 
 
 def test_budget_refusal_message_has_the_numbers_and_the_fix():
-    est = Estimate(
-        prompt_tokens=1234, max_completion_tokens=1024, worst_cost=0.25, prompt_cost=0.01
-    )
+    prices = PriceTable({"mistral-large-2512": ModelPrice(input=100, output=100)})
+    budget = Budget(1.0, _spent(0.9995))
     with pytest.raises(BudgetExceeded) as info:
-        Budget(1.0).check(0.9, est, "mistral-large-2512")
+        budget.reserve(prices, "mistral-large-2512", 1234)
     message = str(info.value)
     assert "\n" not in message
-    for part in ("$0.90", "$0.25", "$1.00", "mistral-large-2512", "1,234", "1,024"):
+    # needs (1,234 + 16) tokens at $100 per 1M = $0.125; $0.0005 of $1.00 is left
+    for part in ("$0.125", "$0.0005", "$1.00", "mistral-large-2512", "1,234", "16 answer"):
         assert part in message
-    assert "MistralMagics.budget_usd" in message and "--max-tokens" in message
+    assert "MistralMagics.budget_usd" in message and "%mistral reset" in message
+    assert budget.reserved == 0
 
 
 def test_budget_refuses_unknown_price_when_a_limit_is_set():
     with pytest.raises(BudgetExceeded) as info:
-        Budget(1.0).check(0.0, Estimate(10, 10, None, None), "my-finetune")
+        Budget(1.0).reserve(load_prices(), "my-finetune", 10, max_tokens=10)
     message = str(info.value)
     assert "\n" not in message
     assert "my-finetune" in message and "MistralMagics.prices" in message
