@@ -162,7 +162,7 @@ def test_structured_reask_is_reserved_and_refused_like_any_call(ip, session, mag
     assert magic_server.request_count() == before + 1  # the re-ask was never sent
     assert len(session.ledger) == 1 and session.ledger.spent <= first
     assert session.chats.get("default").turns[-1].status == "error"
-    assert "re-ask was refused" in ip.display_pub.finals()[-1]["data"]["text/markdown"]
+    assert "re-ask was refused" in ip.display_pub.finals()[-1]["data"]["text/plain"]
     assert session.budget.reserved == 0
 
 

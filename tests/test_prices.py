@@ -60,7 +60,8 @@ def test_a_budget_accepts_every_token_priced_model_it_lists(cards):
             continue  # priced per page; a chat estimate does not apply
         estimate = estimate_call(prices, card.id, MESSAGES, max_tokens=100)
         assert estimate.worst_cost is not None, card.id
-        budget.check(0.0, estimate, card.id)  # raises BudgetExceeded when no price is known
+        # raises BudgetExceeded when no price is known
+        budget.reserve(prices, card.id, estimate.prompt_tokens, 100).settle()
 
 
 @pytest.mark.parametrize("model", ["ministral-8b-latest", "ministral-3b-latest"])
