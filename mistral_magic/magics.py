@@ -336,9 +336,20 @@ class MistralMagics(Magics):
 
         from . import render
         from .core import preview_request
+        from .errors import BudgetExceeded
         from .usage import format_cost, format_tokens
 
         session = self.session
+        # With a budget, the request sent carries the budget's max_tokens: show that one.
+        # The reservation is taken only to read its cap and given back at once.
+        refused = None
+        try:
+            reservation = session.reserve(request)
+        except BudgetExceeded as exc:
+            refused = str(exc)
+        else:
+            request = reservation.apply(request)
+            reservation.release()
         estimate = session.estimate(request)
         spec = session.backend_spec()
         # Long messages are shown as head and tail; -o VAR still gets the whole request.
@@ -349,6 +360,8 @@ class MistralMagics(Magics):
             f"{format_tokens(estimate.max_completion_tokens)} answer tokens: "
             f"{format_cost(estimate.worst_cost)} · {spec.label}"
         )
+        if refused:
+            summary += f" · the budget would refuse it: {refused}"
         display(render.code(body, "json", summary), raw=True)
         if output:
             self.shell.user_ns[output] = request

@@ -131,3 +131,25 @@ def test_the_key_cannot_be_reached_through_a_prompt(ip, monkeypatch):
     assert "req" not in ip.user_ns
     shown = json.dumps([m.get("data") for m in ip.display_pub.messages])
     assert "sk-must-not-reach" not in shown
+
+
+def test_dry_run_under_a_budget_shows_the_budgets_cap_and_holds_nothing(ip, magic_server):
+    session = mistral_magic.session()
+    ip.run_line_magic("config", "MistralMagics.budget_usd = 0.0001")
+    run(ip, "%%mistral --dry-run -o req\nTell me about rivers.", cell_id="rivers")
+    request = ip.user_ns["req"]
+    # The budget's cap is in the request shown, and nothing stays held.
+    assert 16 <= request["max_tokens"] < 1024
+    assert session.budget.reserved == 0
+    run(ip, "%%mistral\nTell me about rivers.", cell_id="rivers")
+    assert session.last.request == request
+
+
+def test_dry_run_says_when_the_budget_would_refuse_and_sends_nothing(ip, magic_server):
+    ip.run_line_magic("config", "MistralMagics.budget_usd = 0.0000001")
+    before = magic_server.request_count()
+    run(ip, "%%mistral --dry-run\nTell me about rivers.")
+    shown = ip.display_pub.finals()[-1]["data"]["text/plain"]
+    assert "the budget would refuse it: Refused: this call needs at least" in shown
+    assert magic_server.request_count() == before
+    assert mistral_magic.session().budget.reserved == 0
