@@ -235,10 +235,9 @@ class ServerProcess:
 
 
 def _use_server(shell, server) -> None:
-    import os
-
-    os.environ["MISTRAL_API_KEY"] = server.api_key
+    # A self-hosted server_url takes its own key: the La Plateforme key never goes there.
     shell.run_line_magic("config", f"MistralMagics.server_url = {server.url!r}")
+    shell.run_line_magic("config", f"MistralMagics.server_key = {server.api_key!r}")
 
 
 def _in_fresh_python(code: str) -> float:
