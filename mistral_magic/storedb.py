@@ -22,6 +22,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import contextmanager
 from datetime import datetime
@@ -291,8 +292,8 @@ class Database:
         self.scrub = Scrubber(secrets)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._pid: int | None = None
         self._readonly: str | None = None  # why writes are refused, when opened read-only
+        _open_databases.add(self)
 
     def __repr__(self) -> str:
         state = "read-only" if self._readonly else "" if self.exists else "not created yet"
@@ -318,26 +319,30 @@ class Database:
     def close(self) -> None:
         """Close the connection; the next use opens it again (in memory: a new, empty store)."""
         with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
+            if self._conn is not None:
                 self._conn.close()
             self._conn = None
 
     def _open(self, create: bool) -> sqlite3.Connection | None:
         """The connection, opened on first use; None when there is no file and none is wanted."""
-        if self._conn is not None and self._pid == os.getpid():
+        if self._conn is not None:
             if self.exists:
                 return self._conn
             # The file was deleted under us (the folder removed): start a new one.
             self._conn.close()
-        # A forked child must not use its parent's connection: it opens its own.
-        self._conn = None
+            self._conn = None
         if not self.exists:
             if not create:
                 return None
             make_folder(Path(self.path))
         self._conn, self._readonly = connect(self.path, self.timeout_s, create)
-        self._pid = os.getpid()
         return self._conn
+
+    def _after_fork(self) -> None:
+        # The child must not use its parent's connection (SQLite forbids it), and the
+        # lock may have been held by a thread that the child does not have.
+        self._lock = threading.RLock()
+        self._conn = None
 
     @contextmanager
     def guard(self) -> Iterator[None]:
@@ -384,6 +389,18 @@ class Database:
                 write(conn, batch, secrets)
             written += len(batch)
         return written
+
+
+_open_databases: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for database in list(_open_databases):
+        database._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 # -- small helpers -----------------------------------------------------------------
