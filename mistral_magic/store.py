@@ -408,7 +408,7 @@ class Store(Database):
         queries = [(select, [])] if keys is None else [
             (f"{select} WHERE key IN ({marks(chunk)})", chunk) for chunk in chunks(keys)
         ]
-        written = 0
+        written: list[str] = []
         with self.reading() as conn:
             if conn is None:
                 return 0
@@ -416,16 +416,17 @@ class Store(Database):
                 cursor = conn.execute(sql, args)
                 while rows := cursor.fetchmany(BATCH):
                     out.executemany(_UPSERT, rows)
-                    used = conn.execute(
-                        f"SELECT key, notebook, cell, last_used FROM uses WHERE key IN ({marks(rows)})",
-                        [row[0] for row in rows],
-                    )
-                    out.executemany(
-                        "INSERT OR REPLACE INTO uses VALUES (?, ?, ?, ?)",
-                        [use for use in used if notebook is None or use[1] == notebook],
-                    )
-                    written += len(rows)
-        return written
+                    written.extend(row[0] for row in rows)
+            for chunk in chunks(written):
+                used = conn.execute(
+                    f"SELECT key, notebook, cell, last_used FROM uses WHERE key IN ({marks(chunk)})",
+                    chunk,
+                )
+                out.executemany(
+                    "INSERT OR REPLACE INTO uses VALUES (?, ?, ?, ?)",
+                    [use for use in used if notebook is None or use[1] == notebook],
+                )
+        return len(written)
 
     def import_from(self, path: str | os.PathLike) -> int:
         """Add the answers of another store (an export); answers already here are kept.
