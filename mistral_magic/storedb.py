@@ -219,7 +219,7 @@ def _check_store(conn: sqlite3.Connection, file: Path | str) -> None:
     try:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     except sqlite3.OperationalError:
-        raise
+        raise  # locked or unreadable: the caller decides (wait, or open read-only)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{file} is not a mistral_magic store ({exc}): {MOVE_FIX}") from None
     if tables and MIGRATIONS_TABLE not in tables:
@@ -331,11 +331,12 @@ class Database:
             # The file was deleted under us (the folder removed): start a new one.
             self._conn.close()
             self._conn = None
-        if not self.exists:
+        creating = not self.exists
+        if creating:
             if not create:
                 return None
             make_folder(Path(self.path))
-        self._conn, self._readonly = connect(self.path, self.timeout_s, create)
+        self._conn, self._readonly = connect(self.path, self.timeout_s, creating)
         return self._conn
 
     def _after_fork(self) -> None:

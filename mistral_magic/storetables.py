@@ -78,6 +78,7 @@ class Records:
             return conn.execute("DELETE FROM records WHERE job = ?", (job,)).rowcount
 
     def count(self, job: str | None = None) -> int:
+        """How many finished rows are kept, for `job` or for every job."""
         with self._store.reading() as conn:
             if conn is None:
                 return 0

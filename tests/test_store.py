@@ -663,6 +663,11 @@ def test_a_read_only_folder_serves_its_answers_and_refuses_writes(tmp_path):
         teacher.put("k", answer("the real answer"), cost=0.1)
         teacher.ledger.append([{"model": "m"}])
     with read_only(folder, path):
+        with Store(path) as first_a_write:
+            with pytest.raises(StoreError) as caught:
+                first_a_write.ledger.append([{"model": "m"}])
+            assert "is read-only" in one_line(caught.value)
+            assert first_a_write.get("k").response["text"] == "the real answer"
         with Store(path) as student:
             assert student.readonly and "read-only" in repr(student)
             assert student.get("k").response["text"] == "the real answer"
