@@ -1,0 +1,476 @@
+"""The store's SQLite file: where it lives, opening it safely, sharing it, no secrets in it.
+
+`mistral_magic.store` is the interface; this module is the file underneath it:
+
+- `resolve_path` turns ``MistralMagics.cache_path`` (None, a folder or a file) into
+  the file, and `make_folder` creates its folder with a ``.gitignore`` of ``*``;
+- `connect` opens it for writing (WAL, busy timeout, migrations from `storeschema`
+  applied) or, where the file or folder cannot be written, for reading only; a file
+  that is not a store is a one-line `StoreError`;
+- `Database` holds the one connection: opened on first use, shared by threads behind
+  a lock, reopened in a forked child, every write one ``BEGIN IMMEDIATE`` transaction,
+  every SQLite failure a one-line `StoreError`;
+- `Scrubber` takes credentials out of everything before it is written.
+
+Standard library only: it is imported lazily by the session, never by ``%load_ext``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sized
+from contextlib import contextmanager
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .storeschema import MIGRATIONS_TABLE, migrate, pending_migrations
+
+FOLDER = ".mistral_magic"
+FILENAME = "store.sqlite"
+MEMORY = ":memory:"
+GITIGNORE = "*\n"
+
+#: dict keys that carry credentials: dropped from requests and responses, at any depth.
+SECRET_NAMES = frozenset(
+    {
+        "api_key", "apikey", "api-key", "x-api-key", "server_key", "secret_key",
+        "authorization", "proxy-authorization", "headers", "http_headers", "access_token",
+    }
+)
+#: environment variables whose values are redacted wherever they would be written.
+SECRET_ENV = ("MISTRAL_API_KEY", "MISTRAL_SERVER_KEY")
+REDACTED = "[redacted]"
+# Shorter values are not credentials, and replacing them would garble ordinary text.
+MIN_SECRET_LENGTH = 8
+
+MOVE_FIX = "move it away or set MistralMagics.cache_path to another file"
+
+
+class StoreError(ConfigError):
+    """The store's file cannot be used as asked; the message names the file and the fix."""
+
+
+# -- where ---------------------------------------------------------------------------
+
+
+def resolve_path(path: str | os.PathLike | None) -> Path | str:
+    """The store's file: ``.mistral_magic/store.sqlite`` by default, inside a folder given.
+
+    Relative paths are made absolute now, so a later ``os.chdir`` does not move the store.
+    """
+    if path is None:
+        return Path.cwd() / FOLDER / FILENAME
+    if str(path) == MEMORY:
+        return MEMORY
+    resolved = Path(path).expanduser().absolute()
+    return resolved / FILENAME if resolved.is_dir() else resolved
+
+
+def make_folder(file: Path) -> None:
+    """Create the file's folder; one the store creates, or ``.mistral_magic``, is git-ignored.
+
+    A folder of the user's own is left as it is: a store placed next to a notebook may
+    be meant to be shipped with it.
+    """
+    folder = file.parent
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if created or folder.name == FOLDER:
+            with open(folder / ".gitignore", "x", encoding="utf-8") as f:
+                f.write(GITIGNORE)
+    except FileExistsError:
+        pass  # the .gitignore is there already, maybe written by another kernel just now
+    except OSError as exc:
+        raise StoreError(
+            f"Cannot create the store {file} ({type(exc).__name__}: {exc.strerror or exc}); "
+            "set MistralMagics.cache_path to a file in a writable folder"
+        ) from None
+
+
+# -- opening -------------------------------------------------------------------------
+
+
+def connect(
+    file: Path | str, timeout_s: float, create: bool
+) -> tuple[sqlite3.Connection, str | None]:
+    """Open the store; returns the connection and, when it can only be read, why.
+
+    `create` makes the file (the caller made its folder). Without it the file must exist.
+    """
+    if file == MEMORY:
+        conn = _sqlite(MEMORY, timeout_s)
+        migrate(conn)
+        return conn, None
+    try:
+        conn = _sqlite(str(file), timeout_s)
+    except sqlite3.OperationalError as exc:
+        if create:
+            raise StoreError(
+                f"Cannot create the store {file} ({exc}); "
+                "set MistralMagics.cache_path to a file in a writable folder"
+            ) from None
+        return connect_readonly(file, timeout_s, str(exc)), str(exc)
+    try:
+        _check_store(conn, file)
+        _use_wal(conn, timeout_s)
+        # WAL with synchronous=NORMAL never corrupts; a power cut may lose the last commits.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        migrate(conn)
+        return conn, None
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if is_busy(exc):
+            raise locked_error(file, timeout_s) from None
+        if create:
+            raise StoreError(
+                f"Cannot create the store {file} ({exc}); "
+                "set MistralMagics.cache_path to a file in a writable folder"
+            ) from None
+        # Could not switch to WAL or migrate: the file or its folder is read-only.
+        return connect_readonly(file, timeout_s, str(exc)), str(exc)
+    except BaseException:
+        conn.close()
+        raise
+
+
+def _use_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch the file to WAL, waiting while another connection holds it.
+
+    SQLite answers a journal-mode change with "locked" at once, without its busy
+    handler: two kernels creating the store together would otherwise fail. Once one
+    has switched, the file stays in WAL and the others find it so.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = 0.001
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Whether SQLite refused because another connection holds the file."""
+    name = getattr(exc, "sqlite_errorname", None)  # Python 3.11+
+    if name is not None:
+        return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+    return "locked" in str(exc)  # Python 3.10 gives only the message
+
+
+def _sqlite(target: str, timeout_s: float, uri: bool = False) -> sqlite3.Connection:
+    # One connection is shared by the kernel thread and the background loop's thread
+    # behind the Store's lock; transactions are begun explicitly (BEGIN IMMEDIATE).
+    return sqlite3.connect(
+        target, timeout=timeout_s, isolation_level=None, check_same_thread=False, uri=uri
+    )
+
+
+def connect_readonly(
+    file: Path, timeout_s: float, reason: str, current: bool = True
+) -> sqlite3.Connection:
+    """The store opened for reading only (a WAL file in a read-only folder needs immutable).
+
+    `current` requires this version's tables (a store read in place); an older store
+    read to import from need not have them.
+    """
+    for mode in ("mode=ro", "immutable=1"):
+        try:
+            conn = _sqlite(f"{file.as_uri()}?{mode}", timeout_s, uri=True)
+        except sqlite3.OperationalError:
+            continue
+        try:
+            _check_store(conn, file)
+            missing = pending_migrations(conn)
+        except sqlite3.OperationalError:
+            conn.close()
+            continue
+        except BaseException:
+            conn.close()
+            raise
+        if missing and current:
+            conn.close()
+            raise StoreError(
+                f"The store {file} is read-only ({reason}) and lacks this version's "
+                "tables; copy it to a writable folder and set MistralMagics.cache_path to the copy"
+            )
+        return conn
+    raise StoreError(
+        f"Cannot open the store {file} ({reason}); "
+        "set MistralMagics.cache_path to a file in a writable folder"
+    )
+
+
+def _check_store(conn: sqlite3.Connection, file: Path | str) -> None:
+    """Refuse a file that is not SQLite, or a SQLite database of something else."""
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.OperationalError:
+        raise  # locked or unreadable: the caller decides (wait, or open read-only)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{file} is not a mistral_magic store ({exc}): {MOVE_FIX}") from None
+    if tables and MIGRATIONS_TABLE not in tables:
+        raise StoreError(
+            f"{file} is a SQLite database of something else, not a mistral_magic store: {MOVE_FIX}"
+        )
+
+
+def check_replaceable(target: Path) -> None:
+    """Refuse to write an export over a file that is not a store, or a store in use."""
+    if not target.exists():
+        return
+    wal = Path(f"{target}-wal")
+    if wal.exists() and wal.stat().st_size:
+        raise StoreError(f"{target} is in use by a kernel; close it, or export to another name")
+    if not target.stat().st_size:
+        return
+    try:
+        conn = _sqlite(f"{target.as_uri()}?mode=ro", 1.0, uri=True)
+        try:
+            _check_store(conn, target)
+        finally:
+            conn.close()
+    except (StoreError, sqlite3.Error):
+        raise StoreError(
+            f"{target} exists and is not a mistral_magic store; export to another name"
+        ) from None
+
+
+def locked_error(file: Path | str, timeout_s: float) -> StoreError:
+    return StoreError(
+        f"The store {file} stayed locked by another process for {timeout_s:g} s; run it again, "
+        "or set MistralMagics.cache_path to another file"
+    )
+
+
+def failed_error(file: Path | str, exc: sqlite3.Error) -> StoreError:
+    """The one line for an SQLite failure during an operation."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return StoreError(
+            f"The store {file} failed ({exc}); check the disk, or set MistralMagics.cache_path "
+            "to another file"
+        )
+    return StoreError(f"The store {file} is damaged ({exc}): {MOVE_FIX}")
+
+
+# -- the connection ------------------------------------------------------------------
+
+#: rows per write transaction when many are written: one commit per batch.
+BATCH = 1000
+TIMEOUT_S = 30.0
+
+
+class Database:
+    """The store's file, opened on first use and shared by every thread behind one lock.
+
+    Reads find nothing (and create nothing) while there is no file; the first write
+    creates it. Each write is one ``BEGIN IMMEDIATE`` transaction.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        secrets: Callable[[], Iterable[str | None]] | None = None,
+        timeout_s: float = TIMEOUT_S,
+    ):
+        self.path = resolve_path(path)
+        self.timeout_s = timeout_s
+        self.scrub = Scrubber(secrets)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._readonly: str | None = None  # why writes are refused, when opened read-only
+        _open_databases.add(self)
+
+    def __repr__(self) -> str:
+        state = "read-only" if self._readonly else "" if self.exists else "not created yet"
+        return f"<{type(self).__name__} {self.path}{f' ({state})' if state else ''}>"
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def exists(self) -> bool:
+        """Whether the file exists yet (in memory, always)."""
+        return self.path == MEMORY or Path(self.path).is_file()
+
+    @property
+    def readonly(self) -> bool:
+        """Whether the file can only be read (opens it to find out)."""
+        with self.reading():
+            return self._readonly is not None
+
+    def close(self) -> None:
+        """Close the connection; the next use opens it again (in memory: a new, empty store)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+
+    def _open(self, create: bool) -> sqlite3.Connection | None:
+        """The connection, opened on first use; None when there is no file and none is wanted."""
+        if self._conn is not None:
+            if self.exists:
+                return self._conn
+            # The file was deleted under us (the folder removed): start a new one.
+            self._conn.close()
+            self._conn = None
+        creating = not self.exists
+        if creating:
+            if not create:
+                return None
+            make_folder(Path(self.path))
+        self._conn, self._readonly = connect(self.path, self.timeout_s, creating)
+        return self._conn
+
+    def _after_fork(self) -> None:
+        # The child must not use its parent's connection (SQLite forbids it), and the
+        # lock may have been held by a thread that the child does not have.
+        self._lock = threading.RLock()
+        self._conn = None
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """An SQLite failure inside becomes a one-line `StoreError`."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if is_busy(exc):
+                raise locked_error(self.path, self.timeout_s) from None
+            raise failed_error(self.path, exc) from None
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection | None]:
+        """The connection for reads: None when there is no store yet (nothing is created)."""
+        with self._lock, self.guard():
+            yield self._open(create=False)
+
+    @contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, locked up front: two kernels never deadlock upgrading."""
+        with self._lock, self.guard():
+            conn = self._open(create=True)
+            if self._readonly is not None:
+                raise StoreError(
+                    f"The store {self.path} is read-only ({self._readonly}): its answers are "
+                    "read but nothing new is kept; copy it to a writable folder and set "
+                    "MistralMagics.cache_path to the copy"
+                )
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+
+    def batched(self, items: Iterable[Any], write: Callable[..., None]) -> int:
+        """`write(conn, batch, secrets)` per `BATCH` items, each batch one transaction."""
+        iterator = iter(items)
+        written = 0
+        while batch := list(islice(iterator, BATCH)):
+            secrets = self.scrub.secrets()
+            with self.writing() as conn:
+                write(conn, batch, secrets)
+            written += len(batch)
+        return written
+
+
+_open_databases: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for database in list(_open_databases):
+        database._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+# -- small helpers -----------------------------------------------------------------
+
+#: keys per ``IN (...)`` list: under the 999 variables of the oldest SQLite builds.
+CHUNK = 500
+
+
+def chunks(items: list, size: int = CHUNK) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def marks(items: Sized) -> str:
+    """The ``?, ?, ...`` placeholders for `items`."""
+    return ",".join("?" * len(items))
+
+
+def parse_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+# -- never a key ---------------------------------------------------------------------
+
+
+def is_secret_name(name: Any) -> bool:
+    return isinstance(name, str) and name.lower() in SECRET_NAMES
+
+
+def strip_secret_names(value: Any) -> Any:
+    """A copy of `value` without credential-carrying dict keys, at any depth."""
+    if isinstance(value, dict):
+        return {k: strip_secret_names(v) for k, v in value.items() if not is_secret_name(k)}
+    if isinstance(value, (list, tuple)):
+        return [strip_secret_names(v) for v in value]
+    return value
+
+
+class Scrubber:
+    """Replaces every known secret in text to be written; the secrets are read per write."""
+
+    def __init__(self, extra: Callable[[], Iterable[str | None]] | None = None):
+        self.extra = extra
+
+    def secrets(self) -> list[str]:
+        """The keys in use, as written raw and as escaped inside JSON text."""
+        values = [os.environ.get(name) for name in SECRET_ENV]
+        if self.extra is not None:
+            values.extend(self.extra() or ())
+        found: list[str] = []
+        for value in values:
+            if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH:
+                for form in (value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]):
+                    if form not in found:
+                        found.append(form)
+        # Longest first, so a key that contains another is replaced whole.
+        return sorted(found, key=len, reverse=True)
+
+    @staticmethod
+    def text(value: Any, secrets: list[str]) -> Any:
+        """`value` with each secret replaced, when it is text; anything else unchanged."""
+        if not isinstance(value, str):
+            return value
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+
+    def json(self, value: Any, secrets: list[str]) -> str:
+        """`value` as JSON text, without credential keys or secrets."""
+        text = json.dumps(strip_secret_names(value), ensure_ascii=False, default=str)
+        return self.text(text, secrets)
