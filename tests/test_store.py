@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from mistral_magic import store as store_module
-from mistral_magic import storeschema
 from mistral_magic.errors import ConfigError
 from mistral_magic.store import Store, StoreError, request_key
+from mistral_magic.store import schema as storeschema
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk-FAKE-4c1d9e77b0a24f3f-never-store-me"
@@ -218,7 +218,7 @@ def test_many_at_once_in_chunks_and_batches(store):
         with store.reading() as conn:
             conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
     n = 2_600  # several IN lists, several write transactions
-    assert n > store_module.BATCH and n > store_module.storedb.CHUNK
+    assert n > store_module.BATCH and n > store_module.db.CHUNK
     written = store.put_many(
         {"key": f"k{i}", "response": answer(f"row {i}"), "kind": "extract", "cost": 0.001}
         for i in range(n)

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .storedb import Scrubber, chunks, marks, parse_time
-from .storeschema import now
+from .db import Scrubber, chunks, marks, parse_time
+from .schema import now
 
 if TYPE_CHECKING:
-    from .store import Store
+    from . import Store
 
 _JOB_COLUMNS = ("key", "job_id", "backend", "model", "rows", "status", "created", "updated")
 

@@ -4,7 +4,7 @@
 
 - `resolve_path` turns ``MistralMagics.cache_path`` (None, a folder or a file) into
   the file, and `make_folder` creates its folder with a ``.gitignore`` of ``*``;
-- `connect` opens it for writing (WAL, busy timeout, migrations from `storeschema`
+- `connect` opens it for writing (WAL, busy timeout, migrations from `schema`
   applied) or, where the file or folder cannot be written, for reading only; a file
   that is not a store is a one-line `StoreError`;
 - `Database` holds the one connection: opened on first use, shared by threads behind
@@ -30,8 +30,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .storeschema import MIGRATIONS_TABLE, migrate, pending_migrations
+from ..errors import ConfigError
+from .schema import MIGRATIONS_TABLE, migrate, pending_migrations
 
 FOLDER = ".mistral_magic"
 FILENAME = "store.sqlite"

@@ -82,8 +82,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import storedb
-from .storedb import (
+from . import db
+from .db import (
     BATCH,
     MEMORY,
     TIMEOUT_S,
@@ -95,8 +95,8 @@ from .storedb import (
     marks,
     parse_time,
 )
-from .storeschema import now
-from .storetables import BatchJob, BatchJobs, Records, StoredLedger
+from .schema import now
+from .tables import BatchJob, BatchJobs, Records, StoredLedger
 
 __all__ = ["BatchJob", "Entry", "Store", "StoreError", "StoreStats", "request_key"]
 
@@ -380,10 +380,10 @@ class Store(Database):
         can point at it, or `import_from` read it. A file already there is replaced
         only if it is a store. Returns the number of answers written.
         """
-        target = storedb.resolve_path(path)
+        target = db.resolve_path(path)
         if target == MEMORY or target == self.path:
             raise StoreError(f"Export to another file than {target}, e.g. 'answers.sqlite'")
-        storedb.check_replaceable(target)
+        db.check_replaceable(target)
         if keys is None and notebook is not None:
             keys = self.keys(notebook=notebook)
         wanted = None if keys is None else list(dict.fromkeys(keys))
@@ -393,7 +393,7 @@ class Store(Database):
             partial.unlink(missing_ok=True)
             out = sqlite3.connect(partial, isolation_level=None)
             try:
-                storedb.migrate(out)
+                db.migrate(out)
                 out.execute("BEGIN")
                 written = self._copy_to(out, wanted, notebook)
                 out.execute("COMMIT")
@@ -437,12 +437,12 @@ class Store(Database):
 
         Returns how many were added. The other file is only read.
         """
-        source = storedb.resolve_path(path)
+        source = db.resolve_path(path)
         if source == MEMORY or not Path(source).is_file():
             raise StoreError(f"No store at {source}; give the path of a file written by export")
         if source == self.path:
             return 0
-        src = storedb.connect_readonly(source, self.timeout_s, "importing", current=False)
+        src = db.connect_readonly(source, self.timeout_s, "importing", current=False)
         added = 0
 
         def write(conn, rows, secrets):
@@ -471,7 +471,7 @@ class Store(Database):
             if {"key", "response"} <= set(columns):
                 self.batched(src.execute(f"SELECT {','.join(columns)} FROM responses"), write)
         except sqlite3.Error as exc:
-            raise storedb.failed_error(source, exc) from None
+            raise db.failed_error(source, exc) from None
         finally:
             src.close()
         return added
