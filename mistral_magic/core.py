@@ -73,7 +73,8 @@ class Session:
         self.shell = shell
         self.settings = settings
         self.chats = Chats()
-        from .usage import Budget, Ledger
+        from .budget import Budget
+        from .usage import Ledger
 
         self.ledger = Ledger()
         # The hard cap every call reserves against; the limit is read live from the settings.
@@ -140,7 +141,7 @@ class Session:
 
     @property
     def prices(self):
-        from .usage import load_prices
+        from .prices import load_prices
 
         overrides = dict(self.settings.prices or {})
         if self._prices is None or self._prices_for != overrides:
@@ -211,7 +212,7 @@ class Session:
         return conversation
 
     def estimate(self, request: dict, batch: bool = False):
-        from .usage import estimate_call
+        from .estimates import estimate_call
 
         return estimate_call(
             self.prices, request["model"], request["messages"], tools=request.get("tools"),
@@ -237,8 +238,8 @@ class Session:
             **self._reservation_args(request, exact, batch, default_cap, prompt_tokens))
 
     def _reservation_args(self, request, exact, batch, default_cap, prompt_tokens) -> dict:
+        from .estimates import prompt_bound
         from .tokens import count_messages
-        from .usage import prompt_bound
 
         if prompt_tokens is None:
             prompt_tokens = count_messages(request["messages"], tools=request.get("tools"))

@@ -235,8 +235,10 @@ class Extraction:
         """
         from IPython.display import display
 
+        from .budget import MIN_ANSWER_TOKENS
+        from .estimates import Estimate, prompt_bound
         from .render import note
-        from .usage import MIN_ANSWER_TOKENS, Estimate, format_cost, format_tokens, prompt_bound
+        from .usage import format_cost, format_tokens
 
         estimates = [self.session.estimate(self.requests[i], batch=batch) for i in pending]
         for i, estimate in zip(pending, estimates, strict=True):
@@ -398,7 +400,7 @@ class Extraction:
 
         from .backend import sdk_request
         from .core import _text_of, close_error_response
-        from .usage import DEFAULT_MAX_TOKENS
+        from .estimates import DEFAULT_MAX_TOKENS
 
         # Rows share the budget concurrently: each one without max_tokens is capped at
         # the estimate's DEFAULT_MAX_TOKENS, and waits while other rows hold what it needs.
@@ -538,7 +540,8 @@ class Extraction:
     def _reserve_batch(self, lines: list[dict], estimates: list):
         """Cap every line (with a budget: its max_tokens, or DEFAULT_MAX_TOKENS) and hold the
         job's whole worst case at the batch price before it is submitted."""
-        from .usage import format_tokens, prompt_bound
+        from .estimates import prompt_bound
+        from .usage import format_tokens
 
         budget = self.session.budget
         if budget.limit_usd is not None:
