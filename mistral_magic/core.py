@@ -303,20 +303,12 @@ class Session:
         the second answer is not valid either, `StructuredOutputError` keeps the raw text.
         """
         from .errors import BudgetExceeded, StructuredOutputError
-        from .structured import json_records_to_frame, reask_request
+        from .structured import json_value, reask_request
 
         def parse(text: str):
             if spec is not None:
                 return spec.to_frame(spec.parse(text, many=many))
-            import json
-
-            try:
-                return json_records_to_frame(json.loads(text))
-            except ValueError as exc:
-                raise StructuredOutputError(
-                    f"The answer is not valid JSON ({exc}); the raw text is in "
-                    "mistral_magic.session().last.text", raw=text
-                ) from None
+            return json_value(text)
 
         answer, failure = self.call(request, chat=chat, view=view, stream=stream)
         error = None

@@ -110,7 +110,7 @@ class Extraction:
     def __init__(self, session, df, prompt, schema, *, model=None, concurrency=8,
                  requests_per_second=None, tokens_per_minute=None, max_retries=None,
                  max_tokens=None, temperature=None, seed=None, progress=True):
-        from .structured import SchemaSpec
+        from .schema import SchemaSpec
 
         _check_limits(concurrency, requests_per_second, tokens_per_minute)
         self.session = session
@@ -194,15 +194,9 @@ class Extraction:
         )
 
     def parse(self, text: str) -> dict:
-        if self.spec is not None:
-            return self.spec.parse(text)[0]
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise StructuredOutputError(f"The answer is not valid JSON: {exc}", raw=text) from None
-        if not isinstance(value, dict):
-            raise StructuredOutputError("The answer is JSON but not an object", raw=text)
-        return value
+        from .structured import json_record
+
+        return self.spec.parse(text)[0] if self.spec is not None else json_record(text)
 
     def frame(self):
         """The result so far, aligned to the input's index, with `_error`."""

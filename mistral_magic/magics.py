@@ -293,7 +293,7 @@ class MistralMagics(Magics):
         spec = None
         response_format = None
         if args.schema is not None:
-            from .structured import SchemaSpec
+            from .schema import SchemaSpec
 
             spec = SchemaSpec.from_spec(args.schema, self.shell.user_ns)
             response_format = spec.response_format(many=args.many)
@@ -501,7 +501,7 @@ class MistralMagics(Magics):
         return Note(f"Batch job {job_id}: {status}.")
 
     def _cmd_schema(self, args):
-        from .structured import SchemaSpec
+        from .schema import SchemaSpec
 
         spec = SchemaSpec.from_spec(args.spec, self.shell.user_ns)
         from .render import fence
