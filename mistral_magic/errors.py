@@ -184,3 +184,21 @@ def user_message(
     if isinstance(exc, MistralMagicError):
         return one_line(str(exc), limit=500)
     return describe_api_error(exc, model, hints)
+
+
+def guard(debug: bool, action, hints: dict[int, str] | None = None):
+    """Run `action()`; library, SDK and network errors become one line unless `debug` is set.
+
+    This is the magic boundary. `hints` gives the advice for HTTP statuses that mean
+    something specific there (e.g. 404 on a batch job id).
+    """
+    try:
+        return action()
+    except MistralMagicError as exc:
+        if debug and exc.__cause__ is not None:
+            raise exc.__cause__ from None
+        raise
+    except Exception as exc:
+        if debug or not is_api_error(exc):
+            raise
+        raise APIError(user_message(exc, hints=hints), getattr(exc, "status_code", None)) from exc
