@@ -392,8 +392,8 @@ class Extraction:
         """One chat call: a budget reservation, the limiter, 429 pauses, one ledger row."""
         from mistralai.client import errors
 
-        from .backend import sdk_request
-        from .core import _text_of, close_error_response
+        from .backend import close_error_response, sdk_request
+        from .calls import text_of as _text_of
         from .estimates import DEFAULT_MAX_TOKENS
 
         # Rows share the budget concurrently: each one without max_tokens is capped at

@@ -180,6 +180,10 @@ class MistralMagics(Magics):
     max_retries = Int(3, help="Retries on 429, 5xx and connection errors (Retry-After honoured).").tag(
         config=True
     )
+    reasks = Int(
+        1, help="Times a --json/--schema answer or an extraction row that does not parse is "
+        "asked again, with what was wrong (0: never).",
+    ).tag(config=True)
     timeout_s = Float(120.0, help="Seconds before a request times out.").tag(config=True)
     stream = Bool(True, help="Stream answers into the cell.").tag(config=True)
     debug = Bool(False, help="Re-raise errors with their full traceback.").tag(config=True)
@@ -201,6 +205,13 @@ class MistralMagics(Magics):
         if value is not None and not 0 <= value <= 1.5:
             self.temperature = change["old"]
             raise UsageError(f"temperature must be between 0 and 1.5, got {value}")
+
+    @observe("reasks")
+    def _check_reasks(self, change):
+        if change["new"] < 0:
+            self.reasks = change["old"]
+            raise UsageError(f"reasks must be 0 or more, got {change['new']}; e.g. "
+                             "%config MistralMagics.reasks = 2")
 
     # -- the magic -------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import warnings
 import weakref
 from typing import Any
 
-DEFAULT_CHAT = "default"
+from ..chat import DEFAULT_CHAT
 
 
 class WidgetsUnavailable(UserWarning):

@@ -17,7 +17,7 @@ def _markdown(markdown: str, plain: str) -> dict:
 
 def _turn_outputs(turn) -> list[dict]:
     """A turn as two outputs rendered from Markdown: the prompt, then the answer and its end."""
-    from ..core import FAILED_MARK, INTERRUPTED_MARK
+    from ..answer import FAILED_MARK, INTERRUPTED_MARK
 
     user = _markdown(f"**You**\n\n{turn.prompt}", f"You: {turn.prompt}")
     who = turn.model or "assistant"
