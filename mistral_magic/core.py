@@ -22,6 +22,7 @@ from .backend import (
     resolve,
     server_key_from_environment,
 )
+from .cache import MemoryCache
 from .calls import CallPath
 from .chat import DEFAULT_CHAT, Chats
 
@@ -49,7 +50,7 @@ class Session(CallPath):
         self._prices_for: Any = None
         self._notices: set[str] = set()
         # Extraction results by request, so re-running an extraction pays only for the rest.
-        self.cache: dict[str, dict] = {}
+        self.cache = MemoryCache()
         self.batch_jobs: dict[str, str] = {}
         # Budget holds of batch jobs not yet read back, by job id (they outlive an interrupt).
         self.batch_holds: dict[str, Any] = {}
@@ -180,24 +181,27 @@ class Session(CallPath):
         )
 
     def reserve(self, request: dict, *, exact: bool | None = None, batch: bool = False,
-                default_cap: int | None = None, prompt_tokens: int | None = None):
+                default_cap: int | None = None, prompt_tokens: int | None = None,
+                max_tokens: int | None = None):
         """Hold this request's worst case against the budget (`BudgetExceeded` if it cannot
         afford a useful answer); send `reservation.apply(request)`, then settle it.
 
         `exact`: the server counts prompts with our tokenizer (the offline server);
-        otherwise the prompt is held with a margin. `prompt_tokens` skips a recount.
+        otherwise the prompt is held with a margin. `prompt_tokens` skips a recount;
+        `max_tokens` stands in for the request's own (0 for an endpoint that writes none).
         """
-        return self.budget.reserve(**self._reservation_args(request, exact, batch, default_cap,
-                                                            prompt_tokens))
+        return self.budget.reserve(**self._reservation_args(
+            request, exact, batch, default_cap, prompt_tokens, max_tokens))
 
     async def reserve_async(self, request: dict, *, exact: bool | None = None,
                             batch: bool = False, default_cap: int | None = None,
-                            prompt_tokens: int | None = None):
+                            prompt_tokens: int | None = None, max_tokens: int | None = None):
         """`reserve` on the background loop: waits while running calls hold what it needs."""
-        return await self.budget.reserve_async(
-            **self._reservation_args(request, exact, batch, default_cap, prompt_tokens))
+        return await self.budget.reserve_async(**self._reservation_args(
+            request, exact, batch, default_cap, prompt_tokens, max_tokens))
 
-    def _reservation_args(self, request, exact, batch, default_cap, prompt_tokens) -> dict:
+    def _reservation_args(self, request, exact, batch, default_cap, prompt_tokens,
+                          max_tokens) -> dict:
         from .estimates import prompt_bound
         from .tokens import count_messages
 
@@ -208,8 +212,8 @@ class Session(CallPath):
         return dict(
             prices=self.prices, model=request["model"],
             prompt_tokens=prompt_bound(prompt_tokens, exact), exact_prompt=prompt_tokens,
-            max_tokens=request.get("max_tokens"), batch=batch, n=request.get("n") or 1,
-            default_cap=default_cap,
+            max_tokens=request.get("max_tokens") if max_tokens is None else max_tokens,
+            batch=batch, n=request.get("n") or 1, default_cap=default_cap,
         )
 
     def close(self) -> None:
