@@ -49,11 +49,11 @@ class RowEngine:
 
     def run(self, job, *, batch: bool = False):
         """Run `job` over its rows; returns its frame aligned to the index, with `_error`."""
+        if batch and job.batch_endpoint is None:
+            raise ConfigError(f"batch=True is not available for {job.kind}; run it without batch")
         run = RowRun(self, job)
         if not batch:
             return run.run()
-        if job.batch_endpoint is None:
-            raise ConfigError(f"batch=True is not available for {job.kind}; run it without batch")
         from .batch import run_job
 
         return run_job(run)
