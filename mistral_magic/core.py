@@ -49,7 +49,7 @@ class Session(CallPath):
         self._prices = None
         self._prices_for: Any = None
         self._notices: set[str] = set()
-        # Extraction results by request, so re-running an extraction pays only for the rest.
+        # Row results by request (anything with get/put), so a re-run pays only for the rest.
         self.cache = MemoryCache()
         self.batch_jobs: dict[str, str] = {}
         # Budget holds of batch jobs not yet read back, by job id (they outlive an interrupt).
