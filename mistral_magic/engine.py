@@ -28,7 +28,19 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from IPython.display import display
+
+from .backend import retry_config
+from .batch import run_job
+from .budget import MIN_ANSWER_TOKENS
+from .cache import request_key
+from .calls import Call, run_async
 from .errors import APIError, ConfigError, user_message
+from .estimates import DEFAULT_MAX_TOKENS, prompt_bound
+from .limiter import Pacing, RateLimiter
+from .reask import Reasks
+from .render import note
+from .usage import format_cost, format_tokens
 
 INTERRUPTED = "interrupted before this row finished; run the same call again to resume"
 
@@ -54,8 +66,6 @@ class RowEngine:
         run = RowRun(self, job)
         if not batch:
             return run.run()
-        from .batch import run_job
-
         return run_job(run)
 
 
@@ -68,14 +78,12 @@ class RowRun:
         self.session = session = engine.session
         self.model = job.model
         self.requests = job.requests
-        self.errors = job.errors
+        self.errors = list(job.errors)  # missing rows say so already
         n = len(self.requests)
         self.missing = sum(r is None for r in self.requests)
         # Resolved once: the backend property re-reads the key (environment, .env) each time.
         self.backend = session.backend
         self.exact = self.backend.kind == "offline"
-        from .cache import request_key
-
         self.keys = [None if r is None else request_key(self.backend.url, r) for r in self.requests]
         self.prompt_tokens: list[int | None] = [None] * n
         self.records: list[dict | None] = [None] * n
@@ -103,13 +111,6 @@ class RowRun:
 
         A batch job's own worst case is reserved when it is submitted (`batch.run_job`).
         """
-        from IPython.display import display
-
-        from .budget import MIN_ANSWER_TOKENS
-        from .estimates import prompt_bound
-        from .render import note
-        from .usage import format_cost, format_tokens
-
         estimates = [self.job.estimate(self.requests[i], batch=batch) for i in pending]
         for i, estimate in zip(pending, estimates, strict=True):
             self.prompt_tokens[i] = estimate.prompt_tokens
@@ -150,9 +151,6 @@ class RowRun:
         self.plan(pending, batch=False)
         if not pending:
             return self.frame()
-        from .backend import retry_config
-        from .limiter import Pacing, RateLimiter
-
         engine = self.engine
         # 5xx and connection errors: the SDK retries. 429s come back to us, so one
         # pause can hold every worker for the server's Retry-After.
@@ -226,9 +224,6 @@ class RowRun:
 
     async def _chat_row(self, i: int) -> dict:
         """A chat row through the call path; an answer that does not parse is re-asked."""
-        from .estimates import DEFAULT_MAX_TOKENS
-        from .reask import Reasks
-
         loop = Reasks(self.requests[i], self.job.parse, self.session.settings.reasks)
         request, tokens = self.requests[i], self.prompt_tokens[i]
         while request is not None:
@@ -245,8 +240,6 @@ class RowRun:
 
     async def _call_rows(self, rows: list[int]) -> list:
         """One call of a job's own (`RowJob.send`), carrying `rows`; a record or error per row."""
-        from .calls import Call, run_async
-
         request = self.job.pack([self.requests[i] for i in rows])
         estimate = self.job.estimate(request)
         reservation = await self.session.reserve_async(
@@ -284,8 +277,6 @@ class RowRun:
 
     def show(self, bar, done: int, postfix: str | None = None) -> None:
         """Move the bar to `done` rows, with failures and spend (or `postfix`)."""
-        from .usage import format_cost
-
         bar.n = done
         bar.set_postfix_str(postfix or f"failed {self.failed}, spent {format_cost(self.spent)}",
                             refresh=False)
@@ -293,10 +284,6 @@ class RowRun:
 
     def _say_interrupted(self) -> None:
         """The one line an interrupted run ends with: done, left, and how to finish."""
-        from IPython.display import display
-
-        from .render import note
-
         done = sum(r is not None for r in self.records)
         left = sum(e == INTERRUPTED for e in self.errors)
         display(note(
