@@ -104,13 +104,19 @@ def _with_doc(doc: str):
     return apply
 
 
-def _positive_int(text: str) -> int:
+def _converted(text: str, convert, what: str):
     import argparse
 
     try:
-        value = int(text)
+        return convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    value = _converted(text, int, "a whole number")
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is negative")
     return value
@@ -119,10 +125,7 @@ def _positive_int(text: str) -> int:
 def _temperature(text: str) -> float:
     import argparse
 
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _converted(text, float, "a number")
     if not 0 <= value <= 1.5:
         raise argparse.ArgumentTypeError(f"{value} is outside 0 to 1.5")
     return value
