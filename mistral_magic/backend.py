@@ -353,3 +353,13 @@ class BackgroundLoop:
         thread.join(5)
         if not thread.is_alive():
             loop.close()
+
+
+async def close_error_response(exc: BaseException) -> None:
+    """Close the response an SDK error left open, so it is not finalised after the loop ends."""
+    response = getattr(exc, "raw_response", None)
+    if response is not None:
+        try:
+            await response.aclose()
+        except Exception:  # already broken: nothing more to release
+            pass

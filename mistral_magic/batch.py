@@ -4,6 +4,7 @@ Requests go up as one JSONL file (`files.upload(purpose="batch")`), a job runs t
 at half the list price, and its output file comes back mapped by `custom_id`. A job
 is remembered by the requests it was made for, so re-running the same extraction
 after an interrupt follows the same job instead of paying for a second one.
+`run_job` is a row job's ``batch=True`` (the row engine's rows, cache and bar);
 `%mistral batch list|status ID|cancel ID` are the commands.
 """
 
@@ -15,6 +16,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+from .errors import StructuredOutputError
 
 TERMINAL = {"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"}
 POLL_START_S = 0.25
@@ -42,14 +45,15 @@ def to_jsonl(requests: list[dict]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in requests).encode()
 
 
-def submit(client, model: str, requests: list[dict], metadata: dict | None = None) -> str:
+def submit(client, model: str, requests: list[dict], metadata: dict | None = None,
+           endpoint: str = "/v1/chat/completions") -> str:
     """Upload the requests and create the job; returns its id."""
     uploaded = client.files.upload(
         file={"file_name": "mistral_magic_batch.jsonl", "content": to_jsonl(requests)},
         purpose="batch",
     )
     job = client.batch.jobs.create(
-        input_files=[uploaded.id], model=model, endpoint="/v1/chat/completions",
+        input_files=[uploaded.id], model=model, endpoint=endpoint,
         metadata=metadata or {"source": "mistral_magic"},
     )
     return job.id
@@ -146,3 +150,120 @@ def status(client, job_id: str) -> dict[str, Any]:
 def cancel(client, job_id: str) -> str:
     """`%mistral batch cancel ID`; returns the job's new status."""
     return str(client.batch.jobs.cancel(job_id=job_id).status)
+
+
+# -- a row job through the Batch API ----------------------------------------------------
+
+
+def run_job(run):
+    """Send a row run's pending rows as one batch job, follow it, map results back by
+    custom_id; returns the run's frame. `run` is an `engine.RowRun`."""
+    pending = run.pending()
+    estimates = run.plan(pending, batch=True)
+    if not pending:
+        return run.frame()
+    session, client = run.session, run.backend.client
+    lines = [{"custom_id": str(i), "body": {k: v for k, v in run.requests[i].items() if k != "model"}}
+             for i in pending]
+    # Keyed before the budget's caps, so a resumed job is found whatever the budget.
+    key = requests_key(run.backend.url, run.model, lines)
+    job_id = session.batch_jobs.get(key)
+    if job_id is None:
+        hold = _reserve(run, lines, estimates)
+        try:
+            job_id = submit(client, run.model, lines, endpoint=run.job.batch_endpoint)
+        except BaseException:
+            hold.release()
+            raise
+        session.batch_jobs[key] = job_id
+        session.batch_holds[job_id] = hold
+    start = len(run.requests) - len(pending)
+    bar = run.bar(start)
+
+    def follow(job):
+        run.failed = job.failed_requests or 0
+        run.show(bar, start + (job.completed_requests or 0),
+                 f"job {job.id} {job.status}, failed {run.failed}")
+
+    try:
+        job = wait(client, job_id, follow)
+    except KeyboardInterrupt:
+        bar.close()
+        from .errors import Interrupted
+
+        raise Interrupted(
+            f"Stopped following batch job {job_id}; it keeps running. Run the same call "
+            f"again to resume, or %mistral batch cancel {job_id}"
+        ) from None
+    bar.close()
+    _read_back(run, pending, job, results(client, job))
+    return run.frame()
+
+
+def _read_back(run, pending: list[int], job, outcomes: dict[str, LineResult]) -> None:
+    """Record the job's lines in the ledger (then give back its hold) and fill the rows."""
+    session = run.session
+    records = [_record(run, o) for o in (outcomes.get(str(i)) for i in pending) if o is not None]
+    hold = session.batch_holds.pop(job.id, None)
+    if hold is not None:
+        hold.settle(*records)
+    else:  # a job submitted without a hold (before a budget was set) is recorded all the same
+        for record in records:
+            session.ledger.record(record)
+    run.failed = 0
+    for i in pending:
+        outcome = outcomes.get(str(i))
+        error = None
+        if outcome is None:
+            error = f"no result for this row: batch job {job.id} ended {job.status}"
+        elif outcome.error is not None:
+            error = outcome.error
+        else:
+            try:
+                run.records[i] = run.job.parse(outcome.content)
+            except StructuredOutputError as exc:
+                error = str(exc)
+        if error is not None:
+            run.errors[i] = error
+            run.failed += 1
+        else:
+            session.cache.put(run.keys[i], run.records[i])
+
+
+def _record(run, outcome: LineResult):
+    """The ledger row of one batch line (at the batch price)."""
+    from .usage import CallRecord
+
+    ok = outcome.error is None
+    prompt, completion = (outcome.prompt_tokens, outcome.completion_tokens) if ok else (0, 0)
+    cost = run.session.prices.cost(run.model, prompt, completion, batch=True)
+    run.spent += cost or 0.0
+    return CallRecord(
+        model=run.model, kind="batch", chat=None, prompt_tokens=prompt,
+        completion_tokens=completion, cost=cost, status="ok" if ok else "error",
+        backend=run.backend.kind, batch=True, error=outcome.error,
+    )
+
+
+def _reserve(run, lines: list[dict], estimates: list):
+    """Cap every line (with a budget: its max_tokens, or DEFAULT_MAX_TOKENS) and hold the
+    job's whole worst case at the batch price before it is submitted."""
+    from .estimates import prompt_bound
+    from .usage import format_tokens
+
+    budget = run.session.budget
+    if budget.limit_usd is not None:
+        for line, estimate in zip(lines, estimates, strict=True):
+            line["body"] = {**line["body"], "max_tokens": estimate.max_completion_tokens}
+    prices = run.session.prices
+    costs = [
+        prices.cost(run.model, prompt_bound(e.prompt_tokens, run.exact), e.max_completion_tokens,
+                    batch=True)
+        for e in estimates
+    ]
+    worst = None if any(c is None for c in costs) else sum(costs)
+    answer = max(e.max_completion_tokens for e in estimates)
+    return budget.reserve_total(
+        worst, f"a batch job of {len(lines):,} rows (up to {format_tokens(answer)} answer "
+        "tokens each)", model=run.model, running=False,
+    )

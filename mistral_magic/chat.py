@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+DEFAULT_CHAT = "default"
+
 _turn_ids = itertools.count(1)
 
 

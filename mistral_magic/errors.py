@@ -68,7 +68,8 @@ _UNREACHABLE_HINT = (
 )
 
 
-def _first_line(text: str, limit: int = 300) -> str:
+def one_line(text: str, limit: int = 300) -> str:
+    """`text` on one line (white space folded), cut at `limit` characters with an ellipsis."""
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
@@ -101,32 +102,32 @@ def describe_api_error(
     name = type(exc).__name__
     sdk, http = _sdk_modules()
     if sdk is not None and isinstance(exc, sdk.ResponseValidationError):
-        return _first_line(f"The server sent a response the SDK could not read{where}: {exc}")
+        return one_line(f"The server sent a response the SDK could not read{where}: {exc}")
     if sdk is not None and isinstance(exc, sdk.MistralError):
         return _status_line(exc, where, hints or {})
     if http is not None and isinstance(
         exc, (http.ConnectError, http.ConnectTimeout, http.UnsupportedProtocol, http.ProxyError)
     ):
-        return _first_line(
+        return one_line(
             f"Could not reach the Mistral server{where} ({name}: {exc}); {_UNREACHABLE_HINT}"
         )
     if http is not None and isinstance(exc, http.TimeoutException):
-        return _first_line(
+        return one_line(
             f"The request timed out{where}; raise MistralMagics.timeout_s or use a smaller max_tokens"
         )
     if http is not None and isinstance(exc, (http.ProtocolError, http.NetworkError)):
         # Connected, then the connection broke: the server was reached and the answer cut off.
-        return _first_line(
+        return one_line(
             f"The server was reached but the answer broke off before it was complete{where} "
             f"({name}: {exc}); run it again, and if it keeps happening check the server or proxy"
         )
     if http is not None and isinstance(exc, http.HTTPError):
-        return _first_line(f"The request to the Mistral server failed{where} ({name}: {exc})")
+        return one_line(f"The request to the Mistral server failed{where} ({name}: {exc})")
     if sdk is not None and isinstance(exc, sdk.NoResponseError):
-        return _first_line(
+        return one_line(
             f"The Mistral server sent no response{where} ({exc}); {_UNREACHABLE_HINT}"
         )
-    return _first_line(f"{name}{where}: {exc}")
+    return one_line(f"{name}{where}: {exc}")
 
 
 def _status_line(exc, where: str, hints: dict[int, str]) -> str:
@@ -137,7 +138,7 @@ def _status_line(exc, where: str, hints: dict[int, str]) -> str:
         hint = "list the models you can use with %mistral models"
     if hint is None and status >= 500:
         hint = "the server failed; retry later or raise MistralMagics.max_retries"
-    return _first_line(f"Mistral API error {status}{where}: {detail} — {hint or 'see the message'}")
+    return one_line(f"Mistral API error {status}{where}: {detail} — {hint or 'see the message'}")
 
 
 def _api_error_detail(exc) -> tuple[str, str | None]:
@@ -181,5 +182,23 @@ def user_message(
 ) -> str:
     """The one line shown to the user for any error that reaches the magic boundary."""
     if isinstance(exc, MistralMagicError):
-        return _first_line(str(exc), limit=500)
+        return one_line(str(exc), limit=500)
     return describe_api_error(exc, model, hints)
+
+
+def guard(debug: bool, action, hints: dict[int, str] | None = None):
+    """Run `action()`; library, SDK and network errors become one line unless `debug` is set.
+
+    This is the magic boundary. `hints` gives the advice for HTTP statuses that mean
+    something specific there (e.g. 404 on a batch job id).
+    """
+    try:
+        return action()
+    except MistralMagicError as exc:
+        if debug and exc.__cause__ is not None:
+            raise exc.__cause__ from None
+        raise
+    except Exception as exc:
+        if debug or not is_api_error(exc):
+            raise
+        raise APIError(user_message(exc, hints=hints), getattr(exc, "status_code", None)) from exc

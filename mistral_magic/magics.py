@@ -1,11 +1,14 @@
-"""`%%mistral` and `%mistral`: argument parsing and settings; the manual is `MANUAL`."""
+"""`%%mistral` and `%mistral`: settings (traits) and the cell magic's arguments; the manual is `MANUAL`.
+
+Each `%mistral` command is a method of `commands.Commands`; errors become one line in
+`errors.guard`.
+"""
 
 from __future__ import annotations
 
 import builtins
 import json
 import keyword
-import shlex
 
 from IPython.core.error import UsageError
 from IPython.core.magic import (
@@ -16,13 +19,13 @@ from IPython.core.magic import (
     no_var_expand,
 )
 from IPython.core.magic_arguments import (
-    MagicArgumentParser,
     argument,
     magic_arguments,
 )
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, Unicode, observe
 
-from .errors import APIError, ConfigError, MistralMagicError, is_api_error, user_message
+from .commands import Commands, parse
+from .errors import guard
 
 FORMATS = ("markdown", "text", "code")
 
@@ -91,18 +94,6 @@ class SecretUnicode(Unicode):
         return Secret(value) if value else None
 
 
-class Note(str):
-    """A message that is a value: shown without quotes, as rendered Markdown in Jupyter."""
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_html_(self) -> str:
-        from .render import block
-
-        return block(self)
-
-
 def _with_doc(doc: str):
     """Give a function its docstring before magic_arguments appends the usage to it."""
 
@@ -113,13 +104,19 @@ def _with_doc(doc: str):
     return apply
 
 
-def _positive_int(text: str) -> int:
+def _converted(text: str, convert, what: str):
     import argparse
 
     try:
-        value = int(text)
+        return convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    value = _converted(text, int, "a whole number")
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is negative")
     return value
@@ -128,10 +125,7 @@ def _positive_int(text: str) -> int:
 def _temperature(text: str) -> float:
     import argparse
 
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _converted(text, float, "a number")
     if not 0 <= value <= 1.5:
         raise argparse.ArgumentTypeError(f"{value} is outside 0 to 1.5")
     return value
@@ -189,6 +183,10 @@ class MistralMagics(Magics):
     max_retries = Int(3, help="Retries on 429, 5xx and connection errors (Retry-After honoured).").tag(
         config=True
     )
+    reasks = Int(
+        1, help="Times a --json/--schema answer or an extraction row that does not parse is "
+        "asked again, with what was wrong (0: never).",
+    ).tag(config=True)
     timeout_s = Float(120.0, help="Seconds before a request times out.").tag(config=True)
     stream = Bool(True, help="Stream answers into the cell.").tag(config=True)
     debug = Bool(False, help="Re-raise errors with their full traceback.").tag(config=True)
@@ -202,7 +200,7 @@ class MistralMagics(Magics):
         from .core import Session
 
         self.session = Session(shell, self)
-        self._commands = _command_parsers()
+        self._commands = Commands(self)
 
     @observe("temperature")
     def _check_temperature(self, change):
@@ -210,6 +208,13 @@ class MistralMagics(Magics):
         if value is not None and not 0 <= value <= 1.5:
             self.temperature = change["old"]
             raise UsageError(f"temperature must be between 0 and 1.5, got {value}")
+
+    @observe("reasks")
+    def _check_reasks(self, change):
+        if change["new"] < 0:
+            self.reasks = change["old"]
+            raise UsageError(f"reasks must be 0 or more, got {change['new']}; e.g. "
+                             "%config MistralMagics.reasks = 2")
 
     # -- the magic -------------------------------------------------------------------
 
@@ -240,8 +245,8 @@ class MistralMagics(Magics):
     @_with_doc(MANUAL)
     def mistral(self, line: str = "", cell: str | None = None, local_ns: dict | None = None):
         if cell is None:
-            return self._command(self._expand(line, local_ns))
-        args = _parse(self.mistral.parser, line)
+            return self._commands.run(self._expand(line, local_ns))
+        args = parse(self.mistral.parser, line)
         if not cell.strip():
             raise UsageError("%%mistral needs a prompt in the cell body, below the %%mistral line")
         if args.many and args.schema is None:
@@ -252,7 +257,7 @@ class MistralMagics(Magics):
             raise UsageError(
                 f"-o {args.output} would replace IPython's own {args.output}; choose a name like answer"
             )
-        return self._guard(lambda: self._ask(args, cell))
+        return guard(self.debug, lambda: self._ask(args, cell))
 
     def _expand(self, line: str, local_ns: dict | None) -> str:
         """`$name` and `{name}` in a command line, expanded as IPython does for line magics."""
@@ -264,22 +269,6 @@ class MistralMagics(Magics):
             return DollarFormatter().vformat(line, args=[], kwargs=namespace)
         except Exception:  # IPython's rule (InteractiveShell.var_expand): text it cannot fill stays
             return line
-
-    def _guard(self, action, hints: dict[int, str] | None = None):
-        """Run an action; library, SDK and network errors become one line unless `debug` is set.
-
-        `hints` gives the advice for HTTP statuses that mean something specific here.
-        """
-        try:
-            return action()
-        except MistralMagicError as exc:
-            if self.debug and exc.__cause__ is not None:
-                raise exc.__cause__ from None
-            raise
-        except Exception as exc:
-            if self.debug or not is_api_error(exc):
-                raise
-            raise APIError(user_message(exc, hints=hints), getattr(exc, "status_code", None)) from exc
 
     def _ask(self, args, cell: str):
         from .display import StreamView
@@ -293,7 +282,7 @@ class MistralMagics(Magics):
         spec = None
         response_format = None
         if args.schema is not None:
-            from .structured import SchemaSpec
+            from .schema import SchemaSpec
 
             spec = SchemaSpec.from_spec(args.schema, self.shell.user_ns)
             response_format = spec.response_format(many=args.many)
@@ -367,187 +356,6 @@ class MistralMagics(Magics):
             self.shell.user_ns[output] = request
         return None
 
-    # -- %mistral commands -----------------------------------------------------------
-
-    def _command(self, line: str):
-        words = line.strip().split(None, 1)
-        if not words:
-            raise UsageError(
-                "%mistral needs a command: " + ", ".join(sorted(self._commands))
-                + " (a prompt goes in a %%mistral cell)"
-            )
-        name, rest = words[0], (words[1] if len(words) > 1 else "")
-        if name not in self._commands:
-            raise UsageError(
-                f"Unknown command {name!r}; use one of: {', '.join(sorted(self._commands))}"
-                " (a prompt goes in a %%mistral cell)"
-            )
-        parser = self._commands[name]
-        if parser is None:  # takes raw text
-            args = rest
-        else:
-            args = _parse(parser, rest)
-            if "chat" in args and args.chat is None:
-                args.chat = self.chat
-        return self._guard(lambda: getattr(self, f"_cmd_{name}")(args))
-
-    def _cmd_history(self, args):
-        from . import tables
-
-        return tables.history_frame(self.session, args.chat)
-
-    def _cmd_chats(self, args):
-        from . import tables
-
-        return tables.chats_frame(self.session)
-
-    def _cmd_reset(self, args):
-        if args.all:
-            self.session.chats.clear()
-            return Note("All chats cleared.")
-        chat = self.session.chats.get(args.chat)
-        count = len(chat)
-        chat.reset()
-        return Note(f"Chat `{args.chat}` reset ({count} turn{'' if count == 1 else 's'} removed).")
-
-    def _cmd_undo(self, args):
-        chat = self.session.chats.get(args.chat)
-        turn = chat.undo()
-        if turn is None:
-            return Note(f"Chat `{args.chat}` has no turns to undo.")
-        preview = " ".join(turn.prompt.split())[:60]
-        return Note(f"Removed the last turn of chat `{args.chat}`: “{preview}”.")
-
-    def _cmd_usage(self, args):
-        from . import tables
-
-        return tables.usage_frame(self.session)
-
-    def _cmd_models(self, args):
-        from . import tables
-
-        return tables.models_frame(self.session)
-
-    def _cmd_config(self, args):
-        from . import tables
-
-        return tables.config_frame(self)
-
-    def _cmd_backend(self, args):
-        session = self.session
-        spec = session.backend_spec()
-        if spec.kind == "offline":
-            backend = session.backend
-            return Note(f"Backend: {spec.label}, at {backend.url}.")
-        return Note(f"Backend: {spec.label}.")
-
-    def _cmd_key(self, args):
-        if args.clear:
-            self.session.set_key(None)
-            return Note(f"Key cleared from memory. Backend: {self.session.backend_spec().label}.")
-        import getpass
-
-        from IPython.core.error import StdinNotImplementedError
-
-        try:
-            key = getpass.getpass("Mistral API key (kept in memory only, never saved): ")
-        except StdinNotImplementedError:
-            raise ConfigError(
-                "%mistral key needs a front end that can ask for input, and this one cannot "
-                "(a headless run); set MISTRAL_API_KEY in the environment or in a .env file instead"
-            ) from None
-        if not key.strip():
-            return Note("No key entered; nothing changed.")
-        self.session.set_key(key)
-        return Note(f"Key set for this session. Backend: {self.session.backend_spec().label}.")
-
-    def _cmd_tokens(self, text: str):
-        from .tokens import count_text
-
-        if not text.strip():
-            raise UsageError("%mistral tokens needs text, e.g. %mistral tokens How long is this?")
-        return count_text(text)
-
-    def _cmd_meter(self, args):
-        from . import widgets
-
-        widgets.show_meter(self.session)
-
-    def _cmd_panel(self, args):
-        from . import widgets
-
-        widgets.show_panel(self)
-
-    def _cmd_chat(self, args):
-        from . import widgets
-
-        widgets.show_chat(self.session, args.name or self.chat)
-
-    def _cmd_batch(self, args):
-        from . import batch
-
-        if args.action == "list":
-            return batch.jobs_frame(self.session.backend.client)
-        if not args.job_id:
-            raise UsageError(f"%mistral batch {args.action} needs a job id, e.g. %mistral batch {args.action} JOB_ID")
-        job_id = args.job_id
-        hints = {
-            404: f"no batch job {job_id} on this backend; list jobs with %mistral batch list",
-            422: f"{job_id!r} is not a batch job id (a UUID); list jobs with %mistral batch list",
-        }
-        if args.action == "status":
-            return self._guard(lambda: batch.status(self.session.backend.client, job_id), hints)
-        status = self._guard(lambda: batch.cancel(self.session.backend.client, job_id), hints)
-        return Note(f"Batch job {job_id}: {status}.")
-
-    def _cmd_schema(self, args):
-        from .structured import SchemaSpec
-
-        spec = SchemaSpec.from_spec(args.spec, self.shell.user_ns)
-        from .render import fence
-
-        body = json.dumps(spec.response_format(many=args.many), indent=2)
-        return Note(fence(body, "json"))
-
-
-def _parse(parser: MagicArgumentParser, line: str):
-    """Parse like a shell: quotes group words and are removed (IPython's own split keeps them)."""
-    try:
-        argv = shlex.split(line)
-    except ValueError as exc:
-        raise UsageError(f"{parser.prog}: {exc} (check your quotes)") from None
-    return parser.parse_args(argv)
-
-
-def _command_parsers() -> dict[str, MagicArgumentParser | None]:
-    def parser(name: str, *arguments) -> MagicArgumentParser:
-        p = MagicArgumentParser(prog=f"%mistral {name}")
-        for args, kwargs in arguments:
-            p.add_argument(*args, **kwargs)
-        return p
-
-    chat = (("-c", "--chat"), {"default": None, "help": "chat name (default: MistralMagics.chat)"})
-    return {
-        "history": parser("history", chat),
-        "chats": parser("chats"),
-        "reset": parser("reset", chat, (("--all",), {"action": "store_true"})),
-        "undo": parser("undo", chat),
-        "usage": parser("usage"),
-        "models": parser("models"),
-        "config": parser("config"),
-        "backend": parser("backend"),
-        "key": parser("key", (("--clear",), {"action": "store_true"})),
-        "tokens": None,
-        "meter": parser("meter"),
-        "panel": parser("panel"),
-        "chat": parser("chat", (("name",), {"nargs": "?", "help": "chat name"})),
-        "batch": parser(
-            "batch", (("action",), {"choices": ["list", "status", "cancel"]}),
-            (("job_id",), {"nargs": "?"}),
-        ),
-        "schema": parser("schema", (("spec",), {}), (("--many",), {"action": "store_true"})),
-    }
-
 
 def _first_code_block(text: str) -> str:
     """The first fenced code block of an answer, or the whole answer when it has none."""
@@ -555,3 +363,4 @@ def _first_code_block(text: str) -> str:
 
     match = re.search(r"(`{3,})[^\n]*\n(.*?)\n\1", text, re.S)
     return match.group(2) if match else text.strip()
+

@@ -97,27 +97,23 @@ def config_frame(magics):
         value = getattr(magics, name)
         shown = mask(value) if name == "server_key" else repr(value)
         rows.append({"setting": name, "value": shown, "help": trait.help})
-    if session._key:
-        source = "from %mistral key (memory)"
-    elif os.environ.get("MISTRAL_API_KEY"):
-        source = "from MISTRAL_API_KEY"
-    elif session.key:
-        source = "from a .env file"
-    else:
-        source = "not set"
+    source = _source((session._key, "from %mistral key (memory)"),
+                     (os.environ.get("MISTRAL_API_KEY"), "from MISTRAL_API_KEY"),
+                     (session.key, "from a .env file"))
     rows.append({"setting": "key", "value": mask(session.key),
                  "help": f"{source}; sent only to Mistral's hosts"})
-    if magics.server_key:
-        server_source = "from MistralMagics.server_key"
-    elif session.server_key:
-        server_source = "from MISTRAL_SERVER_KEY"
-    else:
-        server_source = "not set"
+    source = _source((magics.server_key, "from MistralMagics.server_key"),
+                     (session.server_key, "from MISTRAL_SERVER_KEY"))
     rows.append({"setting": "server key", "value": mask(session.server_key),
-                 "help": f"{server_source}; sent only to server_url"})
+                 "help": f"{source}; sent only to server_url"})
     try:
         label = session.backend_spec().label
     except Exception as exc:  # show a broken setting here rather than fail the listing
         label = f"unusable: {exc}"
     rows.append({"setting": "backend in use", "value": label, "help": "%mistral backend"})
     return pd.DataFrame(rows, columns=["setting", "value", "help"])
+
+
+def _source(*places: tuple) -> str:
+    """Where a key came from: the label of the first place that holds one."""
+    return next((label for value, label in places if value), "not set")

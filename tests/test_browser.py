@@ -35,7 +35,7 @@ from browser_lab import (
 )
 from xss_corpus import CORPUS, FLAGS, PAYLOADS
 
-from mistral_magic.core import INTERRUPTED_MARK
+from mistral_magic.answer import INTERRUPTED_MARK
 from mistral_magic.display import CURSOR
 
 pytestmark = pytest.mark.browser

@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 
 import mistral_magic
 from mistral_magic import widgets
+from mistral_magic.budget import MIN_ANSWER_TOKENS
 from mistral_magic.errors import BudgetExceeded, MistralMagicError
 from mistral_magic.tokens import count_messages
-from mistral_magic.usage import MIN_ANSWER_TOKENS, CallRecord, format_cost
+from mistral_magic.usage import CallRecord, format_cost
 
 MODEL = "mistral-small-latest"
 PRICES = {MODEL: {"input": 100, "output": 300}}
@@ -361,7 +362,7 @@ def test_offline_prompt_usage_equals_what_is_reserved(ip, session, sdk, shape):
 
 
 def test_hosted_prompts_are_held_with_a_margin(ip, session):
-    from mistral_magic.usage import PROMPT_MARGIN, PROMPT_SLACK
+    from mistral_magic.estimates import PROMPT_MARGIN, PROMPT_SLACK
 
     set_budget(ip, 1.0)
     request = {"model": MODEL, "max_tokens": 10, **SHAPES["history"]}

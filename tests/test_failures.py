@@ -280,7 +280,7 @@ def test_huge_integer_in_a_schema_cell_is_one_line_and_keeps_the_raw_text(ip, ca
 
 
 def test_numbers_too_large_for_their_column_are_refused_by_parse():
-    from mistral_magic.structured import SchemaSpec
+    from mistral_magic.schema import SchemaSpec
 
     spec = SchemaSpec.from_spec("age int, score float")
     with pytest.raises(StructuredOutputError, match=r"\$\.age .* 64-bit"):

@@ -231,13 +231,13 @@ def test_price_override(ip):
 
 
 def test_a_model_missing_from_the_price_file_costs_unknown(ip, monkeypatch):
-    from mistral_magic import usage
+    from mistral_magic import prices
 
     # A model released after the price file's date: the server lists it, the file does not.
-    base = usage.load_prices()
+    base = prices.load_prices()
     models = {k: v for k, v in base.models.items() if k != "ministral-3b-2512"}
     aliases = {k: v for k, v in base.aliases.items() if v != "ministral-3b-2512"}
-    monkeypatch.setattr(usage, "_base_table", usage.PriceTable(models, aliases,
+    monkeypatch.setattr(prices, "_base_table", prices.PriceTable(models, aliases,
                                                                source=base.source, date=base.date))
     run(ip, "%%mistral -m ministral-3b-latest\nNo price.")
     last = mistral_magic.session().last

@@ -10,7 +10,8 @@ import pytest
 from nbclient import NotebookClient
 
 from mistral_magic import tokens
-from mistral_magic.usage import format_cost, load_prices
+from mistral_magic.prices import load_prices
+from mistral_magic.usage import format_cost
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 

@@ -6,7 +6,9 @@ import pytest
 from conftest import run
 
 import mistral_magic
-from mistral_magic.usage import Budget, estimate_call, load_prices
+from mistral_magic.budget import Budget
+from mistral_magic.estimates import estimate_call
+from mistral_magic.prices import load_prices
 
 MESSAGES = [{"role": "user", "content": "How much will this cost?"}]
 

@@ -31,7 +31,7 @@ CHAT = "/v1/chat/completions"
 SLOW_RPS, WINDOW_S = 0.4, 2.5
 
 
-def test_rate_limit_is_retried_honouring_retry_after(ip, magic_server):
+def test_rate_limit_is_retried_honouringretry_after(ip, magic_server):
     # Contrast first: a 503 carries no Retry-After, so the SDK retries after its own backoff.
     # Short answers keep each call well inside the rate window below.
     magic_server.set_faults({"error_status": 503, "error_on_nth": [1], "answer_tokens": 5})
@@ -56,7 +56,7 @@ def test_rate_limit_is_retried_honouring_retry_after(ip, magic_server):
     assert list(usage["status"]) == ["ok", "ok", "ok"]
 
 
-def test_extraction_pauses_every_row_for_retry_after(ip, magic_server):
+def test_extraction_pauses_every_row_forretry_after(ip, magic_server):
     magic_server.set_faults({"rate_limit_rps": SLOW_RPS})
     df = pd.DataFrame({"text": ["Alice is 31.", "Bob is 45."]})
     before = magic_server.request_count(CHAT)
@@ -77,7 +77,7 @@ def test_retry_after_headers_set_the_extraction_pause(sdk, offline_server):
     from mistralai.client import errors
 
     from mistral_magic.backend import retry_config
-    from mistral_magic.frames import _retry_after
+    from mistral_magic.limiter import retry_after
 
     offline_server.set_faults({"rate_limit_rps": SLOW_RPS})
     try:
@@ -92,15 +92,15 @@ def test_retry_after_headers_set_the_extraction_pause(sdk, offline_server):
     assert real.status_code == 429
     exact = int(real.headers["retry-after-ms"]) / 1000
     assert 1.5 < exact <= WINDOW_S
-    assert _retry_after(real) == pytest.approx(exact)
+    assert retry_after(real) == pytest.approx(exact)
 
     def rate_limited(headers: dict) -> errors.SDKError:
         response = httpx2.Response(429, headers=headers, text="{}")
         return errors.SDKError("Rate limit exceeded", response)
 
-    assert _retry_after(rate_limited({"Retry-After": "3"})) == 3.0
-    assert _retry_after(rate_limited({"retry-after-ms": "2500"})) == 2.5
-    assert _retry_after(rate_limited({"Retry-After": "3", "retry-after-ms": "2500"})) == 2.5
+    assert retry_after(rate_limited({"Retry-After": "3"})) == 3.0
+    assert retry_after(rate_limited({"retry-after-ms": "2500"})) == 2.5
+    assert retry_after(rate_limited({"Retry-After": "3", "retry-after-ms": "2500"})) == 2.5
 
 
 def test_server_error_on_first_try_is_retried(ip, magic_server):

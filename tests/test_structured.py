@@ -14,14 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
+from mistral_magic.dsl import parse_dsl
 from mistral_magic.errors import SchemaError, StructuredOutputError
-from mistral_magic.structured import (
-    SchemaSpec,
-    json_records_to_frame,
-    make_strict,
-    parse_dsl,
-    validation_feedback,
-)
+from mistral_magic.schema import SchemaSpec, make_strict
+from mistral_magic.structured import json_records_to_frame, validation_feedback
 
 FULL_DSL = (
     "name, age int, price float: in euros, tags list, born date, ok bool, seen datetime, "

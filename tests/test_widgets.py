@@ -21,7 +21,7 @@ from conftest import run
 
 import mistral_magic
 from mistral_magic import tokens, widgets
-from mistral_magic.core import INTERRUPTED_MARK
+from mistral_magic.answer import INTERRUPTED_MARK
 from mistral_magic.errors import BudgetExceeded
 from mistral_magic.usage import CallRecord
 

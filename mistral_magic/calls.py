@@ -1,0 +1,352 @@
+"""The call path: send → stream → account → record, the same for every chat-shaped request.
+
+A cell (`ask`, `ask_structured` and its re-asks), the chat panel (`call_async`) and
+each row of a row job (`mistral_magic.engine`) go one way:
+
+1. *reserve*: `Session.reserve` holds the call's worst case against the budget (or
+   refuses it) and may cap its ``max_tokens``;
+2. *send*: through the SDK, streamed or not, in the kernel's thread (`call`) or on
+   the background loop (`call_async`, where a `limiter.Pacing` adds the rate limiter
+   and the waits a 429 asks for);
+3. *account*: tokens the server did not report (an interrupt, a dropped stream) are
+   counted, and the cost is priced;
+4. *record*: the ledger row is written as the reservation settles, exactly once,
+   whether the call finished, failed or was interrupted; a call never sent records
+   nothing. The turn goes into its chat (`record_turn`) and the footer under the
+   answer (`answer.footer`).
+
+`Call` is the part every sender shares; `CallPath` is mixed into `core.Session`.
+An interrupt in the kernel's thread, or cancelling a task on the loop (the panel's
+Stop, an interrupted row job), ends a call as "interrupted" with its partial text;
+an SDK, transport or server error ends it as "error" with a one-line message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from .answer import Answer, footer, provenance
+from .backend import close_error_response, sdk_request
+from .chat import DEFAULT_CHAT, Turn
+from .errors import APIError, user_message
+
+
+class Call:
+    """One call from its reservation to its ledger row: what every way of sending shares."""
+
+    def __init__(self, session, request: dict, reservation, *, backend: str, chat=None,
+                 kind: str = "chat", stream: bool = True):
+        self.session = session
+        self.reservation = reservation
+        self.kind = kind
+        self.request = reservation.apply(request)
+        self.answer = Answer(text="", model=self.request["model"], chat=chat, status="ok",
+                             request=self.request, backend=backend,
+                             budget_capped=reservation.capped, streamed=stream)
+        self.parts: list[str] = []
+        self.failure: BaseException | None = None
+        self.sent = False
+        self.started = time.perf_counter()
+
+    def sending(self) -> None:
+        """The request goes now (again, after a 429): it counts from here."""
+        self.sent = True
+        self.started = time.perf_counter()
+
+    def absorb(self, chunk) -> bool:
+        """Take one stream chunk into the answer; True when it brought text."""
+        answer = self.answer
+        if chunk.usage is not None:
+            answer.prompt_tokens = chunk.usage.prompt_tokens
+            answer.completion_tokens = chunk.usage.completion_tokens
+        brought = False
+        for choice in chunk.choices:
+            if choice.finish_reason:
+                answer.finish_reason = str(choice.finish_reason)
+            piece = text_of(choice.delta.content)
+            if piece:
+                if answer.ttft_s is None:
+                    answer.ttft_s = time.perf_counter() - self.started
+                self.parts.append(piece)
+                brought = True
+        return brought
+
+    def take(self, response) -> None:
+        """Take a whole chat response (not streamed)."""
+        answer = self.answer
+        answer.ttft_s = time.perf_counter() - self.started
+        choice = response.choices[0]
+        self.parts = [text_of(choice.message.content)]
+        answer.finish_reason = str(choice.finish_reason) if choice.finish_reason else None
+        self.take_usage(response.usage.prompt_tokens, response.usage.completion_tokens)
+
+    def take_usage(self, prompt_tokens: int | None, completion_tokens: int | None) -> None:
+        """The usage the server reported (any endpoint)."""
+        self.answer.prompt_tokens = prompt_tokens
+        self.answer.completion_tokens = completion_tokens
+
+    def interrupted(self) -> None:
+        self.answer.status = "interrupted"
+
+    def failed(self, exc: BaseException) -> None:
+        self.answer.status = "error"
+        self.answer.error = user_message(exc, self.answer.model)
+        self.failure = exc
+
+    def settle(self) -> Answer:
+        """Account for what the call used and put it in the ledger as its hold is given back."""
+        answer = self.answer
+        if not self.sent:  # stopped before it went: nothing was used, nothing is recorded
+            self.reservation.release()
+            return answer
+        try:
+            # Whatever arrived is the answer, also when an interrupt or error ended it.
+            answer.text = "".join(self.parts)
+            answer.latency_s = time.perf_counter() - self.started
+            self._account()
+        finally:
+            self.reservation.settle(self._record())
+        return answer
+
+    def _account(self) -> None:
+        """Fill tokens the server did not report (interrupts, drops) from counts, then cost."""
+        from .tokens import count_text
+
+        answer = self.answer
+        if answer.status == "error" and not answer.text:
+            answer.prompt_tokens = answer.prompt_tokens or 0
+            answer.completion_tokens = answer.completion_tokens or 0
+        if answer.prompt_tokens is None:
+            answer.prompt_tokens = self.reservation.prompt_tokens
+        if answer.completion_tokens is None:
+            answer.completion_tokens = count_text(answer.text)
+        answer.cost = self.session.prices.cost(
+            answer.model, answer.prompt_tokens, answer.completion_tokens
+        )
+
+    def _record(self):
+        from .usage import CallRecord
+
+        answer = self.answer
+        return CallRecord(
+            model=answer.model, chat=answer.chat, kind=self.kind,
+            prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
+            cost=answer.cost, latency_s=answer.latency_s, ttft_s=answer.ttft_s,
+            status=answer.status, backend=answer.backend, error=answer.error,
+        )
+
+
+async def run_async(call: Call, send, pacing=None) -> Answer:
+    """Run `send()` for `call` on the background loop (paced, when given), then settle it."""
+    try:
+        try:
+            if pacing is None:
+                call.sending()
+                await send()
+            else:
+                await pacing.send(call, send)
+        except asyncio.CancelledError:
+            # The partial answer is the result; the task ends normally, so the ledger row
+            # is written and the caller decides whether to stop (a row job) or not (Stop).
+            call.interrupted()
+        except Exception as exc:  # SDK, transport or server errors: recorded, one line
+            call.failed(exc)
+            await close_error_response(exc)
+    finally:
+        answer = call.settle()
+    return answer
+
+
+class CallPath:
+    """The call path of `core.Session`: `call`/`call_async` send, `ask*` also render and record."""
+
+    def call(self, request: dict, *, chat=None, view=None, stream=True, kind="chat"):
+        """Reserve, send one request, and settle it in the ledger; returns (answer, failure).
+
+        Raises `BudgetExceeded` before sending when the budget cannot afford it; with a
+        budget the request sent carries the budget's `max_tokens` (`answer.request`).
+        """
+        reservation = self.reserve(request)
+        try:
+            backend = self.backend
+        except BaseException:
+            reservation.release()
+            raise
+        call = Call(self, request, reservation, backend=backend.kind, chat=chat, kind=kind,
+                    stream=stream)
+        try:
+            if view is not None:
+                view.start()
+            call.sending()
+            try:
+                if stream:
+                    with backend.client.chat.stream(**sdk_request(call.request)) as events:
+                        for event in events:
+                            if call.absorb(event.data) and view is not None:
+                                view.feed(call.parts)
+                else:
+                    call.take(backend.client.chat.complete(**sdk_request(call.request)))
+            except KeyboardInterrupt:
+                call.interrupted()
+            except Exception as exc:  # SDK, transport or server errors: recorded, then one line
+                call.failed(exc)
+        finally:
+            answer = call.settle()
+        self.last = answer
+        return answer, call.failure
+
+    async def call_async(self, request: dict, *, backend, reservation, chat=None, on_text=None,
+                         kind: str = "chat", stream: bool = True, pacing=None) -> Answer:
+        """`call` for the background loop (the chat panel, row jobs), settled once.
+
+        `reservation` is this request's, taken by the caller (the panel takes it in the
+        kernel's thread, so that a refusal is raised there). `on_text(parts)` sees the
+        pieces so far. The caller records the turn.
+        """
+        call = Call(self, request, reservation, backend=backend.kind, chat=chat, kind=kind,
+                    stream=stream)
+        options = {} if pacing is None else {"retries": pacing.retries}
+
+        async def send() -> None:
+            args = {**sdk_request(call.request), **options}
+            if not stream:
+                call.take(await backend.client.chat.complete_async(**args))
+                return
+            events = await backend.client.chat.stream_async(**args)
+            async with events:
+                async for event in events:
+                    if call.absorb(event.data) and on_text is not None:
+                        on_text(call.parts)
+
+        return await run_async(call, send, pacing)
+
+    def ask(self, request: dict, *, chat: str | None = DEFAULT_CHAT, view=None,
+            stream: bool = True, record_turn: bool = True, cell_id: str | None = None,
+            kind: str = "chat") -> Answer:
+        """Send one chat request, render it into `view`, and record it exactly once.
+
+        Raises `APIError` (one line) after recording a failed call; an interrupt ends
+        the call cleanly with the partial answer kept and marked.
+        """
+        answer, failure = self.call(request, chat=chat, view=view, stream=stream, kind=kind)
+        if record_turn:
+            self.record_turn(answer, request, chat, cell_id)
+        if view is not None:
+            self._finish_text(view, answer)
+        self._raise(failure, answer)
+        return answer
+
+    def ask_structured(self, request: dict, *, spec=None, many: bool = False,
+                       chat: str | None = DEFAULT_CHAT, view=None, stream: bool = True,
+                       cell_id: str | None = None) -> Answer:
+        """JSON mode or a schema: parse the answer; one that does not parse is re-asked with
+        the validation error, up to `MistralMagics.reasks` times.
+
+        `answer.value` is a DataFrame (a schema's records, typed by it; JSON records), or
+        a dict for JSON that is not records. When the last answer is not valid either,
+        `StructuredOutputError` keeps the raw text.
+        """
+        from .errors import BudgetExceeded, StructuredOutputError
+        from .reask import Reasks
+        from .structured import json_value
+
+        def parse(text: str):
+            return json_value(text) if spec is None else spec.to_frame(spec.parse(text, many=many))
+
+        loop = Reasks(request, parse, self.settings.reasks)
+        answer, failure = self.call(request, chat=chat, view=view, stream=stream)
+        error = None
+        while failure is None and answer.status == "ok":
+            try:
+                retry = loop.after(answer.text)
+            except StructuredOutputError as exc:
+                error = exc
+                answer.status, answer.error = "error", str(exc)
+                break
+            if retry is None:
+                answer.value = loop.value
+                break
+            try:
+                answer, failure = self.call(retry, chat=chat, view=view, stream=stream)
+            except BudgetExceeded:
+                # The re-ask is a call like any other: refused, the answer before it stays.
+                answer.status, answer.error = "error", str(loop.error)
+                self.record_turn(answer, request, chat, cell_id)
+                if view is not None:
+                    self._finish_text(view, answer, f"\n\n*⚠ {loop.error}; the re-ask was refused*")
+                raise
+        self.record_turn(answer, request, chat, cell_id)
+        self.last = answer
+        if view is not None:
+            if answer.status == "ok":
+                view.finish_value(answer.value, self.footer(answer), provenance(answer))
+            else:
+                invalid = f"\n\n*⚠ still not valid {loop.said}: {error}*" if error else None
+                self._finish_text(view, answer, invalid)
+        if error is not None:
+            raise StructuredOutputError(
+                f"{error} ({loop.said}; raw text in mistral_magic.session().last.text)",
+                raw=answer.text,
+            )
+        self._raise(failure, answer)
+        return answer
+
+    def record_turn(self, answer: Answer, request: dict, chat: str | None, cell_id):
+        """Put a call's turn in its chat (replacing the cell's earlier turn); returns it."""
+        if chat is None:
+            return None
+        user = request["messages"][-1]["content"]
+        prompt, images = (user, []) if isinstance(user, str) else _split_content(user)
+        return self.chats.get(chat).record(
+            Turn(
+                prompt=prompt, answer=answer.text, cell_id=cell_id, status=answer.status,
+                model=answer.model, prompt_tokens=answer.prompt_tokens,
+                completion_tokens=answer.completion_tokens, cost=answer.cost,
+                error=answer.error, images=images,
+            )
+        )
+
+    def footer(self, answer: Answer) -> str:
+        """The line under an answer, with the session's totals and the budget left."""
+        return footer(answer, self.ledger.totals(), self.budget.remaining())
+
+    def provenance(self, answer: Answer) -> dict:
+        """Output metadata: where the answer came from. Never a key."""
+        return provenance(answer)
+
+    def _finish_text(self, view, answer: Answer, mark: str | None = None) -> None:
+        """The final render: the answer, or what arrived before an interrupt or failure."""
+        if answer.status == "error" and not answer.text:
+            view.clear()
+            return
+        mark = answer.mark if mark is None else mark
+        view.finish(answer.text + mark, self.footer(answer), provenance(answer))
+
+    def _raise(self, failure: BaseException | None, answer: Answer) -> None:
+        if failure is None:
+            return
+        if self.settings.debug:
+            raise failure
+        raise APIError(answer.error, getattr(failure, "status_code", None)) from failure
+
+
+def text_of(content: Any) -> str:
+    """Text of a message or delta content: a string, or chunks (thinking chunks skipped)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    out = []
+    for chunk in content:
+        kind = getattr(chunk, "type", None) or (chunk.get("type") if isinstance(chunk, dict) else None)
+        if kind == "text":
+            out.append(getattr(chunk, "text", None) or chunk.get("text", ""))
+    return "".join(out)
+
+
+def _split_content(chunks: list) -> tuple[str, list[dict]]:
+    text = "".join(c.get("text", "") for c in chunks if c.get("type") == "text")
+    images = [c for c in chunks if c.get("type") == "image_url"]
+    return text, images

@@ -1,0 +1,336 @@
+"""The row engine: runs any `rows.RowJob` over a DataFrame's rows.
+
+    out = RowEngine(session, concurrency=8).run(job)          # or .run(job, batch=True)
+
+- Rows run concurrently on the session's background loop through the SDK's async
+  calls, bounded by `concurrency` and by a rate limiter (`requests_per_second`,
+  `tokens_per_minute`) that pauses every worker on a 429's `Retry-After`; 5xx and
+  connection errors are retried by the SDK's RetryConfig (`max_retries`).
+- Chat-shaped rows go through the one call path (`calls`), so each call reserves its
+  worst case against the budget first (rows wait for each other's holds rather than
+  refuse), is capped there, and settles one ledger row. An answer that does not parse
+  is re-asked (`MistralMagics.reasks`). A job for another endpoint sends its own calls
+  (`RowJob.send`), several rows per call when it packs them, under the same rules.
+- A cost estimate is shown first, and a job that cannot finish even at the least
+  answer per row is refused before anything is sent.
+- A `tqdm.auto` bar shows rows done, failures and spend.
+- Finished rows are kept in `Session.cache` (`cache.request_key` of each row's
+  request), so running the same call again pays only for the rest. The kernel's
+  interrupt cancels cleanly and says in one line how many rows are done and left.
+- The result is the job's columns aligned to `df.index`, plus `_error` (None on
+  success): no row is lost or duplicated; a row that failed, was refused, was not
+  sent (missing text) or was interrupted says so there.
+- ``batch=True`` sends the rows through Mistral's Batch API instead (`batch.run_job`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from IPython.display import display
+
+from .backend import retry_config
+from .batch import run_job
+from .budget import MIN_ANSWER_TOKENS
+from .cache import request_key
+from .calls import Call, run_async
+from .errors import APIError, ConfigError, user_message
+from .estimates import DEFAULT_MAX_TOKENS, prompt_bound
+from .limiter import Pacing, RateLimiter
+from .reask import Reasks
+from .render import note
+from .usage import format_cost, format_tokens
+
+INTERRUPTED = "interrupted before this row finished; run the same call again to resume"
+
+
+class RowEngine:
+    """How a job's rows go: concurrency, rate limits, retries and the progress bar."""
+
+    def __init__(self, session, *, concurrency: int = 8, requests_per_second: float | None = None,
+                 tokens_per_minute: float | None = None, max_retries: int | None = None,
+                 progress: bool = True):
+        _check_limits(concurrency, requests_per_second, tokens_per_minute)
+        self.session = session
+        self.concurrency = concurrency
+        self.requests_per_second = requests_per_second
+        self.tokens_per_minute = tokens_per_minute
+        self.max_retries = session.settings.max_retries if max_retries is None else max_retries
+        self.progress = progress
+
+    def run(self, job, *, batch: bool = False):
+        """Run `job` over its rows; returns its frame aligned to the index, with `_error`."""
+        if batch and job.batch_endpoint is None:
+            raise ConfigError(f"batch=True is not available for {job.kind}; run it without batch")
+        run = RowRun(self, job)
+        if not batch:
+            return run.run()
+        return run_job(run)
+
+
+class RowRun:
+    """One run of a job: its rows' state (records, errors, cache keys) and how it goes."""
+
+    def __init__(self, engine: RowEngine, job):
+        self.engine = engine
+        self.job = job
+        self.session = session = engine.session
+        self.model = job.model
+        self.requests = job.requests
+        self.errors = list(job.errors)  # missing rows say so already
+        n = len(self.requests)
+        self.missing = sum(r is None for r in self.requests)
+        # Resolved once: the backend property re-reads the key (environment, .env) each time.
+        self.backend = session.backend
+        self.exact = self.backend.kind == "offline"
+        self.keys = [None if r is None else request_key(self.backend.url, r) for r in self.requests]
+        self.prompt_tokens: list[int | None] = [None] * n
+        self.records: list[dict | None] = [None] * n
+        self.failed = 0
+        self.spent = 0.0
+
+    # -- what is left, and what it may cost -------------------------------------------
+
+    def pending(self) -> list[int]:
+        """Rows to send: not missing, not in the cache (cached rows take their record now)."""
+        pending = []
+        for i, key in enumerate(self.keys):
+            if key is None:  # missing text: never sent
+                continue
+            record = self.session.cache.get(key)
+            if record is None:
+                pending.append(i)
+            else:
+                self.records[i] = record
+        return pending
+
+    def plan(self, pending: list[int], batch: bool) -> list:
+        """Count the pending rows, show the estimate, and refuse (row by row) a job that
+        cannot finish even at the least answer per row; returns the rows' estimates.
+
+        A batch job's own worst case is reserved when it is submitted (`batch.run_job`).
+        """
+        estimates = [self.job.estimate(self.requests[i], batch=batch) for i in pending]
+        for i, estimate in zip(pending, estimates, strict=True):
+            self.prompt_tokens[i] = estimate.prompt_tokens
+        cached = len(self.requests) - len(pending) - self.missing
+        skipped = "; ".join(part for part in (
+            f"{_rows(cached)} already done, from the cache" if cached else "",
+            f"{_rows(self.missing)} with missing text not sent" if self.missing else "",
+        ) if part)
+        if not pending:
+            display(note(f"Nothing to send: {skipped}." if skipped
+                         else "Nothing to send: the DataFrame has no rows."), raw=True)
+            return estimates
+        how = "through the Batch API (half price)" if batch else "row by row"
+        display(note(
+            f"{self.job.verb} {_rows(len(pending))} {how} with {self.model}"
+            + (f" ({skipped})" if skipped else "")
+            + f": {format_tokens(sum(e.prompt_tokens for e in estimates))} prompt tokens "
+            f"({format_cost(_total(e.prompt_cost for e in estimates))}), "
+            f"worst case {format_cost(_total(e.worst_cost for e in estimates))}."
+        ), raw=True)
+        if not batch:
+            # Each row reserves and is capped as it goes; refuse up front only what cannot
+            # finish even with the least useful answer for every row.
+            least = _total(
+                self.session.prices.cost(self.model, prompt_bound(e.prompt_tokens, self.exact),
+                                         min(MIN_ANSWER_TOKENS, e.max_completion_tokens))
+                for e in estimates
+            )
+            self.session.budget.require(
+                least, f"{self.job.verb.lower()} {len(pending):,} rows", model=self.model)
+        return estimates
+
+    # -- row by row -------------------------------------------------------------------
+
+    def run(self):
+        """Run every pending row concurrently on the background loop; returns the frame."""
+        pending = self.pending()
+        self.plan(pending, batch=False)
+        if not pending:
+            return self.frame()
+        engine = self.engine
+        # 5xx and connection errors: the SDK retries. 429s come back to us, so one
+        # pause can hold every worker for the server's Retry-After.
+        self.pacing = Pacing(
+            RateLimiter(engine.requests_per_second, engine.tokens_per_minute),
+            retry_config(engine.max_retries, status_codes=["500", "502", "503", "504"]),
+            engine.max_retries,
+        )
+        size = self.job.rows_per_call if self.job.send is not None else 1
+        units = [pending[k:k + size] for k in range(0, len(pending), size)]
+        finished = threading.Event()
+        done = [len(self.requests) - len(pending)]
+
+        async def run_all():
+            semaphore = asyncio.Semaphore(engine.concurrency)
+
+            async def unit(rows: list[int]):
+                async with semaphore:
+                    await self._unit(rows)
+                done[0] += len(rows)
+
+            try:
+                await asyncio.gather(*(unit(rows) for rows in units))
+            finally:
+                finished.set()
+
+        future = self.session.loop.submit(run_all())
+        bar = self.bar(done[0])
+        try:
+            while not finished.wait(0.1):
+                self.show(bar, done[0])
+            future.result()
+        except KeyboardInterrupt:
+            future.cancel()
+            finished.wait(10)
+            for i in pending:
+                if self.records[i] is None and self.errors[i] is None:
+                    self.errors[i] = INTERRUPTED
+            interrupted = True
+        else:
+            interrupted = False
+        finally:
+            self.show(bar, done[0])
+            bar.close()
+        if interrupted:
+            self._say_interrupted()
+        return self.frame()
+
+    async def _unit(self, rows: list[int]) -> None:
+        """One call's rows (and a chat row's re-asks): records, or each row's `_error`."""
+        try:
+            if self.job.send is None:
+                records = [await self._chat_row(rows[0])]
+            else:
+                records = await self._call_rows(rows)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # one row's failure is that row's _error, never the run's
+            message = user_message(exc, self.model)
+            for i in rows:
+                self.errors[i] = message
+            self.failed += len(rows)
+            return
+        for i, record in zip(rows, records, strict=True):
+            if isinstance(record, Exception):
+                self.errors[i] = user_message(record, self.model)
+                self.failed += 1
+                continue
+            self.records[i] = record
+            self.session.cache.put(self.keys[i], record)
+
+    async def _chat_row(self, i: int) -> dict:
+        """A chat row through the call path; an answer that does not parse is re-asked."""
+        loop = Reasks(self.requests[i], self.job.parse, self.session.settings.reasks)
+        request, tokens = self.requests[i], self.prompt_tokens[i]
+        while request is not None:
+            # Rows share the budget concurrently: each one without max_tokens is capped at
+            # the estimate's DEFAULT_MAX_TOKENS, and waits while other rows hold what it needs.
+            reservation = await self.session.reserve_async(
+                request, exact=self.exact, prompt_tokens=tokens, default_cap=DEFAULT_MAX_TOKENS)
+            answer = await self.session.call_async(
+                request, backend=self.backend, reservation=reservation, kind=self.job.kind,
+                stream=False, pacing=self.pacing)
+            self._spend(answer)
+            request, tokens = loop.after(answer.text), None
+        return loop.value
+
+    async def _call_rows(self, rows: list[int]) -> list:
+        """One call of a job's own (`RowJob.send`), carrying `rows`; a record or error per row."""
+        request = self.job.pack([self.requests[i] for i in rows])
+        estimate = self.job.estimate(request)
+        reservation = await self.session.reserve_async(
+            request, exact=self.exact, prompt_tokens=estimate.prompt_tokens,
+            max_tokens=estimate.max_completion_tokens)
+        call = Call(self.session, request, reservation, backend=self.backend.kind,
+                    kind=self.job.kind, stream=False)
+        values: list = []
+
+        async def send() -> None:
+            reply = await self.job.send(self.backend.client, request, self.pacing.retries)
+            call.take_usage(reply.prompt_tokens, reply.completion_tokens)
+            values[:] = reply.values
+
+        self._spend(await run_async(call, send, self.pacing))
+        if len(values) != len(rows):
+            raise APIError(f"the server sent {len(values)} results for {_rows(len(rows))}")
+        return [_parsed(self.job.parse, value) for value in values]
+
+    def _spend(self, answer) -> None:
+        """Count a call's cost, and end the row as its call ended (interrupted, failed)."""
+        self.spent += answer.cost or 0.0
+        if answer.status == "interrupted":
+            raise asyncio.CancelledError
+        if answer.status == "error":
+            raise APIError(answer.error)
+
+    # -- what the user sees -------------------------------------------------------------
+
+    def bar(self, done: int):
+        from tqdm.auto import tqdm
+
+        return tqdm(total=len(self.requests), initial=done, desc=self.job.kind, unit="row",
+                    disable=not self.engine.progress)
+
+    def show(self, bar, done: int, postfix: str | None = None) -> None:
+        """Move the bar to `done` rows, with failures and spend (or `postfix`)."""
+        bar.n = done
+        bar.set_postfix_str(postfix or f"failed {self.failed}, spent {format_cost(self.spent)}",
+                            refresh=False)
+        bar.refresh()
+
+    def _say_interrupted(self) -> None:
+        """The one line an interrupted run ends with: done, left, and how to finish."""
+        done = sum(r is not None for r in self.records)
+        left = sum(e == INTERRUPTED for e in self.errors)
+        display(note(
+            f"Interrupted: {done:,} of {_rows(len(self.records))} done, {left:,} left; "
+            "run the same call again to finish them (the rows done come from the cache)."
+        ), raw=True)
+
+    def frame(self):
+        """The result so far, aligned to the input's index, with `_error`."""
+        import pandas as pd
+
+        index = self.job.df.index
+        out = self.job.frame(self.records, index)
+        out["_error"] = pd.Series(self.errors, index=index, dtype=object)
+        return out
+
+
+def _parsed(parse, value):
+    """A row's record, or the exception that says why its answer did not fit."""
+    try:
+        return parse(value)
+    except Exception as exc:  # that row's _error
+        return exc
+
+
+def _total(costs) -> float | None:
+    """The sum of costs, or None when any is unknown."""
+    costs = list(costs)
+    return None if any(c is None for c in costs) else sum(costs)
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row{'' if n == 1 else 's'}"
+
+
+def _check_limits(concurrency, requests_per_second, tokens_per_minute) -> None:
+    """Refuse limits that could never let a request go (or would never stop them)."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(
+            f"concurrency must be a whole number of at least 1, got {concurrency!r}; e.g. concurrency=8"
+        )
+    for name, value, example in (("requests_per_second", requests_per_second, 5),
+                                 ("tokens_per_minute", tokens_per_minute, 500_000)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(
+                f"{name} must be a number above 0 (or None for no limit), got {value!r}; "
+                f"e.g. {name}={example}"
+            )

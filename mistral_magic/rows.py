@@ -1,0 +1,130 @@
+"""A row job: what a row-wise DataFrame method sends for each row, and what comes back.
+
+Every ``df.mistral.*`` method is a `RowJob`. It says only
+
+- `request(text)`: the request one row sends, given the row's text (a column's value,
+  or a template over the row's columns, ``"Extract from: {review}"``);
+- `parse(answer)`: the row's columns (a dict) from its answer, raising
+  `StructuredOutputError` when the answer does not fit (a chat job then re-asks);
+- optionally `frame(records, index)`: how those records become the result's columns.
+
+`mistral_magic.engine` does the rest for every job alike: concurrency, the rate
+limiter and 429s, budget reservations, the resume cache, the progress bar, a clean
+interrupt, `_error` and ``batch=True``.
+
+A job for an endpoint other than chat (embeddings, moderation, OCR) also gives
+`send`, a coroutine that makes the SDK call for one call's request and returns a
+`Reply`, and `estimate` (its prompt tokens; answer tokens 0 where the endpoint writes
+none). It may carry several rows in one call: `rows_per_call` rows are joined by
+`pack` into one request, and the `Reply` holds one value per row, in order. Each row
+keeps its own request as its cache key, so a re-run pays only for rows not done.
+
+A row whose text is missing (None, NaN, `pd.NA`, or empty / blank text) in the
+prompt column, or in any column its template names, has no request: it is not sent
+(and not paid for), and its `_error` says which column is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+MISSING = "no text to send: {what} (None, NaN or blank); this row was not sent"
+
+
+@dataclass
+class Reply:
+    """What one call to a non-chat endpoint brought back: a value per row, and its usage."""
+
+    values: list[Any]
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = 0
+
+
+class RowJob:
+    """What a row-wise method says; see the module's doc. `requests[i]` is None for a row
+    that is not sent, and then `errors[i]` says why."""
+
+    kind = "rows"  # the ledger's kind and the progress bar's label
+    verb = "Processing"  # the plan's first word: "Extracting 12 rows row by row with ..."
+    rows_per_call = 1
+    batch_endpoint: str | None = "/v1/chat/completions"  # None: batch=True is not offered
+    send = None  # async (client, request, retries) -> Reply, for endpoints other than chat
+
+    def __init__(self, session, df, prompt: str, *, model: str | None = None):
+        self.session = session
+        self.df = df
+        self.model = model or session.settings.model
+        self.errors: list[str | None] = [None] * len(df)
+        self.requests: list[dict | None] = [
+            None if text is None else self.request(text) for text in self._texts(prompt)
+        ]
+
+    def request(self, text: str) -> dict:
+        """The request one row sends."""
+        raise NotImplementedError
+
+    def parse(self, answer: Any) -> dict:
+        """The row's columns from its answer (`StructuredOutputError` when it does not fit)."""
+        raise NotImplementedError
+
+    def frame(self, records: list[dict | None], index):
+        """The result's columns, one row per record (None: a row that has none)."""
+        import pandas as pd
+
+        return pd.DataFrame([r or {} for r in records], index=index)
+
+    def estimate(self, request: dict, batch: bool = False):
+        """What a request may cost (`estimates.Estimate`); chat requests are counted here."""
+        return self.session.estimate(request, batch=batch)
+
+    def pack(self, requests: list[dict]) -> dict:
+        """One call's request for several rows (jobs with `rows_per_call` > 1 say how)."""
+        if len(requests) != 1:
+            raise NotImplementedError(f"{type(self).__name__} does not join rows into one call")
+        return requests[0]
+
+    def _texts(self, prompt: str) -> list[str | None]:
+        """Each row's text, or None (with the row's `_error` set) where its text is missing."""
+        from .prompt import interpolate, names_in
+
+        df = self.df
+        if prompt in df.columns:
+            texts: list[str | None] = []
+            for i, value in enumerate(df[prompt]):
+                texts.append(None if self._missing(i, [prompt], {prompt: value}) else str(value))
+            return texts
+        names = list(dict.fromkeys(names_in(prompt)))
+        rows = df.to_dict("records")
+        texts = []
+        for i, row in enumerate(rows):
+            row = {str(k): v for k, v in row.items()}
+            texts.append(None if self._missing(i, names, row) else interpolate(prompt, row))
+        if rows and not names and "{" not in prompt:
+            columns = ", ".join(str(c) for c in df.columns)
+            raise ConfigError(
+                f"prompt {prompt!r} is neither a column ({columns}) nor a template "
+                "naming one, e.g. 'Extract from: {text}'"
+            )
+        return texts
+
+    def _missing(self, i: int, names: list[str], row: dict) -> bool:
+        """Whether row `i` lacks text in any of `names`; if so its `_error` says which."""
+        gone = [n for n in names if n in row and is_missing(row[n])]
+        if gone:
+            which = ", ".join(repr(n) for n in gone)
+            self.errors[i] = MISSING.format(
+                what=f"columns {which} are missing" if len(gone) > 1 else f"column {which} is missing"
+            )
+        return bool(gone)
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN, pd.NA, NaT, or a string with nothing but blanks."""
+    if isinstance(value, str):
+        return not value.strip()
+    import pandas as pd
+
+    return bool(pd.api.types.is_scalar(value) and pd.isna(value))

@@ -1,0 +1,255 @@
+"""`ChatPanel`: a chat box on a named chat, streaming on the background loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from .. import render
+from ..display import CURSOR, update_interval
+from .base import DEFAULT_CHAT, View
+
+
+def _markdown(markdown: str, plain: str) -> dict:
+    return render.output(render.markdown(markdown, plain=plain))
+
+
+def _turn_outputs(turn) -> list[dict]:
+    """A turn as two outputs rendered from Markdown: the prompt, then the answer and its end."""
+    from ..answer import FAILED_MARK, INTERRUPTED_MARK
+
+    user = _markdown(f"**You**\n\n{turn.prompt}", f"You: {turn.prompt}")
+    who = turn.model or "assistant"
+    answer = turn.answer
+    if turn.status == "interrupted":
+        answer += INTERRUPTED_MARK
+    elif turn.status == "error":
+        answer = f"{answer}{FAILED_MARK}\n\n*{turn.error}*" if answer else f"*⚠ {turn.error}*"
+    return [user, _markdown(f"**{who}**\n\n{answer}", f"{who}: {answer}")]
+
+
+def chat_text(session, name: str, fallback: bool = False) -> str:
+    """A chat's transcript as text."""
+    turns = session.chats.get(name).turns if name in session.chats else []
+    lines = [f"Chat {name!r}: {len(turns)} turns"]
+    if fallback:
+        lines[0] += f" (continue it with %%mistral -c {name})"
+    for turn in turns:
+        lines += [""] + [out["data"]["text/plain"] for out in _turn_outputs(turn)]
+    return "\n".join(lines)
+
+
+def _status_line(session, answer) -> str:
+    if answer.status == "error":
+        return answer.error or "the request failed"
+    footer = session.footer(answer)
+    return f"interrupted · {footer}" if answer.status == "interrupted" else footer
+
+
+class ChatPanel(View):
+    """A chat box on the named chat: transcript, input, Send and Stop, a status line.
+
+    `send(text)` returns a `concurrent.futures.Future` of the recorded `Turn` at
+    once; `stop()` cancels the running request; `wait(timeout)` returns the Turn.
+    Widgets: `history` and `live` (Output, rendered Markdown), `input` (Textarea),
+    `send_button`, `stop_button`, `status` (HTML).
+    """
+
+    def __init__(self, session, name: str = DEFAULT_CHAT):
+        super().__init__()
+        import ipywidgets as w
+
+        self.session = session
+        self.name = name
+        self.future = None
+        self._parts: list[str] = []
+        self.last = None  # the last Answer the panel got
+        self.updates = 0  # renders of the streaming answer
+        self._task: asyncio.Task | None = None
+        self._stop_requested = False
+        self._state = threading.Lock()
+        self._shown_at = 0.0
+        self._shown_len = 0
+        self._prompt = ""
+        self._model = ""
+
+        self.title = w.HTML(render.line(name, lead="chat"))
+        self.history = w.Output(layout=w.Layout(max_height="32em", overflow="auto"))
+        self.live = w.Output()
+        self.input = w.Textarea(placeholder="Ask… (Send, or panel.send(text))",
+                                layout=w.Layout(width="100%"))
+        self.send_button = w.Button(description="Send", button_style="primary", icon="paper-plane")
+        self.stop_button = w.Button(description="Stop", icon="stop", disabled=True)
+        self.status = w.HTML()
+        self.send_button.on_click(self._on_send)
+        self.stop_button.on_click(lambda button: self.stop())
+        self.widget = w.VBox([
+            self.title, self.history, self.live, self.input,
+            w.HBox([self.send_button, self.stop_button]), self.status,
+        ])
+        self.chat = None
+        self._unsubscribe_chat = None
+        self._attach()
+        # A `%mistral reset --all` replaces the Chat object; each call re-checks it.
+        self._cleanups.append(session.ledger.subscribe(lambda record: self._attach()))
+
+    @property
+    def busy(self) -> bool:
+        future = self.future
+        return future is not None and not future.done()
+
+    def _attach(self) -> None:
+        chat = self.session.chats.get(self.name)
+        if chat is self.chat:
+            return
+        with self._lock:
+            if self._unsubscribe_chat is not None:
+                self._unsubscribe_chat()
+            self.chat = chat
+            self._unsubscribe_chat = chat.subscribe(lambda chat: self.refresh())
+        self.refresh()
+
+    def close(self) -> None:
+        self.stop()
+        if self._unsubscribe_chat is not None:
+            self._unsubscribe_chat()
+        super().close()
+
+    # -- actions -------------------------------------------------------------------
+
+    def send(self, text: str | None = None):
+        """Ask `text` (default: the input box) in this chat; returns a Future of the Turn.
+
+        Raises `BudgetExceeded` / `ConfigError` before sending, and `RuntimeError`
+        while a request is running.
+        """
+        from_input = text is None
+        prompt = (self.input.value if from_input else text).strip()
+        if not prompt:
+            raise ValueError("nothing to send: type a message first")
+        if self.busy:
+            raise RuntimeError(f"chat {self.name!r} is still answering; Stop it or wait")
+        self._attach()
+        session = self.session
+        request = session.build_request(prompt, chat=self.name)
+        # Resolved here, in the kernel's thread: the offline notice belongs to the cell,
+        # and building the client imports the SDK (slow once).
+        backend = session.backend
+        _ = backend.client
+        reservation = session.reserve(request, exact=backend.kind == "offline")
+        if from_input:
+            self.input.value = ""
+        with self._state:
+            self._stop_requested = False
+        self._prompt, self._model, self._parts = prompt, request["model"], []
+        self._render_live(waiting=True)
+        self._set_busy(True)
+        try:
+            self.future = session.loop.submit(self._run(request, reservation, backend, prompt))
+        except BaseException:
+            reservation.release()
+            raise
+        # A task cancelled before it ran never settles: give the hold back then too.
+        self.future.add_done_callback(lambda future: reservation.release())
+        return self.future
+
+    def stop(self) -> bool:
+        """Cancel the running request; its partial answer is kept, marked interrupted."""
+        if not self.busy:
+            return False
+        with self._state:
+            self._stop_requested = True
+            task = self._task
+        if task is not None:
+            self.session.loop.loop.call_soon_threadsafe(task.cancel)
+        return True
+
+    def wait(self, timeout: float | None = None):
+        """Wait for the running (or last) request; returns its Turn (None if stopped unsent)."""
+        future = self.future
+        return None if future is None else future.result(timeout)
+
+    async def _run(self, request, reservation, backend, prompt):
+        with self._state:
+            if self._stop_requested:  # stopped before it was sent: nothing to record
+                reservation.release()
+                self._idle("stopped before sending")
+                return None
+            self._task = asyncio.current_task()
+        status, error = "the request failed unexpectedly (see the log)", True
+        try:
+            answer = await self.session.call_async(
+                request, backend=backend, reservation=reservation, chat=self.name,
+                on_text=self._on_text,
+            )
+            turn = self.session.record_turn(answer, request, self.name, None)
+            self.last = answer
+            status, error = _status_line(self.session, answer), answer.status == "error"
+            return turn
+        finally:
+            with self._state:
+                self._task = None
+            self._idle(status, error=error)
+
+    def _on_send(self, button) -> None:
+        from ..errors import MistralMagicError
+
+        try:
+            self.send()
+        except (MistralMagicError, ValueError, RuntimeError) as exc:
+            self._status(str(exc), error=True)
+
+    # -- rendering -------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Render the chat's turns (called after every change to the chat)."""
+        chat = self.chat
+        outputs = [out for turn in list(chat.turns) for out in _turn_outputs(turn)]
+        details = f"{self.name} · {len(chat.turns)} turns"
+        if chat.system:
+            details += f" · system: {chat.system[:120]}"
+        with self._lock:
+            self.history.outputs = tuple(outputs)
+            self.title.value = render.line(details, lead="chat")
+
+    @property
+    def partial(self) -> str:
+        """The answer streamed so far by the running (or last) request."""
+        return "".join(self._parts)
+
+    def _on_text(self, parts: list[str]) -> None:
+        # On the loop thread, once per chunk: render at a bounded, falling rate, and
+        # join the pieces only then (a join per chunk would be quadratic).
+        self._parts = parts
+        if time.monotonic() - self._shown_at >= update_interval(self._shown_len):
+            self._render_live()
+
+    def _render_live(self, waiting: bool = False) -> None:
+        with self._lock:
+            partial = self.partial
+            answer = "*…waiting for the first token…*" if waiting else partial + CURSOR
+            self.live.outputs = (
+                _markdown(f"**You**\n\n{self._prompt}", f"You: {self._prompt}"),
+                _markdown(f"**{self._model}**\n\n{answer}", answer),
+            )
+            self._shown_at, self._shown_len = time.monotonic(), len(partial)
+            if not waiting:
+                self.updates += 1
+
+    def _idle(self, status: str, error: bool = False) -> None:
+        with self._lock:
+            self.live.outputs = ()
+            self._set_busy(False)
+            self._status(status, error=error)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.send_button.disabled = busy
+        self.stop_button.disabled = not busy
+
+    def _status(self, text: str, error: bool = False) -> None:
+        self.status.value = render.line(text, minor=True, tone="error" if error else "muted")
+
+    def text(self) -> str:
+        return chat_text(self.session, self.name)
+
