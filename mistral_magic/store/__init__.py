@@ -74,7 +74,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -82,35 +81,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import db
+from . import transfer
 from .db import (
-    BATCH,
     MEMORY,
     TIMEOUT_S,
     Database,
-    Scrubber,
     StoreError,
     chunks,
-    is_secret_name,
     marks,
     parse_time,
 )
 from .schema import now
+from .secrets import Scrubber, is_secret_name
 from .tables import BatchJob, BatchJobs, Records, StoredLedger
+from .transfer import COLUMNS, UPSERT, note_uses
 
 __all__ = ["BatchJob", "Entry", "Store", "StoreError", "StoreStats", "request_key"]
-
-_COLUMNS = (
-    "key", "kind", "model", "backend", "response", "prompt_tokens", "completion_tokens",
-    "cost", "notebook", "cell", "created", "hits", "saved", "last_used",
-)
-_WRITTEN = _COLUMNS[:11]  # what a put sets; the reuse counts are the store's own
-_UPSERT = (
-    f"INSERT INTO responses ({','.join(_WRITTEN)}) VALUES ({marks(_WRITTEN)}) "
-    "ON CONFLICT(key) DO UPDATE SET "
-    + ", ".join(f"{c}=excluded.{c}" for c in _WRITTEN if c != "key")
-)
-
 
 def request_key(backend: str | None, request: Mapping[str, Any]) -> str:
     """The cache key of a request: sha256 of ``[backend, request]`` as sorted JSON.
@@ -222,13 +208,13 @@ class Store(Database):
         def write(conn, batch, secrets):
             stamp = now()
             rows = [self._row(entry, secrets, stamp) for entry in batch]
-            conn.executemany(_UPSERT, rows)
-            _note_uses(conn, [(row[0], row[8], row[9]) for row in rows], stamp)
+            conn.executemany(UPSERT, rows)
+            note_uses(conn, [(row[0], row[8], row[9]) for row in rows], stamp)
 
         return self.batched(entries, write)
 
     def _row(self, entry: Mapping[str, Any], secrets: list[str], created: str) -> tuple:
-        """The `_WRITTEN` columns of an entry, credentials scrubbed."""
+        """The `WRITTEN` columns of an entry, credentials scrubbed."""
         key = entry["key"]
         if not isinstance(key, str) or not key:
             raise StoreError(f"A cache key is a non-empty string from request_key, not {key!r}")
@@ -264,7 +250,7 @@ class Store(Database):
             if conn is None:
                 return {}
             for chunk in chunks(keys):
-                sql = f"SELECT {','.join(_COLUMNS)} FROM responses WHERE key IN ({marks(chunk)})"
+                sql = f"SELECT {','.join(COLUMNS)} FROM responses WHERE key IN ({marks(chunk)})"
                 rows.update((row[0], row) for row in conn.execute(sql, chunk))
             counted = hit and bool(rows) and self._readonly is None
             if counted:
@@ -289,7 +275,7 @@ class Store(Database):
                     [stamp, *chunk],
                 )
             notebook, cell = Scrubber.text(notebook, secrets), Scrubber.text(cell, secrets)
-            _note_uses(conn, [(key, notebook, cell) for key in keys], stamp)
+            note_uses(conn, [(key, notebook, cell) for key in keys], stamp)
 
     def delete(self, keys: str | Iterable[str]) -> int:
         """Forget the answers to `keys` (one key or many); how many there were."""
@@ -314,7 +300,7 @@ class Store(Database):
 
     def entries(self, *, notebook: str | None = None, limit: int | None = None) -> list[Entry]:
         """Stored answers, the most recently used first (reading them is not a hit)."""
-        sql, args = f"SELECT {','.join(_COLUMNS)} FROM responses", []
+        sql, args = f"SELECT {','.join(COLUMNS)} FROM responses", []
         if notebook is not None:
             sql, args = sql + " WHERE key IN (SELECT key FROM uses WHERE notebook = ?)", [notebook]
         sql += " ORDER BY COALESCE(last_used, created) DESC"
@@ -364,126 +350,24 @@ class Store(Database):
             if self.path != MEMORY:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return cleared
-
     # -- moving answers between stores -------------------------------------------------
 
-    def export(
-        self,
-        path: str | os.PathLike,
-        *,
-        keys: Iterable[str] | None = None,
-        notebook: str | None = None,
-    ) -> int:
+    def export(self, path: str | os.PathLike, *, keys: Iterable[str] | None = None,
+               notebook: str | None = None) -> int:
         """Write a standalone store of some answers: `keys`, those `notebook` used, or all.
 
         It has this schema, no WAL and no reuse counts, so ``MistralMagics.cache_path``
         can point at it, or `import_from` read it. A file already there is replaced
         only if it is a store. Returns the number of answers written.
         """
-        target = db.resolve_path(path)
-        if target == MEMORY or target == self.path:
-            raise StoreError(f"Export to another file than {target}, e.g. 'answers.sqlite'")
-        db.check_replaceable(target)
-        if keys is None and notebook is not None:
-            keys = self.keys(notebook=notebook)
-        wanted = None if keys is None else list(dict.fromkeys(keys))
-        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial.unlink(missing_ok=True)
-            out = sqlite3.connect(partial, isolation_level=None)
-            try:
-                db.migrate(out)
-                out.execute("BEGIN")
-                written = self._copy_to(out, wanted, notebook)
-                out.execute("COMMIT")
-            finally:
-                out.close()
-            os.replace(partial, target)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"Cannot write {target} ({exc}); export to another path") from None
-        finally:
-            partial.unlink(missing_ok=True)
-        return written
-
-    def _copy_to(self, out: sqlite3.Connection, keys: list[str] | None, notebook: str | None) -> int:
-        """Copy answers (and who used them) into `out`'s open transaction; how many."""
-        select = f"SELECT {','.join(_WRITTEN)} FROM responses"
-        queries = [(select, [])] if keys is None else [
-            (f"{select} WHERE key IN ({marks(chunk)})", chunk) for chunk in chunks(keys)
-        ]
-        written: list[str] = []
-        with self.reading() as conn:
-            if conn is None:
-                return 0
-            for sql, args in queries:
-                cursor = conn.execute(sql, args)
-                while rows := cursor.fetchmany(BATCH):
-                    out.executemany(_UPSERT, rows)
-                    written.extend(row[0] for row in rows)
-            for chunk in chunks(written):
-                used = conn.execute(
-                    f"SELECT key, notebook, cell, last_used FROM uses WHERE key IN ({marks(chunk)})",
-                    chunk,
-                )
-                out.executemany(
-                    "INSERT OR REPLACE INTO uses VALUES (?, ?, ?, ?)",
-                    [use for use in used if notebook is None or use[1] == notebook],
-                )
-        return len(written)
+        return transfer.export(self, path, keys=keys, notebook=notebook)
 
     def import_from(self, path: str | os.PathLike) -> int:
         """Add the answers of another store (an export); answers already here are kept.
 
         Returns how many were added. The other file is only read.
         """
-        source = db.resolve_path(path)
-        if source == MEMORY or not Path(source).is_file():
-            raise StoreError(f"No store at {source}; give the path of a file written by export")
-        if source == self.path:
-            return 0
-        src = db.connect_readonly(source, self.timeout_s, "importing", current=False)
-        added = 0
-
-        def write(conn, rows, secrets):
-            nonlocal added
-            # Skip the keys already here (llm's embed_multi), then insert the rest.
-            keys = [row[columns.index("key")] for row in rows]
-            here = {r[0] for chunk in chunks(keys) for r in conn.execute(
-                f"SELECT key FROM responses WHERE key IN ({marks(chunk)})", chunk)}
-            stamp = now()
-            entries = []
-            for row in rows:
-                entry = dict(zip(columns, row, strict=True))
-                if entry["key"] not in here:
-                    entry["response"] = json.loads(entry["response"])
-                    entries.append(self._row(entry, secrets, entry.get("created") or stamp))
-            conn.executemany(
-                f"INSERT INTO responses ({','.join(_WRITTEN)}) VALUES ({marks(_WRITTEN)})", entries
-            )
-            _note_uses(conn, [(e[0], e[8], e[9]) for e in entries], stamp)
-            added += len(entries)
-
-        try:
-            # An older or newer store may have other columns: take those both know.
-            theirs = {row[1] for row in src.execute("PRAGMA table_info(responses)")}
-            columns = [c for c in _WRITTEN if c in theirs]
-            if {"key", "response"} <= set(columns):
-                self.batched(src.execute(f"SELECT {','.join(columns)} FROM responses"), write)
-        except sqlite3.Error as exc:
-            raise db.failed_error(source, exc) from None
-        finally:
-            src.close()
-        return added
-
-
-def _note_uses(conn: sqlite3.Connection, uses: list[tuple], stamp: str) -> None:
-    """Record which notebook (and cell) stored or reused each key: what export selects."""
-    conn.executemany(
-        "INSERT INTO uses (key, notebook, cell, last_used) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT(key, notebook) DO UPDATE SET cell=excluded.cell, last_used=excluded.last_used",
-        [(key, notebook, cell, stamp) for key, notebook, cell in uses if notebook],
-    )
+        return transfer.import_from(self, path)
 
 
 def _entry(row: tuple) -> Entry:

@@ -10,14 +10,13 @@
 - `Database` holds the one connection: opened on first use, shared by threads behind
   a lock, reopened in a forked child, every write one ``BEGIN IMMEDIATE`` transaction,
   every SQLite failure a one-line `StoreError`;
-- `Scrubber` takes credentials out of everything before it is written.
+- credentials are taken out of everything before it is written (`secrets`).
 
 Standard library only: it is imported lazily by the session, never by ``%load_ext``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -32,24 +31,12 @@ from typing import Any
 
 from ..errors import ConfigError
 from .schema import MIGRATIONS_TABLE, migrate, pending_migrations
+from .secrets import Scrubber
 
 FOLDER = ".mistral_magic"
 FILENAME = "store.sqlite"
 MEMORY = ":memory:"
 GITIGNORE = "*\n"
-
-#: dict keys that carry credentials: dropped from requests and responses, at any depth.
-SECRET_NAMES = frozenset(
-    {
-        "api_key", "apikey", "api-key", "x-api-key", "server_key", "secret_key",
-        "authorization", "proxy-authorization", "headers", "http_headers", "access_token",
-    }
-)
-#: environment variables whose values are redacted wherever they would be written.
-SECRET_ENV = ("MISTRAL_API_KEY", "MISTRAL_SERVER_KEY")
-REDACTED = "[redacted]"
-# Shorter values are not credentials, and replacing them would garble ordinary text.
-MIN_SECRET_LENGTH = 8
 
 MOVE_FIX = "move it away or set MistralMagics.cache_path to another file"
 
@@ -422,55 +409,3 @@ def marks(items: Sized) -> str:
 
 def parse_time(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
-
-
-# -- never a key ---------------------------------------------------------------------
-
-
-def is_secret_name(name: Any) -> bool:
-    return isinstance(name, str) and name.lower() in SECRET_NAMES
-
-
-def strip_secret_names(value: Any) -> Any:
-    """A copy of `value` without credential-carrying dict keys, at any depth."""
-    if isinstance(value, dict):
-        return {k: strip_secret_names(v) for k, v in value.items() if not is_secret_name(k)}
-    if isinstance(value, (list, tuple)):
-        return [strip_secret_names(v) for v in value]
-    return value
-
-
-class Scrubber:
-    """Replaces every known secret in text to be written; the secrets are read per write."""
-
-    def __init__(self, extra: Callable[[], Iterable[str | None]] | None = None):
-        self.extra = extra
-
-    def secrets(self) -> list[str]:
-        """The keys in use, as written raw and as escaped inside JSON text."""
-        values = [os.environ.get(name) for name in SECRET_ENV]
-        if self.extra is not None:
-            values.extend(self.extra() or ())
-        found: list[str] = []
-        for value in values:
-            if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH:
-                for form in (value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]):
-                    if form not in found:
-                        found.append(form)
-        # Longest first, so a key that contains another is replaced whole.
-        return sorted(found, key=len, reverse=True)
-
-    @staticmethod
-    def text(value: Any, secrets: list[str]) -> Any:
-        """`value` with each secret replaced, when it is text; anything else unchanged."""
-        if not isinstance(value, str):
-            return value
-        for secret in secrets:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
-        return value
-
-    def json(self, value: Any, secrets: list[str]) -> str:
-        """`value` as JSON text, without credential keys or secrets."""
-        text = json.dumps(strip_secret_names(value), ensure_ascii=False, default=str)
-        return self.text(text, secrets)

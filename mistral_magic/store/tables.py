@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .db import Scrubber, chunks, marks, parse_time
+from .db import chunks, marks, parse_time
 from .schema import now
+from .secrets import Scrubber
 
 if TYPE_CHECKING:
     from . import Store
