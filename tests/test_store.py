@@ -218,7 +218,7 @@ def test_many_at_once_in_chunks_and_batches(store):
         with store.reading() as conn:
             conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
     n = 2_600  # several IN lists, several write transactions
-    assert n > store_module.BATCH and n > store_module.db.CHUNK
+    assert n > store_module.db.BATCH and n > store_module.db.CHUNK
     written = store.put_many(
         {"key": f"k{i}", "response": answer(f"row {i}"), "kind": "extract", "cost": 0.001}
         for i in range(n)
