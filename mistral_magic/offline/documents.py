@@ -258,7 +258,9 @@ def _docx(data: bytes, name: str) -> Document:
         text = "".join(parts)
         if style is not None and (style.get(f"{_W}val") or "").lower().startswith(("heading", "title")) and text:
             text = "# " + text
-        sheets[-1].append(text)
+        if text.strip():
+            # A blank line after each paragraph keeps paragraphs apart once laid out.
+            sheets[-1] += [text, ""]
     pages: list[Page] = []
     for sheet in sheets:
         for page in _flow(sheet):

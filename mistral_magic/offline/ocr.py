@@ -50,10 +50,12 @@ def placeholder(page: Page, kind: str) -> str:
         return (f"*Offline OCR (mistral_magic): this page is an image of {page.width}×{page.height} px. "
                 "The offline server has no OCR model and cannot recognise text in pictures; "
                 "set MISTRAL_API_KEY to run Mistral OCR.*")
-    return (f"*Offline OCR (mistral_magic): page {page.index} has no text layer"
-            f"{' (' + str(len(page.images)) + ' image' + ('s' if len(page.images) != 1 else '') + ')' if page.images else ''}. "
-            "The offline server reads a document's text layer only and cannot recognise text in scans "
-            "or pictures; set MISTRAL_API_KEY to run Mistral OCR.*")
+    count = len(page.images)
+    pictures = f" ({count} image{'s' if count != 1 else ''})" if count else ""
+    where = "no text in its body" if page.lines else "no text layer"
+    return (f"*Offline OCR (mistral_magic): page {page.index} has {where}{pictures}. The offline server reads "
+            "a document's text layer only and cannot recognise text in scans or pictures; "
+            "set MISTRAL_API_KEY to run Mistral OCR.*")
 
 
 def page_numbers(spec, count: int) -> list[int]:
@@ -101,7 +103,7 @@ def _levels(pages: list[Page], body: float) -> dict[float, int]:
 
 
 def _kind(line: Line, page: Page, levels: dict[float, int]) -> str:
-    if line.box and page.lines and len(page.lines) > 1:
+    if line.box:
         if line.box[3] <= page.height * _MARGIN:
             return "header"
         if line.box[1] >= page.height * (1 - _MARGIN):
@@ -206,7 +208,7 @@ class _Builder:
                 parts.append(text)
             if entry is not None:
                 out_blocks.append(entry)
-        has_text = any(b.kind != "image" for b in blocks)
+        has_text = any(b.kind not in ("image", "header", "footer") for b in blocks)
         scored = 1.0 if has_text else 0.0
         if not has_text:
             parts.append(placeholder(page, self.doc.kind))

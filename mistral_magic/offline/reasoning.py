@@ -25,12 +25,13 @@ import operator
 import random
 import re
 
+from .. import tokens
 from . import catalogue, words
 from .wire import ChatRequest, RequestError, error_body
 
 PARAGRAPHS = {"minimal": 1, "low": 2, "medium": 4, "high": 7, "xhigh": 10}
 NATIVE_EFFORT = "medium"
-MARKER_TOKENS = 2
+MARKER_TOKENS = tokens.THINK_MARKERS
 _ARITHMETIC = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:\s*[-+*/×x÷^]\s*-?\d+(?:\.\d+)?)+(?![\w.])")
 
 
