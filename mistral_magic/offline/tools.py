@@ -67,7 +67,7 @@ def check_messages(req: ChatRequest) -> None:
                 pending.pop(call_id)
                 answered.add(call_id)
                 continue
-            if call_id in answered or not answered:
+            if call_id in answered or not (answered or pending):
                 raise _mismatch()
             raise RequestError(400, error_body(
                 f"Tool message answers tool call id {call_id}, but no assistant message made a call with that id",
