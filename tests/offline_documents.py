@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import zipfile
+
+# fpdf2 writes the creation time into every PDF: a fixed one keeps the bytes the same run to run.
+CREATED = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def data_url(data: bytes, mime: str) -> str:
@@ -26,6 +30,7 @@ def invoice_pdf(number: str = "INV-2041", customer: str = "Ada Lovelace", date: 
     from fpdf import FPDF
 
     pdf = FPDF(format="A4")
+    pdf.set_creation_date(CREATED)
     pdf.set_auto_page_break(False)
     pdf.add_page()
     pdf.set_font("helvetica", size=20)
@@ -51,6 +56,7 @@ def report_pdf(pages: int = 3) -> bytes:
     from fpdf import FPDF
 
     pdf = FPDF(format="Letter")
+    pdf.set_creation_date(CREATED)
     pdf.set_auto_page_break(False)
     for number in range(pages):
         pdf.add_page()
