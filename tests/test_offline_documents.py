@@ -326,3 +326,25 @@ def test_ocr_default_model_and_the_model_it_used(offline_server):
     body = {"model": None, "document": {"type": "document_url", "document_url": data_url(b"hello", "text/plain")}}
     response = post(offline_server, "/v1/ocr", body)
     assert response.status_code == 200 and response.json()["model"] == "mistral-ocr-4-1"
+
+
+def bomb_png(side: int = 60000) -> bytes:
+    """A few bytes of PNG that claim to be side×side pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_a_picture_claiming_billions_of_pixels_is_refused_not_decoded(offline_server):
+    url = data_url(bomb_png(), "image/png")
+    chat = post(offline_server, "/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "see"}, {"type": "image_url", "image_url": url}]}]})
+    assert chat.status_code == 400
+    ocr_response = post(offline_server, "/v1/ocr", {"model": "mistral-ocr-latest",
+                                                    "document": {"type": "image_url", "image_url": url}})
+    assert ocr_response.status_code == 400 and "not an image" in ocr_response.json()["message"]

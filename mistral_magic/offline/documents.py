@@ -11,10 +11,13 @@ the offline server has no OCR model, and callers say so where text is missing.
 
 from __future__ import annotations
 
+import collections
 import csv
+import hashlib
 import io
 import math
 import re
+import threading
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -71,11 +74,14 @@ class Document:
         self.page_count = count
         self._layout = layout
         self._pages: dict[int, Page] = {}
+        # Cached documents are shared by requests in several threads; pypdf's reader is not thread-safe.
+        self._lock = threading.Lock()
 
     def page(self, index: int) -> Page:
-        if index not in self._pages:
-            self._pages[index] = self._layout(index)
-        return self._pages[index]
+        with self._lock:
+            if index not in self._pages:
+                self._pages[index] = self._layout(index)
+            return self._pages[index]
 
     def pages(self) -> list[Page]:
         return [self.page(i) for i in range(self.page_count)]
@@ -96,7 +102,27 @@ def unreadable(name: str, why: str) -> RequestError:
                                         param="document"))
 
 
+_CACHE: collections.OrderedDict[tuple, Document] = collections.OrderedDict()
+_CACHE_BYTES = 64 * 1024 * 1024  # documents kept for follow-up questions about them
+_cache_lock = threading.Lock()
+
+
 def load(data: bytes, name: str = "document", mime: str | None = None) -> Document:
+    """The document in `data`, laid out once: a chat's follow-ups send the same document again."""
+    key = (hashlib.sha256(data).hexdigest(), name, mime)
+    with _cache_lock:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    doc = _load(data, name, mime)
+    with _cache_lock:
+        _CACHE[key] = doc
+        while sum(d.size for d in _CACHE.values()) > _CACHE_BYTES and len(_CACHE) > 1:
+            _CACHE.popitem(last=False)
+    return doc
+
+
+def _load(data: bytes, name: str, mime: str | None) -> Document:
     """The document in `data`, recognised by its bytes first, then its type or name."""
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if data.startswith(b"%PDF"):
@@ -136,7 +162,8 @@ def _picture(data: bytes):
     try:
         with Image.open(io.BytesIO(data)) as img:
             return img.format, img.size, img.info.get("dpi")
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        # A decompression bomb is refused like any picture that cannot be read.
         return None
 
 
@@ -155,7 +182,7 @@ def jpeg(data: bytes) -> bytes | None:
             out = io.BytesIO()
             img.convert("RGB").save(out, "JPEG", quality=85)
             return out.getvalue()
-    except (OSError, ValueError):
+    except (OSError, ValueError, Image.DecompressionBombError):
         return None
 
 
@@ -303,7 +330,7 @@ def _pdf(data: bytes, name: str) -> Document:
         count = len(reader.pages)
     except PdfReadError as exc:
         raise unreadable(name, f"it is not a readable PDF ({exc})") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # pypdf raises many kinds on damaged files; each is the caller's bad document
         raise unreadable(name, f"it is not a readable PDF ({type(exc).__name__})") from None
     return Document(name, "pdf", len(data), count, lambda i: _pdf_page(reader, i, name))
 
