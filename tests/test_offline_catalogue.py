@@ -131,3 +131,12 @@ def test_every_catalogue_id_is_unique_and_retired_ids_are_not_served():
     assert not set(names) & set(catalogue.RETIRED)
     assert all(catalogue.find(successor) for _, successor in catalogue.RETIRED.values())
     assert all(catalogue.find(m.replacement) for m in catalogue.MODELS if m.replacement)
+
+
+def test_retrieving_a_card_it_lacks_says_why(offline_server):
+    headers = {"Authorization": f"Bearer {offline_server.api_key}"}
+    retired = httpx.get(offline_server.url + "/v1/models/open-mistral-7b", headers=headers, timeout=30)
+    assert retired.status_code == 404
+    assert retired.json()["message"].startswith("Model open-mistral-7b not found (Mistral retired it on 2025-03-30")
+    unknown = httpx.get(offline_server.url + "/v1/models/gpt-4", headers=headers, timeout=30)
+    assert "not in the offline catalogue" in unknown.json()["message"]

@@ -260,7 +260,8 @@ def build(state: ServerState) -> Gate:
         name = request.path_params["model_id"]
         model = catalogue.find(name)
         if model is None:
-            raise RequestError(404, error_body(f"Model {name} not found", "invalid_model", "1500"))
+            why = catalogue.unknown_message(name).split(" (", 1)[1].rstrip(")")
+            raise RequestError(404, error_body(f"Model {name} not found ({why})", "invalid_model", "1500"))
         return _json(200, model.card(name))
 
     async def chat_completions(request: Request) -> Response:
