@@ -101,8 +101,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# A thinking chunk is wrapped in the [THINK] and [/THINK] control tokens.
+THINK_MARKERS = 2
+
+
+def _thinking_tokens(chunk: dict) -> int:
+    parts = chunk.get("thinking")
+    text = parts if isinstance(parts, str) else "".join(
+        p.get("text", "") for p in parts or [] if isinstance(p, dict))
+    return count_text(text) + THINK_MARKERS
+
+
 def _split_images(messages: list[dict]) -> tuple[list[dict], int]:
-    """Messages with image chunks removed (the tokenizer has no vision), and their tokens."""
+    """Messages without image and thinking chunks (the tokenizer takes neither here), and their tokens."""
     images = 0
     clean = []
     for message in messages:
@@ -114,6 +125,9 @@ def _split_images(messages: list[dict]) -> tuple[list[dict], int]:
                 chunk = _plain(chunk)
                 if isinstance(chunk, dict) and chunk.get("type") == "image_url":
                     images += image_tokens(chunk.get("image_url"))
+                elif isinstance(chunk, dict) and chunk.get("type") == "thinking":
+                    # Replayed reasoning counts as prompt tokens, as the hosted API bills it.
+                    images += _thinking_tokens(chunk)
                 else:
                     kept.append(chunk)
             message["content"] = kept or ""

@@ -60,11 +60,16 @@ def test_invalid_body_is_422_with_detail(offline_server, sdk):
 def test_unknown_model_is_invalid_model(offline_server, sdk):
     response = raw(offline_server, "POST", "/v1/chat/completions", json={"model": "xyz", "messages": user("hi")})
     assert response.status_code == 400
-    assert response.json() == {"object": "error", "message": "Invalid model: xyz", "type": "invalid_model",
-                                "param": None, "code": "1500"}
+    body = response.json()
+    assert {k: body[k] for k in ("object", "type", "param", "code")} == {
+        "object": "error", "type": "invalid_model", "param": None, "code": "1500"}
+    # The hosted message first, then why offline and how to list the models it has.
+    assert body["message"].startswith("Invalid model: xyz (not in the offline catalogue")
+    assert "client.models.list()" in body["message"] and "%mistral models" in body["message"]
     with pytest.raises(errors.SDKError) as caught:
         sdk.embeddings.create(model=MODEL, inputs=["chat models do not embed"])
     assert caught.value.status_code == 400
+    assert "cannot embed text" in caught.value.body and "mistral-embed" in caught.value.body
 
 
 # --- models ------------------------------------------------------------------------------

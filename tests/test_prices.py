@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+
 import pytest
 from conftest import run
 
@@ -11,6 +14,8 @@ from mistral_magic.estimates import estimate_call
 from mistral_magic.prices import load_prices
 
 MESSAGES = [{"role": "user", "content": "How much will this cost?"}]
+# Priced per unit of something other than tokens: the raw entry names the unit.
+OTHER_UNITS = ("per_page", "per_audio_minute", "per_million_characters")
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +27,31 @@ def cards(offline_server):
         return client.models.list().data
 
 
+@pytest.fixture(scope="module")
+def raw_prices():
+    return json.loads(resources.files("mistral_magic").joinpath("prices.json").read_text("utf-8"))
+
+
+def _token_priced(card) -> bool:
+    caps = card.capabilities
+    return caps.completion_chat or caps.moderation or "embed" in card.id
+
+
 def test_catalogue_lists_aliases_as_their_own_cards(cards):
     names = [card.id for card in cards]
     assert len(names) == len(set(names))
     assert {"mistral-small-latest", "ministral-8b-latest", "mistral-moderation-latest",
-            "mistral-ocr-latest", "mistral-embed"} <= set(names)
+            "mistral-ocr-latest", "mistral-embed", "magistral-medium-latest", "devstral-latest",
+            "pixtral-large-latest", "voxtral-small-latest", "codestral-embed"} <= set(names)
 
 
-def test_every_listed_id_and_alias_has_a_price(cards):
+def test_the_price_file_keeps_its_source_and_date(raw_prices):
+    assert raw_prices["date"] == "2026-08-21" and "Mistral public docs" in raw_prices["source"]
+    assert raw_prices["currency"] == "USD" and raw_prices["batch_discount"] == 0.5
+    assert set(raw_prices["units"]) >= {"per_page", "per_annotated_page", "per_audio_minute", "free"}
+
+
+def test_every_listed_id_and_alias_has_a_price(cards, raw_prices):
     prices = load_prices()
     missing = [card.id for card in cards if prices.entry(card.id) is None]
     assert not missing, f"prices.json has no price for {missing}"
@@ -37,14 +59,20 @@ def test_every_listed_id_and_alias_has_a_price(cards):
         # An id and its aliases are one model with one price.
         assert {prices.resolve(alias) for alias in card.aliases} <= {prices.resolve(card.id)}
         entry = prices.entry(card.id)
+        raw = raw_prices["models"][prices.resolve(card.id)]
         caps = card.capabilities
         if caps.ocr:
-            # OCR is priced per page, not per token: the table says so.
+            # OCR is priced per page (and per annotated page), not per token: the table says so.
             assert entry.per_page and entry.per_page > 0, card.id
+            assert raw["per_annotated_page"] >= raw["per_page"], card.id
             assert prices.price(card.id) is None
-        elif caps.moderation:
-            # Moderation is free, and the table says 0 rather than nothing.
+        elif raw.get("free"):
+            # Free models (the docs say so) cost 0, which is a price, not an unknown one.
             assert prices.price(card.id) == (0.0, 0.0), card.id
+        elif not _token_priced(card):
+            # Transcription and speech are priced per minute or per character.
+            assert any(raw.get(unit, 0) > 0 for unit in OTHER_UNITS), card.id
+            assert prices.price(card.id) is None, card.id
         else:
             price_in, price_out = prices.price(card.id)
             assert price_in > 0, card.id
@@ -54,12 +82,25 @@ def test_every_listed_id_and_alias_has_a_price(cards):
             assert entry.context == card.max_context_length, card.id
 
 
+def test_moderation_is_free_on_the_current_model_and_not_on_the_old_one():
+    prices = load_prices()
+    assert prices.price("mistral-moderation-latest") == (0.0, 0.0)
+    assert prices.price("mistral-moderation-2411") == (0.1, 0.0)
+
+
+def test_mistral_ocr_latest_is_ocr_4_1_and_costs_what_it_costs():
+    prices = load_prices()
+    assert prices.resolve("mistral-ocr-latest") == "mistral-ocr-4-1"
+    assert prices.page_cost("mistral-ocr-latest", 1000) == pytest.approx(4.0)
+    assert prices.page_cost("mistral-ocr-2512", 1000) == pytest.approx(2.0)
+
+
 def test_a_budget_accepts_every_token_priced_model_it_lists(cards):
     prices = load_prices()
     budget = Budget(1.0)
     for card in cards:
-        if card.capabilities.ocr:
-            continue  # priced per page; a chat estimate does not apply
+        if card.capabilities.ocr or not _token_priced(card):
+            continue  # priced per page, minute or character; a chat estimate does not apply
         estimate = estimate_call(prices, card.id, MESSAGES, max_tokens=100)
         assert estimate.worst_cost is not None, card.id
         # raises BudgetExceeded when no price is known

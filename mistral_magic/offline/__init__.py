@@ -11,35 +11,71 @@
 Or standalone: `python -m mistral_magic.offline --port 8765` prints its URL and key.
 
 What it serves (everything it makes up is labelled as offline output):
-- `GET /v1/models`, `GET /v1/models/{id}`: current Mistral ids and aliases, with
-  capabilities and context lengths; an alias works wherever a model is accepted.
+- `GET /v1/models`, `GET /v1/models/{id}`: every model id the spec, the SDK's examples
+  and Mistral's docs use (large, medium, small, ministral, magistral, devstral,
+  codestral, pixtral, voxtral, embed, moderation, OCR; dated ids and aliases), with the
+  docs' capabilities, context lengths, release dates and, for deprecated models, their
+  retirement date and successor (`catalogue.py`). A model it lacks gets 400
+  `invalid_model` (code 1500) saying it is not in the offline catalogue (a retired one:
+  when, and what replaced it) and how to list the ones that are; a model without the
+  capability an endpoint needs says which models have it.
 - `POST /v1/chat/completions`, whole or streamed (SSE): Markdown answers that quote the
   prompt and refer back to the previous user turn, a Python code block when code is
   asked for; `max_tokens`, `stop`, `random_seed`, assistant `prefix`, `n` (streamed
   too, choices side by side); `response_format` json_object and strict json_schema
-  (values filled from the prompt, `pattern` honoured; a re-ask takes them from the
-  question, not the feedback); function `tools` with every `tool_choice`.
+  (values filled from the prompt and its documents, `pattern` honoured; a re-ask takes
+  them from the question, not the feedback).
+  Tools (`tools.py`): every `tool_choice`; arguments from the user's text (enum values,
+  quoted strings, `the price column`, `20 bins`, cities and names), one call per value
+  when the text gives several and `parallel_tool_calls` allows; after tool results the
+  answer quotes them. Tool-call ids are checked as the hosted API checks them (9
+  characters of [a-zA-Z0-9], every call answered once): 400 with its messages.
+  Reasoning (`reasoning.py`): `reasoning_effort` "high" on mistral-small/medium-3-5,
+  and Magistral always, answer with a `ThinkChunk` then a `TextChunk` (streamed as the
+  hosted API streams them), thinking counted as completion tokens; the efforts and
+  `prompt_mode` a model does not take are refused with the hosted API's 400s.
+  Pictures and documents (`inputs.py`): `image_url` chunks are named (count, size,
+  format; an http URL is described, not fetched) and counted as the hosted API counts
+  them; `document_url` and `file` chunks are read (a PDF's text layer with pypdf, DOCX,
+  PPTX, text) and quoted, their text counted in the prompt. Models without vision or
+  document reading refuse them.
   Usage is counted with `mistral_magic.tokens`, so client estimates match exactly.
 - Sampling: the same request with the same `random_seed` gets the same answer, and
   temperature 0 ignores the seed. Without a seed answers vary as the hosted API's do:
   the k-th repeat of a request gets the k-th answer, so a fresh server replays a
   notebook run exactly (reproducible per server `seed` and request count).
-- `POST /v1/fim/completions` (codestral models), `POST /v1/embeddings` (feature
-  hashing: similar texts give similar unit vectors; `output_dimension`, `output_dtype`).
-- `/v1/files` (upload, list, get, content, delete) and `/v1/batch/jobs` (create from
-  files or inline `requests`, list, get with `?inline=true` for `outputs`, cancel,
-  delete); jobs finish on their own within about two seconds and write their output
-  and error files, see `batch.py` for the line format.
+- `POST /v1/ocr` (`ocr.py`): a document's real text layer as Mistral OCR's pages
+  (headings, tables inline or as `tbl-N`, images with boxes and JPEG data URLs, links,
+  header/footer extraction, blocks on OCR 4, confidence scores, annotations filled by
+  schema, `pages` as a list or "0,2-4"); pictures and pages without text get a
+  placeholder saying the offline server cannot read text in images.
+- `POST /v1/moderations`, `/v1/chat/moderations`, `/v1/classifications`,
+  `/v1/chat/classifications` (`moderation.py`): the spec's categories scored by keyword
+  rules, high for obviously violent, hateful, self-harm, dangerous, criminal, sexual,
+  jailbreaking or personal-data text and low otherwise; `offline-` ids.
+- `POST /v1/fim/completions` (codestral models), `POST /v1/embeddings` (`embed.py`:
+  feature hashing over words, character n-grams and word pairs, so paraphrases land
+  closer than unrelated texts and near-duplicates above 0.9; Codestral Embed's
+  `output_dimension` are nested prefixes, and its `output_dtype`s).
+- `/v1/files` (upload, list, get, content, delete, and `GET /v1/files/{id}/url`: a
+  signed URL that downloads without the key until it expires, and that chat and OCR
+  read from the store) and `/v1/batch/jobs` (create from files or inline `requests`
+  for chat, FIM, embeddings, moderations, classifications and OCR; list, get with
+  `?inline=true` for `outputs`, cancel, delete); jobs finish on their own within about
+  two seconds and write their output and error files, see `batch.py` for the line format.
 - Errors as the hosted API sends them: 401 `{"detail": "Unauthorized"}` without the
   right bearer key, 422 `detail[]` for invalid bodies, 400 `invalid_model` (code
   1500) for unknown models, the API's input limits (prompt plus `max_tokens` within
   the context; embeddings: 512 inputs, 16,384 tokens). Every other operation of the
-  spec (agents, conversations, audio, OCR, libraries, ...) answers 404 in the error
-  shape, saying it is not available offline; a path in no spec is a plain 404.
+  spec (agents, conversations, audio, libraries, ...; `spec_paths.txt`) answers 404 in
+  the error shape, saying it is not available offline; a path in no spec is a plain 404.
+  The server has no network: it never fetches a URL other than its own signed URLs.
 - Limits against abuse (`limits.py`): 413 past 10 MiB of JSON or a 32 MiB upload
   (256 MiB of files in all), 422 for JSON nested past 64 levels or holding a lone
   surrogate, at most 16 choices, structured answers cut at 64 KiB (`finish_reason:
-  length`, as a model out of tokens). Work runs in a thread pool, off the event loop.
+  length`, as a model out of tokens), documents of at most 1,000 pages, pictures that
+  claim more pixels than Pillow decodes are refused. Work runs in a thread pool, off
+  the event loop.
 
 Fault plans (`FaultPlan`, or a dict of its fields; all default to "no fault"):
 

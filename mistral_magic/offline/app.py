@@ -44,7 +44,8 @@ _ERROR_TEXT = {
 
 
 # Endpoints that count tokens; only these wait for the tokenizer to load.
-_COUNTING_PATHS = frozenset({"/v1/chat/completions", "/v1/fim/completions", "/v1/embeddings"})
+_COUNTING_PATHS = frozenset({"/v1/chat/completions", "/v1/fim/completions", "/v1/embeddings", "/v1/moderations",
+                             "/v1/chat/moderations", "/v1/classifications", "/v1/chat/classifications"})
 # Distinct unseeded requests remembered for answer variation; the oldest are forgotten.
 _REPEATS_KEPT = 100_000
 
@@ -114,7 +115,8 @@ class Gate:
         path = scope["path"]
         state.received(path)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if not state.authorized(headers.get("authorization", "")):
+        # A signed URL is its own credential (checked by its handler), as the hosted blob URLs are.
+        if not path.startswith(files.SIGNED_PREFIX) and not state.authorized(headers.get("authorization", "")):
             # The hosted API's 401 body, as it sends it today.
             return await _json(401, {"detail": "Unauthorized"})(scope, receive, send)
         try:
@@ -163,7 +165,7 @@ def _plan(request: Request) -> tuple[FaultPlan, object]:
 
 
 def _stream_frames(completion: endpoints.Completion):
-    """CompletionChunk frames: each choice's role, then its token pieces side by side.
+    """CompletionChunk frames: each choice's role, then its deltas side by side.
 
     One frame per choice and token step (the first frame of a step is flagged, for
     pacing); a choice's last frame carries its finish_reason, the last frame of all
@@ -176,16 +178,15 @@ def _stream_frames(completion: endpoints.Completion):
     for i in range(len(completion.choices)):
         yield _frame(dict(head, choices=[{"index": i, "delta": {"role": "assistant", "content": ""},
                                            "finish_reason": None}])), False
-    parts = completion.parts()
-    steps = completion.steps()
-    final = max(range(len(parts)), key=lambda i: (len(parts[i]), i))
-    for step in range(steps):
+    deltas = completion.deltas()
+    final = max(range(len(deltas)), key=lambda i: (len(deltas[i]), i))
+    for step in range(completion.steps()):
         first = True
-        for i, (choice, pieces) in enumerate(zip(completion.choices, parts, strict=True)):
-            if step >= len(pieces):
+        for i, (choice, steps) in enumerate(zip(completion.choices, deltas, strict=True)):
+            if step >= len(steps):
                 continue
-            delta = {"tool_calls": choice.tool_calls} if choice.tool_calls else {"content": pieces[step]}
-            if step < len(pieces) - 1:
+            delta = steps[step]
+            if step < len(steps) - 1:
                 yield start + f'{i},"delta":'.encode() + json.dumps(delta, ensure_ascii=False).encode() + middle, first
             else:
                 last = dict(head, choices=[{"index": i, "delta": delta, "finish_reason": choice.finish_reason}])
@@ -211,7 +212,7 @@ def _answer(stream: bool, completion: endpoints.Completion, plan: FaultPlan):
     Runs in the thread pool: it tokenizes the answer into stream pieces and encodes the body.
     """
     if stream:
-        completion.parts()
+        completion.deltas()
         return EventStream(_stream_frames(completion), plan)
     steps = completion.steps() if plan.token_delay_ms else 1
     body = json.dumps(completion.body(), ensure_ascii=False).encode()
@@ -259,7 +260,8 @@ def build(state: ServerState) -> Gate:
         name = request.path_params["model_id"]
         model = catalogue.find(name)
         if model is None:
-            raise RequestError(404, error_body(f"Model {name} not found", "invalid_model", "1500"))
+            why = catalogue.unknown_message(name).split(" (", 1)[1].rstrip(")")
+            raise RequestError(404, error_body(f"Model {name} not found ({why})", "invalid_model", "1500"))
         return _json(200, model.card(name))
 
     async def chat_completions(request: Request) -> Response:
@@ -269,7 +271,7 @@ def build(state: ServerState) -> Gate:
         def work():
             data = limits.decode_json(raw)
             bad = _wants_json(data) and state.faults.chance(plan, source, "bad_json", plan.bad_json_rate)
-            req, completion = endpoints.chat_completion(data, plan, bad, state.seed, state.repeats)
+            req, completion = endpoints.chat_completion(data, plan, bad, state.seed, state.repeats, state.files)
             return _answer(req.stream, completion, plan)
 
         return await run_in_threadpool(work)
@@ -284,9 +286,25 @@ def build(state: ServerState) -> Gate:
 
         return await run_in_threadpool(work)
 
-    async def embeddings(request: Request) -> Response:
-        raw = await limits.read_body(request, limits.MAX_JSON_BYTES)
-        return await run_in_threadpool(lambda: _encoded(endpoints.embeddings(limits.decode_json(raw))))
+    def computed(handler):
+        """A JSON endpoint whose work (decoding, computing, encoding) runs in the thread pool."""
+
+        async def endpoint(request: Request) -> Response:
+            raw = await limits.read_body(request, limits.MAX_JSON_BYTES)
+            return await run_in_threadpool(lambda: _encoded(handler(limits.decode_json(raw))))
+
+        return endpoint
+
+    async def signed_url(request: Request) -> Response:
+        file_id = _uuid(request.path_params["file_id"], "file_id")
+        hours = _int_query(request, "expiry", 24)
+        return _json(200, state.files.sign(file_id, hours, str(request.base_url)))
+
+    async def signed_download(request: Request) -> Response:
+        query = request.query_params
+        stored = state.files.open_signed(request.path_params["file_id"], query.get("expires", ""),
+                                         query.get("signature", ""))
+        return Response(stored.content, media_type=stored.meta.get("mimetype") or "application/octet-stream")
 
     async def upload_file(request: Request) -> Response:
         body = await limits.read_body(request, limits.MAX_UPLOAD_BYTES)
@@ -362,12 +380,19 @@ def build(state: ServerState) -> Gate:
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/fim/completions", fim_completions, methods=["POST"]),
-        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/embeddings", computed(endpoints.embeddings), methods=["POST"]),
+        Route("/v1/moderations", computed(endpoints.moderations), methods=["POST"]),
+        Route("/v1/chat/moderations", computed(endpoints.chat_moderations), methods=["POST"]),
+        Route("/v1/classifications", computed(endpoints.classifications), methods=["POST"]),
+        Route("/v1/chat/classifications", computed(endpoints.chat_classifications), methods=["POST"]),
+        Route("/v1/ocr", computed(lambda data: endpoints.ocr_process(data, state.files)), methods=["POST"]),
         Route("/v1/files", upload_file, methods=["POST"]),
         Route("/v1/files", list_files, methods=["GET"]),
         Route("/v1/files/{file_id}", get_file, methods=["GET"]),
         Route("/v1/files/{file_id}", delete_file, methods=["DELETE"]),
         Route("/v1/files/{file_id}/content", file_content, methods=["GET"]),
+        Route("/v1/files/{file_id}/url", signed_url, methods=["GET"]),
+        Route(files.SIGNED_PREFIX + "{file_id}/{name}", signed_download, methods=["GET"]),
         Route("/v1/batch/jobs", create_batch, methods=["POST"]),
         Route("/v1/batch/jobs", list_batches, methods=["GET"]),
         Route("/v1/batch/jobs/{job_id}", get_batch, methods=["GET"]),

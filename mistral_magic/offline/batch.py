@@ -10,6 +10,11 @@ files or inline `requests` alike, as the hosted API does. `GET
 /v1/batch/jobs/{id}?inline=true` also returns every line in `outputs`. `DELETE
 /v1/batch/jobs/{id}` stops the job if it runs and forgets it. The answers are
 computed in the thread pool, a step at a time, so a big job never stalls the server.
+
+Jobs run every endpoint of the spec's `ApiEndpoint` that the server serves: chat,
+FIM, embeddings, moderations (text and chat), classifications (text and chat) and
+OCR (whose documents may name files uploaded here); conversations and audio
+transcriptions are refused when the job is created.
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ class BatchJobs:
         if not req.input_files and not req.requests:
             raise RequestError(400, error_body("Either input_files or requests must be given",
                                                "invalid_request_error", "3000"))
+        if req.endpoint not in endpoints.BATCH_ENDPOINTS:
+            raise RequestError(400, error_body(
+                f"Batch jobs for {req.endpoint} are not available offline; they run "
+                f"{', '.join(endpoints.BATCH_ENDPOINTS)}", "invalid_request_error", "3000", param="endpoint"))
         if req.model:
             endpoints.resolve_model(req.model)
         lines: list[dict] = []
@@ -152,7 +161,7 @@ class BatchJobs:
                 "internal_server_error", "3000")}
             return line
         try:
-            result = endpoints.run(job["endpoint"], body, plan, self.seed, self.repeats)
+            result = endpoints.run(job["endpoint"], body, plan, self.seed, self.repeats, self.files)
             line["response"] = {"status_code": 200, "body": result}
         except RequestError as exc:
             line["response"] = {"status_code": exc.status, "body": exc.body}

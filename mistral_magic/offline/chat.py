@@ -8,10 +8,14 @@ server sees the same unseeded request, k joins the hash. A fresh server therefor
 answers a notebook run exactly as before (reproducible per server seed and request
 count), while asking again shows another answer.
 
-A structured answer takes its values from the user's text; when the last user
-message is a re-ask (it says the previous answer was not valid, or asks to answer
-again), the values come from the message that answer replied to, never from the
-feedback.
+A structured answer takes its values from the user's text (and the documents that
+message carries); when the last user message is a re-ask (it says the previous answer
+was not valid, or asks to answer again), the values come from the message that answer
+replied to, never from the feedback.
+
+Tools (`tools.py`) decide whether the answer is tool calls; reasoning (`reasoning.py`)
+adds a thinking trace before the answer; pictures and documents (`inputs.py`) are
+named and quoted in it.
 """
 
 from __future__ import annotations
@@ -20,16 +24,15 @@ import hashlib
 import json
 import random
 import re
-import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import tokens
-from . import instances, lengths, prose, words
+from . import instances, lengths, prose, reasoning, tools, words
 from .faults import FaultPlan
-from .wire import ChatRequest, ImageURLChunk, TextChunk
+from .inputs import Attachments, plain
+from .wire import ChatRequest
 
-_ID_CHARS = string.ascii_letters + string.digits
 _LIST_CUES = re.compile(r"\b(list|records?|items?|rows?|entries|table|array|several|examples)\b", re.I)
 _FIELD_CUES = re.compile(r"\b(?:fields?|keys?|columns?|properties|attributes)\b\s*(?::|named|called)?\s*([\w ,]+)", re.I)
 
@@ -39,28 +42,34 @@ class Choice:
     content: str
     finish_reason: str
     tool_calls: list[dict] = field(default_factory=list)
+    thinking: str | None = None
 
     def completion_tokens(self) -> int:
-        """Tokens of the content, or of the calls' JSON for a tool-call answer."""
+        """Tokens of the content (or the calls' JSON), plus the thinking and its two control tokens."""
         if self.tool_calls:
             calls = [{"name": c["function"]["name"], "arguments": c["function"]["arguments"]} for c in self.tool_calls]
-            return tokens.count_text(json.dumps(calls, ensure_ascii=False))
-        return tokens.count_text(self.content)
+            count = tokens.count_text(json.dumps(calls, ensure_ascii=False))
+        else:
+            count = tokens.count_text(self.content)
+        if self.thinking is not None:
+            count += tokens.count_text(self.thinking) + reasoning.MARKER_TOKENS
+        return count
+
+    def message_content(self) -> str | list[dict]:
+        """`message.content`: the text, or a thinking chunk then a text chunk (the answer, if any)."""
+        if self.thinking is None:
+            return self.content
+        chunks: list[dict] = [{"type": "thinking", "thinking": [{"type": "text", "text": self.thinking}]}]
+        if self.content:
+            chunks.append({"type": "text", "text": self.content})
+        return chunks
 
 
 def text_of(content) -> tuple[str, int]:
     """Plain text of a message content and how many images it carried."""
-    if content is None:
-        return "", 0
-    if isinstance(content, str):
-        return content, 0
-    texts, images = [], 0
-    for chunk in content:
-        if isinstance(chunk, TextChunk):
-            texts.append(chunk.text)
-        elif isinstance(chunk, ImageURLChunk):
-            images += 1
-    return "\n".join(texts), images
+    if content is None or isinstance(content, str):
+        return content or "", 0
+    return plain(content), sum(1 for chunk in content if getattr(chunk, "type", "") == "image_url")
 
 
 def _sampled(req: ChatRequest) -> bool:
@@ -73,54 +82,21 @@ def seed_of(req: ChatRequest, server_seed: int = 0, occurrence: int = 0) -> int:
              req.random_seed if _sampled(req) else None,
              req.response_format.model_dump(mode="json", by_alias=True) if req.response_format else None,
              [t.model_dump(mode="json") for t in req.tools or []], server_seed]
+    if req.reasoning_effort or req.prompt_mode:
+        parts.append([req.reasoning_effort, req.prompt_mode])
     if occurrence:
         parts.append(occurrence)
     key = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
 
 
-def prompt_tokens(req: ChatRequest) -> int:
-    messages = [m.model_dump(mode="json", exclude_none=True) for m in req.messages]
-    tools = [t.model_dump(mode="json") for t in req.tools] if req.tools else None
-    return tokens.count_messages(messages, tools)
+def prompt_tokens(req: ChatRequest, found: Attachments | None = None) -> int:
+    """Prompt tokens as the client counts them, documents counted as their text."""
+    from .inputs import counted
 
-
-def _stem(word: str) -> str:
-    word = word.lower()
-    return word[:5] if len(word) > 5 else word.rstrip("s")
-
-
-def _tool_words(tool) -> set[str]:
-    name_words = re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", tool.function.name)
-    found = {_stem(w) for w in name_words if len(w) > 2 and w.lower() not in words.STOPWORDS}
-    found |= {_stem(w) for w in words.keywords(tool.function.description, limit=12)}
-    return found
-
-
-def _tools_to_call(req: ChatRequest) -> list:
-    tools = req.tools or []
-    choice = req.tool_choice
-    if not tools or choice == "none":
-        return []
-    if not isinstance(choice, str):
-        return [t for t in tools if t.function.name == choice.function.name][:1]
-    last = req.messages[-1]
-    asked = {_stem(w) for w in words.keywords(text_of(last.content)[0], limit=40)} if last.role == "user" else set()
-    scored = [(len(asked & _tool_words(t)), i, t) for i, t in enumerate(tools)]
-    matching = [t for score, _, t in sorted(scored, key=lambda s: (-s[0], s[1])) if score > 0]
-    if choice == "auto" and last.role != "user":
-        return []
-    if choice == "auto":
-        return matching if req.parallel_tool_calls else matching[:1]
-    # any / required: a call is guaranteed, the best match or else the first tool.
-    return (matching if req.parallel_tool_calls else matching[:1]) or tools[:1]
-
-
-def _call(tool, text: str, rng: random.Random) -> dict:
-    args = instances.instance(tool.function.parameters or {"type": "object"}, text, rng)
-    call_id = "".join(rng.choice(_ID_CHARS) for _ in range(9))
-    return {"id": call_id, "type": "function", "index": 0,
-            "function": {"name": tool.function.name, "arguments": json.dumps(args, ensure_ascii=False)}}
+    messages = counted(req, found) if found else [m.model_dump(mode="json", exclude_none=True) for m in req.messages]
+    tool_list = [t.model_dump(mode="json") for t in req.tools] if req.tools else None
+    return tokens.count_messages(messages, tool_list)
 
 
 _INTEGER_KEYS = frozenset("year age count number order rank position quantity population stars rating".split())
@@ -174,12 +150,12 @@ _REASK = re.compile(r"\b(?:previous|last|earlier)\s+(?:answer|response|reply)\b|
                     r"|\bnot\s+valid\b", re.I)
 
 
-def data_text(req: ChatRequest) -> str:
-    """The user text a structured answer fills its values from, skipping re-ask feedback."""
+def _data_index(req: ChatRequest) -> int | None:
+    """The user message a structured answer fills its values from, skipping re-ask feedback."""
     messages = req.messages
     users = [i for i, m in enumerate(messages) if m.role == "user"]
     if not users:
-        return ""
+        return None
     i = users[-1]
     while i >= 2 and messages[i - 1].role == "assistant":
         earlier = [j for j in users if j < i - 1]
@@ -189,19 +165,138 @@ def data_text(req: ChatRequest) -> str:
         if not earlier or not _REASK.search(feedback):
             break
         i = earlier[-1]
-    return text_of(messages[i].content)[0]
+    return i
 
 
-def _one_choice(req: ChatRequest, model: str, plan: FaultPlan, rng: random.Random, bad_json: bool) -> Choice:
+def data_text(req: ChatRequest, found: Attachments | None = None) -> str:
+    """The text a structured answer fills its values from: the user's words, then their documents' text."""
+    index = _data_index(req)
+    if index is None:
+        return ""
+    text = text_of(req.messages[index].content)[0]
+    documents = found.text_of(index) if found else ""
+    return f"{text}\n\n{documents}" if documents else text
+
+
+@dataclass
+class Context:
+    """Everything one request's answers are made from."""
+
+    req: ChatRequest
+    model: str  # as requested: answers name the model the way the caller did
+    plan: FaultPlan
+    found: Attachments = field(default_factory=Attachments)
+    effort: str | None = None
+
+    def last_user(self) -> tuple[int | None, str]:
+        users = [i for i, m in enumerate(self.req.messages) if m.role == "user"]
+        if not users:
+            return None, ""
+        return users[-1], text_of(self.req.messages[users[-1]].content)[0]
+
+    def results(self) -> list[tuple[str, dict, str]]:
+        """(tool name, its arguments, what it returned) for the tool messages ending the conversation."""
+        messages = self.req.messages
+        tail = []
+        for message in reversed(messages):
+            if message.role != "tool":
+                break
+            tail.append(message)
+        calls = {c.id: c.function for m in messages if m.role == "assistant" for c in m.tool_calls or []}
+        found = []
+        for message in reversed(tail):
+            function = calls.get(message.tool_call_id or "")
+            args = function.arguments if function else {}
+            if isinstance(args, str):
+                try:
+                    args = json.loads(args)
+                except ValueError:
+                    args = {}
+            name = message.name or (function.name if function else "tool")
+            found.append((name, args if isinstance(args, dict) else {}, text_of(message.content)[0]))
+        return found
+
+
+def _attachment_lines(ctx: Context, index: int | None, question: str) -> list[str]:
+    """Answer bullets naming the pictures and documents received, and quoting the documents."""
+    lines = []
+    pictures = ctx.found.pictures.get(index, []) if index is not None else []
+    earlier = sum(len(p) for i, p in ctx.found.pictures.items() if index is None or i < index)
+    if pictures:
+        described = [p.describe() for p in pictures]
+        listed = described[0] if len(described) == 1 else ", ".join(described[:-1]) + " and " + described[-1]
+        lines.append(f"{len(pictures)} image{'s' if len(pictures) > 1 else ''} received: {listed}. The offline "
+                     "model cannot see pictures, so this describes none of them.")
+    if earlier:
+        lines.append(f"{earlier} earlier image{'s' if earlier > 1 else ''} in this conversation "
+                     "(still in context, not seen offline).")
+    for doc in ctx.found.documents.get(index, []) if index is not None else []:
+        text = doc.text()
+        opening = words.phrase(text.replace("\n", " "), 24)
+        lines.append(f"Document read: {doc.describe()}. It begins: “{opening or '(no text layer)'}”.")
+        for sentence in prose.passages(text, question, 3):
+            lines.append(f"From {doc.name}: “{sentence}”")
+    return lines
+
+
+def _thinking_context(ctx: Context, index: int | None, question: str, calls: list[dict]) -> list[str]:
+    """Reasoning paragraphs about what the request carries: attachments, tools, results, format."""
+    req = ctx.req
+    found = []
+    pictures = ctx.found.pictures.get(index, []) if index is not None else []
+    if pictures:
+        found.append(f"There {'are' if len(pictures) > 1 else 'is'} {len(pictures)} image"
+                     f"{'s' if len(pictures) > 1 else ''} attached. I cannot see them offline; I can only say what "
+                     "they are: " + "; ".join(p.describe() for p in pictures) + ".")
+    for doc in ctx.found.documents.get(index, []) if index is not None else []:
+        terms = words.keywords(doc.text(), limit=5)
+        found.append(f"The document {doc.describe()} is attached; its text mentions {', '.join(terms) or 'little'}. "
+                     "The answer should quote it rather than guess.")
+    results = ctx.results()
+    if results:
+        shown = "; ".join(f"{name} returned {words.phrase(content, 12)}" for name, _, content in results)
+        found.append(f"The tool results are back: {shown}. The answer should rest on them and quote them.")
+    elif calls:
+        names = ", ".join(c["function"]["name"] for c in calls)
+        found.append(f"A tool fits this question better than guessing: call {names} with the values the user gave.")
+    elif req.tools:
+        found.append("Tools are available (" + ", ".join(t.function.name for t in req.tools)
+                     + "), but none is needed to answer this.")
+    fmt = req.response_format
+    if fmt and fmt.type == "json_schema" and fmt.json_schema:
+        fields = list((fmt.json_schema.schema_.get("properties") or {}).keys())[:8]
+        found.append(f"The answer must be JSON matching the schema {fmt.json_schema.name}"
+                     + (f" with fields {', '.join(fields)}." if fields else "."))
+    elif fmt and fmt.type == "json_object":
+        found.append("The answer must be a JSON object.")
+    return found
+
+
+def _budget(thinking: str | None, max_tokens: int | None) -> tuple[str | None, int | None, bool]:
+    """Thinking cut to max_tokens, the tokens left for the answer, and whether the thinking used them all."""
+    if thinking is None or max_tokens is None:
+        return thinking, max_tokens, False
+    used = tokens.count_text(thinking) + reasoning.MARKER_TOKENS
+    if used >= max_tokens:
+        return lengths.cut_tokens(thinking, max(0, max_tokens - reasoning.MARKER_TOKENS)), 0, True
+    return thinking, max_tokens - used, False
+
+
+def _one_choice(ctx: Context, rng: random.Random, bad_json: bool) -> Choice:
+    req = ctx.req
     messages = req.messages
-    users = [m for m in messages if m.role == "user"]
-    last_user, images = text_of(users[-1].content) if users else ("", 0)
-    to_call = _tools_to_call(req)
-    if to_call:
-        calls = [_call(t, last_user, rng) for t in to_call]
-        for i, call in enumerate(calls):
-            call["index"] = i
-        return Choice("", "tool_calls", calls)
+    index, last_user = ctx.last_user()
+    calls = tools.calls(req, last_user, rng)
+    thinking = None
+    if ctx.effort:
+        previous = [text_of(m.content)[0] for m in messages[: index or 0] if m.role == "user"]
+        thinking = reasoning.thinking(ctx.effort, last_user, previous[-1] if previous else None,
+                                      _thinking_context(ctx, index, last_user, calls), random.Random(rng.random()))
+    thinking, left, spent = _budget(thinking, req.max_tokens)
+    if spent:
+        return Choice("", "length", [], thinking)
+    if calls:
+        return Choice("", "tool_calls", calls, thinking)
 
     prefix = ""
     if messages[-1].role == "assistant" and messages[-1].prefix:
@@ -209,54 +304,50 @@ def _one_choice(req: ChatRequest, model: str, plan: FaultPlan, rng: random.Rando
     fmt = req.response_format.type if req.response_format else "text"
     cut = False
     if fmt == "json_schema" and req.response_format.json_schema:
-        value, cut = instances.fill(req.response_format.json_schema.schema_, data_text(req), rng)
+        value, cut = instances.fill(req.response_format.json_schema.schema_, data_text(req, ctx.found), rng)
         content = json.dumps(value, ensure_ascii=False)
         if cut:
             # The schema asked for more than an answer holds: cut off, as a model's would be.
             content = content[: min(len(content) - 1, instances.MAX_CHARS)]
     elif fmt == "json_object":
-        content = json.dumps(_json_object(data_text(req), rng), ensure_ascii=False)
+        content = json.dumps(_json_object(data_text(req, ctx.found), rng), ensure_ascii=False)
     else:
-        content = _text(req, model, plan, rng, last_user, images)
+        content = _text(ctx, rng, index, last_user)
     if fmt != "text" and bad_json:
         content = _broken(content)
     if prefix:
         content = prefix + ("" if prefix.endswith((" ", "\n")) else " ") + content
-    content, reason = lengths.finish(content, req.stops(), req.max_tokens, "length" if cut else "stop")
-    return Choice(content, reason)
+    content, reason = lengths.finish(content, req.stops(), left, "length" if cut else "stop")
+    return Choice(content, reason, [], thinking)
 
 
-def _text(req: ChatRequest, model: str, plan: FaultPlan, rng, last_user: str, images: int) -> str:
+def _text(ctx: Context, rng: random.Random, index: int | None, last_user: str) -> str:
+    req = ctx.req
     messages = req.messages
-    tail = []
-    for message in reversed(messages):
-        if message.role != "tool":
-            break
-        tail.append(message)
-    if tail:
-        calls = {c.id: c.function.name for m in messages if m.role == "assistant" for c in m.tool_calls or []}
-        results = [(m.name or calls.get(m.tool_call_id or "", "tool"), text_of(m.content)[0]) for m in reversed(tail)]
-        text = prose.tool_answer(model, results, last_user)
+    results = ctx.results()
+    if results:
+        text = prose.tool_answer(ctx.model, results, last_user)
     else:
         users = [text_of(m.content)[0] for m in messages if m.role == "user"]
         previous = users[-2] if len(users) > 1 else None
         system = next((text_of(m.content)[0] for m in messages if m.role == "system"), None)
-        text = prose.answer(model, last_user, previous, system, images, rng)
-    if plan.answer_tokens:
-        text = lengths.pad_to(text, plan.answer_tokens, prose.filler(last_user, rng))
+        text = prose.answer(ctx.model, last_user, previous, system, _attachment_lines(ctx, index, last_user), rng)
+    if ctx.plan.answer_tokens:
+        text = lengths.pad_to(text, ctx.plan.answer_tokens, prose.filler(last_user, rng))
     return text
 
 
-def complete(req: ChatRequest, model: str, plan: FaultPlan, bad_json: bool = False,
-             server_seed: int = 0, repeats: Callable[[int], int] | None = None) -> list[Choice]:
+def complete(ctx: Context, bad_json: bool = False, server_seed: int = 0,
+             repeats: Callable[[int], int] | None = None) -> list[Choice]:
     """The offline model's choices for a chat request (n of them).
 
     `repeats(hash)` says how many times this server saw the same request before; it
     varies unseeded, sampled answers (see the module docstring).
     """
+    req = ctx.req
     base = seed_of(req, server_seed)
     if repeats is not None and req.random_seed is None and _sampled(req):
         occurrence = repeats(base)
         if occurrence:
             base = seed_of(req, server_seed, occurrence)
-    return [_one_choice(req, model, plan, random.Random(base + i), bad_json) for i in range(req.n or 1)]
+    return [_one_choice(ctx, random.Random(base + i), bad_json) for i in range(req.n or 1)]

@@ -85,8 +85,11 @@ def code_block(kws: list[str], quote: str, rng: random.Random) -> str:
 
 
 def answer(model: str, last_user: str, previous_user: str | None, system: str | None,
-           images: int, rng: random.Random) -> str:
-    """A Markdown answer about the last user message, referring to the previous turn."""
+           extra: list[str], rng: random.Random) -> str:
+    """A Markdown answer about the last user message, referring to the previous turn.
+
+    `extra` holds bullets about what came with the message (pictures, documents).
+    """
     kws = words.keywords(last_user, limit=5) or ["your prompt"]
     a, b = kws[0], kws[1] if len(kws) > 1 else "the context"
     quote = _quote(last_user)
@@ -104,24 +107,40 @@ def answer(model: str, last_user: str, previous_user: str | None, system: str | 
         parts.append("- " + template.format(W=word[:1].upper() + word[1:], other=other, quote=_quote(last_user, 5)))
     if system:
         parts.append(f"- Instructions followed: “{_quote(system, 12)}”.")
-    if images:
-        parts.append(f"- {images} image{'s' if images > 1 else ''} received; the offline model cannot see "
-                     "pictures, so this describes none of them.")
+    parts += [f"- {line}" for line in extra]
     if CODE_CUES.search(last_user):
         parts += ["", code_block(kws, last_user, rng)]
     parts += ["", rng.choice(_CLOSINGS)]
     return "\n".join(parts)
 
 
-def tool_answer(model: str, results: list[tuple[str, str]], question: str) -> str:
-    """The final answer once tool results came back: it quotes them."""
+def tool_answer(model: str, results: list[tuple[str, dict, str]], question: str) -> str:
+    """The final answer once tool results came back: it quotes them, with the arguments that produced them."""
     parts = [label(model), "", "## Answer from the tool results", ""]
     if question:
         parts += [f"You asked: “{_quote(question, 14)}”.", ""]
-    for name, content in results:
-        parts.append(f"- `{name}` returned: {content.strip()[:500]}")
+    for name, args, content in results:
+        shown = ", ".join(f"{k}={v!r}" for k, v in list(args.items())[:4])
+        parts.append(f"- `{name}({shown})` returned: {content.strip()[:500] or '(nothing)'}")
+    if len(results) > 1:
+        parts += ["", f"Together, the {len(results)} results answer the question above."]
     parts += ["", "_Offline mode: this answer only restates the tool output; no model interpreted it._"]
     return "\n".join(parts)
+
+
+def passages(text: str, question: str, limit: int = 3) -> list[str]:
+    """Sentences of `text` that share content words with the question, in document order."""
+    asked = {w.lower() for w in words.keywords(question, limit=12)}
+    if not asked:
+        return []
+    found = []
+    for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
+        sentence = sentence.strip()
+        if sentence and asked & {w.lower() for w in words.keywords(sentence, limit=30)}:
+            found.append(sentence if len(sentence) <= 240 else sentence[:239] + "…")
+            if len(found) >= limit:
+                break
+    return found
 
 
 def filler(last_user: str, rng: random.Random):

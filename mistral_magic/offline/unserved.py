@@ -1,7 +1,7 @@
 """The API's paths that the offline server does not emulate: a clear answer instead of a bare 404.
 
-`spec_paths.txt` lists every operation of Mistral's OpenAPI spec and the SDK's
-Azure/GCP paths. A request that no route serves but that matches one of them gets a
+`spec_paths.txt` lists the operations of Mistral's OpenAPI spec that the server does
+not route, and the SDK's Azure/GCP paths. A request that matches one of them gets a
 404 in the API's error shape saying the feature is not available offline, and which
 `%mistral` feature covers it, if any (the observability API answers in its own
 documented error shape). A path in no spec stays FastAPI's plain
@@ -24,12 +24,6 @@ _FAMILIES = (
     ("/v1/libraries", "document libraries", None),
     ("/v1/fine_tuning", "fine-tuned models", "%mistral models lists the base models the offline server has"),
     ("/v1/models/", "fine-tuned models", "%mistral models lists the base models the offline server has"),
-    ("/v1/chat/moderations", "moderation", None),
-    ("/v1/moderations", "moderation", None),
-    ("/v1/chat/classifications", "classification", None),
-    ("/v1/classifications", "classification", None),
-    ("/v1/ocr", "OCR", None),
-    ("/v1/files/", "signed file URLs", "GET /v1/files/{file_id}/content returns a file's content"),
     ("/v1/observability", "observability", None),
     ("/v1/connectors", "connectors", None),
     ("/v1/workflows", "workflows", None),

@@ -34,22 +34,64 @@ class ImageURLChunk(_Strict):
     type: Literal["image_url"] = "image_url"
     image_url: ImageURL | str
 
+    def url(self) -> str:
+        return self.image_url if isinstance(self.image_url, str) else self.image_url.url
 
-class OtherChunk(BaseModel):
-    """Chunk kinds the offline model reads past (documents, audio, references, thinking)."""
+
+class DocumentURLChunk(_Strict):
+    type: Literal["document_url"] = "document_url"
+    document_url: str
+    document_name: str | None = None
+
+
+class FileChunk(_Strict):
+    type: Literal["file"] = "file"
+    file_id: str
+
+
+class ReferenceChunk(_Strict):
+    type: Literal["reference"] = "reference"
+    reference_ids: list[int | str]
+
+
+class ToolReferenceChunk(BaseModel):
+    """A tool's reference inside a thinking chunk (read past, kept as sent)."""
 
     model_config = ConfigDict(extra="allow")
-    type: Literal["document_url", "reference", "file", "thinking", "input_audio"]
+    type: Literal["tool_reference"] = "tool_reference"
+
+
+class ThinkChunk(_Strict):
+    type: Literal["thinking"] = "thinking"
+    thinking: list[TextChunk | ReferenceChunk | ToolReferenceChunk]
+    signature: str | None = None
+    # The spec's default is true; None here keeps the body's own form for token counts.
+    closed: bool | None = None
+
+
+class AudioChunk(_Strict):
+    type: Literal["input_audio"] = "input_audio"
+    input_audio: str
 
 
 def _chunk_kind(value: Any) -> str:
     kind = value.get("type", "text") if isinstance(value, dict) else getattr(value, "type", "text")
-    return kind if kind in ("text", "image_url") else "other"
+    return kind if kind in _CHUNKS else "text"
 
+
+_CHUNKS = {"text": TextChunk, "image_url": ImageURLChunk, "document_url": DocumentURLChunk,
+           "reference": ReferenceChunk, "file": FileChunk, "thinking": ThinkChunk, "input_audio": AudioChunk}
 
 Chunk = Annotated[
-    Annotated[TextChunk, Tag("text")] | Annotated[ImageURLChunk, Tag("image_url")] | Annotated[OtherChunk, Tag("other")],
+    Annotated[TextChunk, Tag("text")] | Annotated[ImageURLChunk, Tag("image_url")]
+    | Annotated[DocumentURLChunk, Tag("document_url")] | Annotated[ReferenceChunk, Tag("reference")]
+    | Annotated[FileChunk, Tag("file")] | Annotated[ThinkChunk, Tag("thinking")]
+    | Annotated[AudioChunk, Tag("input_audio")],
     Discriminator(_chunk_kind),
+]
+SystemChunk = Annotated[
+    Annotated[TextChunk, Tag("text")] | Annotated[ThinkChunk, Tag("thinking")],
+    Discriminator(lambda v: "thinking" if _chunk_kind(v) == "thinking" else "text"),
 ]
 
 
@@ -67,7 +109,7 @@ class ToolCall(_Strict):
 
 class SystemMessage(_Strict):
     role: Literal["system"] = "system"
-    content: str | list[Chunk]
+    content: str | list[SystemChunk]
 
 
 class UserMessage(_Strict):
@@ -154,7 +196,7 @@ class ChatRequest(_Sampling):
     n: int | None = Field(None, ge=1)
     prediction: dict[str, Any] | None = None
     parallel_tool_calls: bool = True
-    reasoning_effort: Any = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     prompt_mode: Literal["reasoning"] | None = None
     guardrails: list[Any] | None = None
     service_tier: Any = None
@@ -170,13 +212,82 @@ class FIMRequest(_Sampling):
 class EmbeddingRequest(_Strict):
     model: str
     input: str | list[str] = Field(alias="input")
-    output_dimension: int | None = Field(None, gt=0, le=8192)
+    output_dimension: int | None = Field(None, gt=0)
     output_dtype: Literal["float", "int8", "uint8", "binary", "ubinary"] = "float"
     encoding_format: Literal["float", "base64"] = "float"
     metadata: dict[str, Any] | None = None
 
     def texts(self) -> list[str]:
         return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class ClassificationRequest(_Strict):
+    """POST /v1/moderations and /v1/classifications: texts."""
+
+    model: str
+    input: str | list[str]
+    metadata: dict[str, Any] | None = None
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class ChatModerationRequest(_Strict):
+    """POST /v1/chat/moderations: one conversation, or several."""
+
+    model: str
+    input: list[Message] | list[list[Message]]
+
+    def conversations(self) -> list[list]:
+        if self.input and isinstance(self.input[0], list):
+            return list(self.input)
+        return [list(self.input)]
+
+
+class InstructRequest(_Strict):
+    messages: list[Message]
+
+
+class ChatClassificationRequest(_Strict):
+    """POST /v1/chat/classifications: one conversation ({"messages"}), or several."""
+
+    model: str
+    input: InstructRequest | list[InstructRequest]
+
+    def conversations(self) -> list[list]:
+        items = self.input if isinstance(self.input, list) else [self.input]
+        return [item.messages for item in items]
+
+
+def _document_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        kind = value.get("type") or next((k for k in ("file_id", "document_url", "image_url") if k in value), "")
+        return {"file_id": "file"}.get(kind, kind)
+    return getattr(value, "type", "")
+
+
+Document = Annotated[
+    Annotated[FileChunk, Tag("file")] | Annotated[DocumentURLChunk, Tag("document_url")]
+    | Annotated[ImageURLChunk, Tag("image_url")],
+    Discriminator(_document_kind),
+]
+
+
+class OCRRequest(_Strict):
+    model: str | None
+    document: Document
+    pages: str | list[Annotated[int, Field(ge=0)]] | None = None
+    include_image_base64: bool | None = None
+    image_limit: int | None = None
+    image_min_size: int | None = None
+    bbox_annotation_format: ResponseFormat | None = None
+    document_annotation_format: ResponseFormat | None = None
+    document_annotation_prompt: str | None = None
+    table_format: Literal["markdown", "html"] | None = None
+    extract_header: bool = False
+    extract_footer: bool = False
+    include_blocks: bool = True
+    confidence_scores_granularity: Literal["word", "page", "block"] | None = None
 
 
 class BatchRequestLine(BaseModel):

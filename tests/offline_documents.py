@@ -1,0 +1,96 @@
+"""Documents and pictures made for the offline-server tests: PDFs (fpdf2), images (Pillow), DOCX, data URLs."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import zipfile
+
+# fpdf2 writes the creation time into every PDF: a fixed one keeps the bytes the same run to run.
+CREATED = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def data_url(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def picture(width: int, height: int, fmt: str = "PNG", color=(200, 40, 40)) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, fmt)
+    return out.getvalue()
+
+
+def invoice_pdf(number: str = "INV-2041", customer: str = "Ada Lovelace", date: str = "2026-03-14",
+                items=(("Widget", "2", "9.50"), ("Gadget", "1", "20.00")), total: str = "39.00",
+                image: bool = True, link: str | None = "https://example.com/terms") -> bytes:
+    """A one-page A4 invoice: a title, fields, a logo image, a table of items, a total and a link."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.set_creation_date(CREATED)
+    pdf.set_auto_page_break(False)
+    pdf.add_page()
+    pdf.set_font("helvetica", size=20)
+    pdf.cell(0, 12, f"Invoice {number}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", size=11)
+    pdf.multi_cell(0, 6, f"Customer: {customer}\nDate: {date}\nTotal: {total} EUR")
+    if image:
+        pdf.image(io.BytesIO(picture(200, 100)), x=20, y=70, w=60)
+    pdf.set_y(110)
+    with pdf.table() as table:
+        for row in (("Item", "Qty", "Price"), *items):
+            cells = table.row()
+            for cell in row:
+                cells.cell(cell)
+    if link:
+        pdf.set_y(180)
+        pdf.cell(0, 8, "Terms and conditions", link=link)
+    return bytes(pdf.output())
+
+
+def report_pdf(pages: int = 3) -> bytes:
+    """A Letter report with a header and a footer on every page, and one scanned page (an image, no text)."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="Letter")
+    pdf.set_creation_date(CREATED)
+    pdf.set_auto_page_break(False)
+    for number in range(pages):
+        pdf.add_page()
+        pdf.set_font("helvetica", size=8)
+        pdf.set_y(4)
+        pdf.cell(0, 5, "ACME Corp - Quarterly report")
+        if number == pages - 1:
+            pdf.image(io.BytesIO(picture(400, 520, "JPEG", (230, 230, 230))), x=20, y=20, w=170)
+            continue
+        pdf.set_y(30)
+        pdf.set_font("helvetica", size=16)
+        pdf.cell(0, 10, f"Section {number + 1}: Revenue", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("helvetica", size=11)
+        pdf.multi_cell(0, 6, f"Revenue grew by {10 + number} percent in the quarter.\n"
+                             "- Europe led the growth\n- Asia held steady")
+        pdf.set_y(-10)
+        pdf.set_font("helvetica", size=8)
+        pdf.cell(0, 5, f"Page {number + 1} of {pages}", align="C")
+    return bytes(pdf.output())
+
+
+def docx(paragraphs: list[str]) -> bytes:
+    """A minimal Word document (the parts Word itself needs to open it)."""
+    ns = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    body = "".join(f"<w:p><w:r><w:t>{p}</w:t></w:r></w:p>" for p in paragraphs)
+    parts = {
+        "[Content_Types].xml": '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+        'content-types"><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/'
+        'document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main'
+        '+xml"/></Types>',
+        "word/document.xml": f'<?xml version="1.0"?><w:document {ns}><w:body>{body}</w:body></w:document>',
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, text in parts.items():
+            archive.writestr(name, text)
+    return out.getvalue()
