@@ -186,30 +186,28 @@ class ServerProcess:
 
     def __init__(self, *flags: str):
         import secrets
+        import tempfile
 
         self.api_key = secrets.token_urlsafe(16)
-        # A free port found here can be taken by another process before the server binds
-        # it (the machine is shared): start again on a new one when the server exits.
-        for _attempt in range(3):
-            if self._start(flags):
-                return
-        raise RuntimeError("the offline server did not start (three ports tried)")
+        # The server binds a free port itself (--port 0) and prints its URL first, so no
+        # other process on this shared machine can take the port in between.
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        if not self._start(flags):
+            self._stderr.seek(0)
+            raise RuntimeError(f"the offline server did not start: {self._stderr.read()[-2000:]}")
 
     def _start(self, flags) -> bool:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mistral_magic.offline", "--port", str(self.port),
+            [sys.executable, "-m", "mistral_magic.offline", "--port", "0",
              "--api-key", self.api_key, *flags],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            stdout=subprocess.PIPE, stderr=self._stderr, text=True,
         )
-        if not self.proc.stdout.readline():  # printed once it accepts connections
+        first = self.proc.stdout.readline()  # "Offline Mistral API on URL", once it listens
+        if not first.startswith("Offline Mistral API on "):
             self.proc.wait(10)
             return False
+        self.url = first.split(" on ", 1)[1].strip()
+        self.port = int(self.url.rsplit(":", 1)[1])
         # The first chat request waits for the tokenizer; pay that outside the timings.
         deadline = time.monotonic() + 60
         while True:
@@ -232,6 +230,8 @@ class ServerProcess:
     def __exit__(self, *exc):
         self.proc.terminate()
         self.proc.wait(10)
+        self.proc.stdout.close()
+        self._stderr.close()
 
 
 def _use_server(shell, server) -> None:
