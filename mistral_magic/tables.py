@@ -13,7 +13,7 @@ from .backend import mask
 
 HISTORY_COLUMNS = ["turn", "role", "text", "chat", "model", "cell", "status", "tokens", "cost"]
 USAGE_COLUMNS = ["model", "prompt_tokens", "completion_tokens", "kind", "chat", "time", "backend",
-                 "error", "latency_s", "ttft_s", "cost", "status"]
+                 "error", "latency_s", "ttft_s", "cached", "cost", "status"]
 CHATS_COLUMNS = ["chat", "turns", "in_context", "system", "tokens", "cost"]
 PREVIEW = 48  # characters of a message in `%mistral history` (the chat keeps all of it)
 
@@ -54,6 +54,26 @@ def usage_frame(session):
     frame = session.ledger.to_frame()
     frame["time"] = frame["time"].dt.round("s")
     return frame[USAGE_COLUMNS]
+
+
+def usage_all_frame(session):
+    """Every kernel's calls in this folder (the store's ledger) with this kernel's own, by time.
+
+    This kernel's rows come from its ledger, so they are there with the cache off too.
+    """
+    import pandas as pd
+
+    mine = session.ledger.to_frame()
+    mine.insert(1, "session", session.responses.id)
+    others = session.responses.guarded(lambda store: store.ledger.frame(), None)
+    if others is not None:
+        others = others[others["session"] != session.responses.id]
+    frames = [f for f in (others, mine) if f is not None and len(f)]
+    frame = pd.concat(frames, ignore_index=True) if frames else mine
+    frame = frame.astype(mine.dtypes.to_dict()).sort_values("time", kind="stable")
+    frame["time"] = frame["time"].dt.round("s")
+    columns = USAGE_COLUMNS[:6] + ["session"] + USAGE_COLUMNS[6:]
+    return frame[columns].reset_index(drop=True)
 
 
 def models_frame(session):
