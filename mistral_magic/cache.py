@@ -41,10 +41,9 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from .errors import ReplayMiss, one_line
+from .errors import ConfigError, ReplayMiss, one_line
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +143,11 @@ class Responses:
         #: names this kernel's rows in the store's ledger
         self.id = os.urandom(6).hex()
         self.memory = MemoryCache()
+        # Marks, added from the kernel's thread and the background loop (under `_marks`):
         self.used: set[str] = set()  # keys stored or served here: what an export takes
         self.answered: set[str] = set()  # requests answered here (cells without an id)
         self.cells: set[str] = set()  # cell ids answered here: a re-run asks again
+        self._marks = threading.Lock()
         self._store = None
         self._store_for: Any = None
         self._lock = threading.Lock()
@@ -190,15 +191,25 @@ class Responses:
         return None
 
     def identities(self) -> list[str]:
-        """The backends whose answers fit: this one; replaying with no key, La Plateforme's first."""
-        from .backend import SERVERS
+        """The backends whose answers fit, the one answers are kept for last.
 
-        settings = self.session.settings
-        spec = self.session.backend_spec()
-        found = [identity(spec.kind, spec.url)]
-        if self.mode == "replay" and spec.kind == "offline" and settings.backend == "auto":
-            found.insert(0, SERVERS.get(settings.server, SERVERS["global"]))
-        return found
+        Replaying needs no key: the backend the settings give with a key comes first
+        (La Plateforme, where a teacher recorded), then the one they give now (offline).
+        """
+        from .backend import resolve
+
+        if self.mode != "replay":
+            spec = self.session.backend_spec()
+            return [identity(spec.kind, spec.url)]
+        s = self.session.settings
+        keyed = resolve(s.backend, s.server, s.server_url, self.session.key or "no key needed")
+        found = [identity(keyed.kind, keyed.url)]
+        try:
+            spec = self.session.backend_spec()
+        except ConfigError:  # e.g. backend "mistral" with no key: replaying needs none
+            return found
+        own = identity(spec.kind, spec.url)
+        return found if own in found else [*found, own]
 
     def guarded(self, action: Callable[[Any], Any], default: Any, *, write: bool = False):
         """`action(store)`; a store that cannot be used is said once and `default` returned.
@@ -232,9 +243,9 @@ class Responses:
     def fresh(self, request: Mapping[str, Any]) -> bool:
         """Whether the running cell has not been answered in this kernel yet."""
         cell = self.session.cell_id
-        if cell is not None:
-            return cell not in self.cells
-        return self.key(request) not in self.answered
+        key = None if cell is not None else self.key(request)
+        with self._marks:
+            return cell not in self.cells if cell is not None else key not in self.answered
 
     def key(self, request: Mapping[str, Any]) -> str:
         """The key this backend keeps `request`'s answer under."""
@@ -284,8 +295,7 @@ class Responses:
             completion_tokens=answer.completion_tokens, cost=0.0, latency_s=latency_s,
             status="ok", backend=answer.backend, cached=True,
         ))
-        self.used.add(entry.key)
-        self.answered.add(self.key(request))
+        self._mark(used=entry.key, answered=self.key(request))
         return answer
 
     def served_rows(self, pairs: list[tuple[Any, dict]], kind: str) -> None:
@@ -317,7 +327,15 @@ class Responses:
     def ran(self, cell_id: str | None) -> None:
         """The running cell has been answered: running it again in this kernel asks again."""
         if cell_id is not None:
-            self.cells.add(cell_id)
+            with self._marks:
+                self.cells.add(cell_id)
+
+    def _mark(self, *, used: str | None = None, answered: str | None = None) -> None:
+        with self._marks:
+            if used is not None:
+                self.used.add(used)
+            if answered is not None:
+                self.answered.add(answered)
 
     def keep(self, call) -> None:
         """Store a successful call's answer (the cache on) under the request it answers.
@@ -327,7 +345,7 @@ class Responses:
         answer = call.answer
         capped = answer.budget_capped and answer.finish_reason == "length"
         key = request_key(call.cache_as, answer.request if capped else call.asked)
-        self.answered.add(key)
+        self._mark(answered=key)
         if self.mode != "on":
             return
         response = {"text": answer.text, "finish_reason": answer.finish_reason}
@@ -336,7 +354,7 @@ class Responses:
             key, response, kind=call.kind, model=answer.model, backend=answer.backend,
             prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
             cost=answer.cost, notebook=notebook, cell=cell), None, write=True)
-        self.used.add(key)
+        self._mark(used=key)
 
     def persist(self, record) -> None:
         """Keep a ledger row in the store too (a ledger subscriber); not with the cache off."""
@@ -345,17 +363,11 @@ class Responses:
 
     # -- the commands ---------------------------------------------------------------
 
-    def info(self) -> CacheInfo:
-        """What ``%mistral cache`` shows."""
-        stats = self.store.stats()
-        return CacheInfo(self.mode, stats.path, stats.entries, stats.size_bytes, stats.hits,
-                         stats.saved_usd, stats.unpriced_hits, stats.records, stats.calls,
-                         stats.readonly)
-
     def clear(self) -> int:
         """Forget every stored answer and finished row; the ledger stays. How many answers."""
         self.memory.clear()
-        self.used.clear()
+        with self._marks:
+            self.used.clear()
         return self.store.clear()
 
     def export_keys(self) -> list[str]:
@@ -363,7 +375,8 @@ class Responses:
         the front end names it; else those this kernel stored or was served."""
         notebook = self.notebook
         if notebook is None:
-            return sorted(self.used)
+            with self._marks:
+                return sorted(self.used)
         return self.store.keys(notebook=notebook)
 
     def close(self) -> None:
@@ -371,56 +384,6 @@ class Responses:
             if self._store is not None:
                 self._store.close()
             self._store = None
-
-
-@dataclass(frozen=True)
-class CacheInfo:
-    """``%mistral cache``: where the store is, its answers and size, and the money they saved."""
-
-    mode: str
-    path: str
-    entries: int
-    size_bytes: int
-    hits: int
-    saved_usd: float
-    unpriced_hits: int
-    records: int
-    calls: int
-    readonly: bool
-
-    def rows(self) -> list[tuple[str, str]]:
-        from .usage import format_cost
-
-        saved = format_cost(self.saved_usd)
-        if self.unpriced_hits:
-            saved += f" (+ {self.unpriced_hits:,} of unknown price)"
-        where = self.path + (" (read-only)" if self.readonly else "")
-        return [
-            ("cache", f"{self.mode} · {where}"),
-            ("answers", f"{self.entries:,} ({_size(self.size_bytes)} on disk)"),
-            ("reused", f"{self.hits:,} time{'' if self.hits == 1 else 's'}, saved {saved}"),
-            ("finished rows", f"{self.records:,} (row jobs resume from them)"),
-            ("ledger", f"{self.calls:,} call{'' if self.calls == 1 else 's'} from every "
-                       "kernel here (%mistral usage --all)"),
-        ]
-
-    def __repr__(self) -> str:
-        return "\n".join(f"{name:<14}{value}" for name, value in self.rows())
-
-    def _repr_html_(self) -> str:
-        from . import render
-
-        return render.table(["response cache", ""], self.rows())
-
-
-def _size(n: float) -> str:
-    if n < 1000:
-        return f"{n:,} bytes"
-    for unit in ("kB", "MB", "GB"):
-        n /= 1000
-        if n < 1000 or unit == "GB":
-            break
-    return f"{n:,.1f} {unit}"
 
 
 def stored_text(entry) -> str:

@@ -102,7 +102,9 @@ class Commands:
         """`%mistral cache [clear | export FILE [--all] | import FILE]`."""
         responses = self.session.responses
         if args.action is None:
-            return responses.info()
+            from . import tables
+
+            return tables.cache_info(responses)
         if args.action == "clear":
             cleared = responses.clear()
             return Note(f"Cache cleared: {cleared:,} answer{'' if cleared == 1 else 's'} and every "

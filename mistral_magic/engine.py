@@ -37,7 +37,7 @@ from IPython.display import display
 from .backend import retry_config
 from .batch import run_job
 from .budget import MIN_ANSWER_TOKENS
-from .cache import identity, request_key, stored_text
+from .cache import request_key, stored_text
 from .calls import Call, run_async
 from .errors import APIError, ConfigError, user_message
 from .estimates import DEFAULT_MAX_TOKENS, prompt_bound
@@ -87,10 +87,9 @@ class RowRun:
         self.missing = sum(r is None for r in self.requests)
         self.cache = session.cache
         self.replaying = session.responses.mode == "replay"
-        spec = session.backend_spec()
-        self.exact = spec.kind == "offline"
         # "offline" whatever the offline server's port: the same rows resume after a restart.
-        key_as = identity(spec.kind, spec.url)
+        key_as = session.responses.identities()[-1]
+        self.exact = key_as == "offline"
         self.keys = [None if r is None else request_key(key_as, r) for r in self.requests]
         self.prompt_tokens: list[int | None] = [None] * n
         self.records: list[dict | None] = [None] * n

@@ -1,4 +1,4 @@
-"""What `%mistral history|chats|usage|models|config` return: DataFrames, values not prints.
+"""What `%mistral history|chats|usage|models|config|cache` return: values, not prints.
 
 Columns are ordered for a terminal too. Where a table is wider than the screen,
 pandas drops columns from the middle and shows the first and the last ones; so
@@ -8,6 +8,8 @@ ids, system prompts) in the middle. Times are rounded to the second.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from .backend import mask
 
@@ -137,3 +139,61 @@ def config_frame(magics):
 def _source(*places: tuple) -> str:
     """Where a key came from: the label of the first place that holds one."""
     return next((label for value, label in places if value), "not set")
+
+
+def cache_info(responses) -> CacheInfo:
+    """What ``%mistral cache`` shows."""
+    stats = responses.store.stats()
+    return CacheInfo(responses.mode, stats.path, stats.entries, stats.size_bytes, stats.hits,
+                     stats.saved_usd, stats.unpriced_hits, stats.records, stats.calls,
+                     stats.readonly)
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """``%mistral cache``: where the store is, its answers and size, and the money they saved."""
+
+    mode: str
+    path: str
+    entries: int
+    size_bytes: int
+    hits: int
+    saved_usd: float
+    unpriced_hits: int
+    records: int
+    calls: int
+    readonly: bool
+
+    def rows(self) -> list[tuple[str, str]]:
+        from .usage import format_cost
+
+        saved = format_cost(self.saved_usd)
+        if self.unpriced_hits:
+            saved += f" (+ {self.unpriced_hits:,} of unknown price)"
+        where = self.path + (" (read-only)" if self.readonly else "")
+        return [
+            ("cache", f"{self.mode} · {where}"),
+            ("answers", f"{self.entries:,} ({_size(self.size_bytes)} on disk)"),
+            ("reused", f"{self.hits:,} time{'' if self.hits == 1 else 's'}, saved {saved}"),
+            ("finished rows", f"{self.records:,} (row jobs resume from them)"),
+            ("ledger", f"{self.calls:,} call{'' if self.calls == 1 else 's'} from every "
+                       "kernel here (%mistral usage --all)"),
+        ]
+
+    def __repr__(self) -> str:
+        return "\n".join(f"{name:<14}{value}" for name, value in self.rows())
+
+    def _repr_html_(self) -> str:
+        from . import render
+
+        return render.table(["response cache", ""], self.rows())
+
+
+def _size(n: float) -> str:
+    if n < 1000:
+        return f"{n:,} bytes"
+    for unit in ("kB", "MB", "GB"):
+        n /= 1000
+        if n < 1000 or unit == "GB":
+            break
+    return f"{n:,.1f} {unit}"

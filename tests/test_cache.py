@@ -25,7 +25,11 @@ ASK = "%%mistral --max-tokens 40\nName three uses of a hash map."
 
 
 def restart(ip):
-    """A fresh kernel's extension, same folder: new chats, new ledger, the same store."""
+    """A fresh kernel's extension, same folder: new chats, new ledger, the same store.
+
+    Settings made with %config stay (they are the shell's config), as in a notebook
+    whose %config cells run again.
+    """
     ip.run_line_magic("unload_ext", "mistral_magic")
     ip.run_line_magic("load_ext", "mistral_magic")
     return mistral_magic.session()
@@ -253,6 +257,10 @@ def test_replay_with_no_key_finds_answers_recorded_on_la_plateforme(ip, tmp_path
     run(ip, "%%mistral --no-history\nWhat is a tensor?", cell_id="t2")
     last = mistral_magic.session().last
     assert last.text == "A tensor is a multi-dimensional array." and last.backend == "mistral"
+    # A notebook that asks for La Plateforme by name replays with no key too.
+    ip.run_line_magic("config", "MistralMagics.backend = 'mistral'")
+    run(ip, "%%mistral --no-history\nWhat is a tensor?", cell_id="t3")
+    assert mistral_magic.session().last.cached
 
 
 def test_replay_starts_no_server_and_loads_no_sdk(tmp_path):
@@ -411,3 +419,20 @@ def test_a_store_that_cannot_be_used_is_said_once_and_cells_go_on(ip, magic_serv
     ip.run_line_magic("config", "MistralMagics.cache = 'replay'")
     result = run(ip, ASK, cell_id="c3", ok=False)
     assert type(result.error_in_exec).__name__ == "StoreError"
+
+
+def test_an_answer_cut_by_the_budget_answers_only_the_capped_request(ip, magic_server):
+    magic_server.set_faults({"answer_tokens": 2000})
+    session = mistral_magic.session()
+    ip.run_line_magic("config", "MistralMagics.budget_usd = 0.00002")
+    run(ip, "%%mistral\nWrite a long essay.", cell_id="e")
+    assert session.last.budget_capped and session.last.finish_reason == "length"
+    session = restart(ip)
+    ip.run_line_magic("config", "MistralMagics.budget_usd = None")  # the whole answer is wanted
+    sent = magic_server.request_count()
+    run(ip, "%%mistral\nWrite a long essay.", cell_id="e")
+    assert magic_server.request_count() == sent + 1 and not session.last.cached
+    assert session.last.completion_tokens == 2000
+    session = restart(ip)
+    run(ip, "%%mistral\nWrite a long essay.", cell_id="e")  # the whole answer, now kept
+    assert session.last.cached and session.last.completion_tokens == 2000
