@@ -25,9 +25,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass
@@ -641,13 +643,22 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=str(HERE / "results" / "latest.json"))
     args = parser.parse_args(argv)
 
+    path = Path(args.json).absolute()
     results: dict = {"quick": args.quick, "python": sys.version.split()[0]}
     rows: list[Row] = []
-    for key, bench, to_rows in SECTIONS:
-        results[key] = bench(args.quick)
-        rows.extend(to_rows(results[key]))
+    # The shells and kernels benchmarked keep their response cache (.mistral_magic/) in
+    # the working directory: a temporary one, so no run is answered by an earlier one's
+    # cache and nothing is left in the repository.
+    with tempfile.TemporaryDirectory(prefix="mistral-magic-bench-") as folder:
+        here = os.getcwd()
+        os.chdir(folder)
+        try:
+            for key, bench, to_rows in SECTIONS:
+                results[key] = bench(args.quick)
+                rows.extend(to_rows(results[key]))
+        finally:
+            os.chdir(here)
     print(table(rows))
-    path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2))
     print(f"\nwrote {path}")

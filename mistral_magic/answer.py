@@ -38,6 +38,8 @@ class Answer:
     value: Any = None  # the parsed result in --json / --schema modes
     raw: dict = field(default_factory=dict)
     streamed: bool = True
+    cached: bool = False  # served from the response cache: nothing sent, cost 0
+    saved: float | None = None  # what the cached answer cost when it was first paid for
 
     def __str__(self) -> str:
         return self.text
@@ -63,8 +65,11 @@ def footer(answer: Answer, totals: dict, budget_left: float | None) -> str:
     parts = [
         answer.model,
         f"{format_tokens(answer.prompt_tokens)} in / {format_tokens(answer.completion_tokens)} out",
-        format_cost(answer.cost),
     ]
+    if answer.cached:
+        parts.append(f"cached · {format_cost(answer.cost)} (saved {format_cost(answer.saved)})")
+    else:
+        parts.append(format_cost(answer.cost))
     if answer.ttft_s is not None:
         parts.append(f"first token {answer.ttft_s:.2f} s")
     if answer.tokens_per_s:
@@ -106,5 +111,6 @@ def provenance(answer: Answer) -> dict:
         "latency_s": round(answer.latency_s or 0.0, 4),
         "ttft_s": None if answer.ttft_s is None else round(answer.ttft_s, 4),
         "backend": answer.backend,
+        "cached": answer.cached,
         "version": __version__,
     }

@@ -12,8 +12,13 @@ each row of a row job (`mistral_magic.engine`) go one way:
    counted, and the cost is priced;
 4. *record*: the ledger row is written as the reservation settles, exactly once,
    whether the call finished, failed or was interrupted; a call never sent records
-   nothing. The turn goes into its chat (`record_turn`) and the footer under the
-   answer (`answer.footer`).
+   nothing. A chat call that succeeded is kept in the response cache
+   (`cache.Responses.keep`). The turn goes into its chat (`record_turn`) and the
+   footer under the answer (`answer.footer`).
+
+Before all that, a call the response cache may answer (`cache.Responses.serve`: a
+cell not yet run in this kernel, or anything while replaying) is answered from it:
+no reservation, nothing sent, a ledger row marked cached at $0.
 
 `Call` is the part every sender shares; `CallPath` is mixed into `core.Session`.
 An interrupt in the kernel's thread, or cancelling a task on the loop (the panel's
@@ -29,6 +34,7 @@ from typing import Any
 
 from .answer import Answer, footer, provenance
 from .backend import close_error_response, sdk_request
+from .cache import Reuse, identity
 from .chat import DEFAULT_CHAT, Turn
 from .errors import APIError, user_message
 
@@ -37,10 +43,13 @@ class Call:
     """One call from its reservation to its ledger row: what every way of sending shares."""
 
     def __init__(self, session, request: dict, reservation, *, backend: str, chat=None,
-                 kind: str = "chat", stream: bool = True):
+                 kind: str = "chat", stream: bool = True, cache_as: str | None = None):
         self.session = session
         self.reservation = reservation
         self.kind = kind
+        self.asked = request
+        # The backend's `cache.identity` when the answer is kept in the response cache.
+        self.cache_as = cache_as
         self.request = reservation.apply(request)
         self.answer = Answer(text="", model=self.request["model"], chat=chat, status="ok",
                              request=self.request, backend=backend,
@@ -108,6 +117,8 @@ class Call:
             self._account()
         finally:
             self.reservation.settle(self._record())
+        if self.cache_as is not None and answer.status == "ok":
+            self.session.responses.keep(self)
         return answer
 
     def _account(self) -> None:
@@ -162,12 +173,18 @@ async def run_async(call: Call, send, pacing=None) -> Answer:
 class CallPath:
     """The call path of `core.Session`: `call`/`call_async` send, `ask*` also render and record."""
 
-    def call(self, request: dict, *, chat=None, view=None, stream=True, kind="chat"):
+    def call(self, request: dict, *, chat=None, view=None, stream=True, kind="chat",
+             reuse: Reuse = "replay"):
         """Reserve, send one request, and settle it in the ledger; returns (answer, failure).
 
+        `reuse` says when the response cache answers instead (`cache.Responses.serve`).
         Raises `BudgetExceeded` before sending when the budget cannot afford it; with a
         budget the request sent carries the budget's `max_tokens` (`answer.request`).
         """
+        cached = self.responses.serve(request, chat=chat, kind=kind, reuse=reuse)
+        if cached is not None:
+            self.last = cached
+            return cached, None
         reservation = self.reserve(request)
         try:
             backend = self.backend
@@ -175,7 +192,7 @@ class CallPath:
             reservation.release()
             raise
         call = Call(self, request, reservation, backend=backend.kind, chat=chat, kind=kind,
-                    stream=stream)
+                    stream=stream, cache_as=identity(backend.kind, backend.url))
         try:
             if view is not None:
                 view.start()
@@ -206,7 +223,7 @@ class CallPath:
         pieces so far. The caller records the turn.
         """
         call = Call(self, request, reservation, backend=backend.kind, chat=chat, kind=kind,
-                    stream=stream)
+                    stream=stream, cache_as=identity(backend.kind, backend.url))
         options = {} if pacing is None else {"retries": pacing.retries}
 
         async def send() -> None:
@@ -224,13 +241,16 @@ class CallPath:
 
     def ask(self, request: dict, *, chat: str | None = DEFAULT_CHAT, view=None,
             stream: bool = True, record_turn: bool = True, cell_id: str | None = None,
-            kind: str = "chat") -> Answer:
+            kind: str = "chat", reuse: Reuse = "cell") -> Answer:
         """Send one chat request, render it into `view`, and record it exactly once.
 
-        Raises `APIError` (one line) after recording a failed call; an interrupt ends
-        the call cleanly with the partial answer kept and marked.
+        A cell not yet run in this kernel may be answered from the response cache
+        (`reuse="replay"`: only when replaying, as ``--refresh`` asks). Raises `APIError`
+        (one line) after recording a failed call; an interrupt ends the call cleanly
+        with the partial answer kept and marked.
         """
-        answer, failure = self.call(request, chat=chat, view=view, stream=stream, kind=kind)
+        answer, failure = self.call(request, chat=chat, view=view, stream=stream, kind=kind,
+                                    reuse=reuse)
         if record_turn:
             self.record_turn(answer, request, chat, cell_id)
         if view is not None:
@@ -240,7 +260,7 @@ class CallPath:
 
     def ask_structured(self, request: dict, *, spec=None, many: bool = False,
                        chat: str | None = DEFAULT_CHAT, view=None, stream: bool = True,
-                       cell_id: str | None = None) -> Answer:
+                       cell_id: str | None = None, reuse: Reuse = "cell") -> Answer:
         """JSON mode or a schema: parse the answer; one that does not parse is re-asked with
         the validation error, up to `MistralMagics.reasks` times.
 
@@ -256,7 +276,7 @@ class CallPath:
             return json_value(text) if spec is None else spec.to_frame(spec.parse(text, many=many))
 
         loop = Reasks(request, parse, self.settings.reasks)
-        answer, failure = self.call(request, chat=chat, view=view, stream=stream)
+        answer, failure = self.call(request, chat=chat, view=view, stream=stream, reuse=reuse)
         error = None
         while failure is None and answer.status == "ok":
             try:
@@ -269,7 +289,8 @@ class CallPath:
                 answer.value = loop.value
                 break
             try:
-                answer, failure = self.call(retry, chat=chat, view=view, stream=stream)
+                answer, failure = self.call(retry, chat=chat, view=view, stream=stream,
+                                            reuse=reuse)
             except BudgetExceeded:
                 # The re-ask is a call like any other: refused, the answer before it stays.
                 answer.status, answer.error = "error", str(loop.error)

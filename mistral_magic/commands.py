@@ -94,7 +94,38 @@ class Commands:
     def cmd_usage(self, args):
         from . import tables
 
+        if args.all:
+            return tables.usage_all_frame(self.session)
         return tables.usage_frame(self.session)
+
+    def cmd_cache(self, args):
+        """`%mistral cache [clear | export FILE [--all] | import FILE]`."""
+        responses = self.session.responses
+        if args.action is None:
+            from . import tables
+
+            return tables.cache_info(responses)
+        if args.action == "clear":
+            cleared = responses.clear()
+            return Note(f"Cache cleared: {cleared:,} answer{'' if cleared == 1 else 's'} and every "
+                        f"finished row forgotten in `{responses.store.path}` (the ledger stays).")
+        if not args.file:
+            raise UsageError(f"%mistral cache {args.action} needs a file, e.g. "
+                             f"%mistral cache {args.action} answers.sqlite")
+        if args.action == "import":
+            added = responses.store.import_from(args.file)
+            return Note(f"Imported {added:,} answer{'' if added == 1 else 's'} from `{args.file}` "
+                        f"into `{responses.store.path}` (answers already there were kept).")
+        keys = None if args.all else responses.export_keys()
+        if keys == []:
+            return Note("Nothing to export: this notebook has used no stored answer yet; run its "
+                        "cells first, or export every answer with --all.")
+        written = responses.store.export(args.file, keys=keys, notebook=None)
+        return Note(
+            f"Exported {written:,} answer{'' if written == 1 else 's'} to `{args.file}`. To replay "
+            f"them with no key: `%config MistralMagics.cache_path = {str(args.file)!r}` and "
+            "`%config MistralMagics.cache = 'replay'`."
+        )
 
     def cmd_models(self, args):
         from . import tables
@@ -197,7 +228,8 @@ def _command_parsers() -> dict[str, MagicArgumentParser | None]:
         "chats": parser("chats"),
         "reset": parser("reset", chat, (("--all",), {"action": "store_true"})),
         "undo": parser("undo", chat),
-        "usage": parser("usage"),
+        "usage": parser("usage", (("--all",), {"action": "store_true",
+                                               "help": "every kernel's calls in this folder"})),
         "models": parser("models"),
         "config": parser("config"),
         "backend": parser("backend"),
@@ -211,4 +243,9 @@ def _command_parsers() -> dict[str, MagicArgumentParser | None]:
             (("job_id",), {"nargs": "?"}),
         ),
         "schema": parser("schema", (("spec",), {}), (("--many",), {"action": "store_true"})),
+        "cache": parser(
+            "cache", (("action",), {"nargs": "?", "choices": ["clear", "export", "import"]}),
+            (("file",), {"nargs": "?"}),
+            (("--all",), {"action": "store_true", "help": "export every answer, not this notebook's"}),
+        ),
     }

@@ -1,4 +1,4 @@
-"""The Session: everything a loaded extension owns (backend, chats, ledger, prices, cache).
+"""The Session: everything a loaded extension owns (backend, chats, ledger, prices, caches).
 
 It lives in `core` so that `mistral_magic.session()` stays a function.
 
@@ -22,7 +22,7 @@ from .backend import (
     resolve,
     server_key_from_environment,
 )
-from .cache import MemoryCache
+from .cache import Responses
 from .calls import CallPath
 from .chat import DEFAULT_CHAT, Chats
 
@@ -49,13 +49,21 @@ class Session(CallPath):
         self._prices = None
         self._prices_for: Any = None
         self._notices: set[str] = set()
-        # Row results by request (anything with get/put), so a re-run pays only for the rest.
-        self.cache = MemoryCache()
+        # The response cache, the finished rows of row jobs and the ledger across kernels,
+        # in the folder's store (opened on first use, so loading stays cheap).
+        self.responses = Responses(self)
+        self.ledger.subscribe(self.responses.persist)
         self.batch_jobs: dict[str, str] = {}
         # Budget holds of batch jobs not yet read back, by job id (they outlive an interrupt).
         self.batch_holds: dict[str, Any] = {}
 
     # -- settings-derived state -------------------------------------------------
+
+    @property
+    def cache(self):
+        """Finished rows of row jobs by request key (get/get_many/put/put_many), so the same
+        call again, also after a restart, pays only for the rest (`cache.StoredRows`)."""
+        return self.responses.rows
 
     @property
     def key(self) -> str | None:
@@ -217,11 +225,12 @@ class Session(CallPath):
         )
 
     def close(self) -> None:
-        """Close the backend's connections, then stop the background loop."""
+        """Close the backend's connections, stop the background loop, close the store."""
         if self._backend is not None:
             self._backend.close(self.loop)
             self._backend = None
         self.loop.stop()
+        self.responses.close()
 
 
 def chat_request(model: str, messages: list[dict], *, temperature=None, max_tokens=None,

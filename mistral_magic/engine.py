@@ -14,9 +14,12 @@
 - A cost estimate is shown first, and a job that cannot finish even at the least
   answer per row is refused before anything is sent.
 - A `tqdm.auto` bar shows rows done, failures and spend.
-- Finished rows are kept in `Session.cache` (`cache.request_key` of each row's
-  request), so running the same call again pays only for the rest. The kernel's
-  interrupt cancels cleanly and says in one line how many rows are done and left.
+- Finished rows are kept in `Session.cache` (the store's ``records``, by
+  `cache.request_key` of each row's request), so running the same call again, also
+  after a restart, pays only for the rest; a row whose stored answer (the response
+  cache) fits its columns is not sent either, and replaying sends nothing at all
+  (see `mistral_magic.cache`). The kernel's interrupt cancels cleanly and says in one
+  line how many rows are done and left.
 - The result is the job's columns aligned to `df.index`, plus `_error` (None on
   success): no row is lost or duplicated; a row that failed, was refused, was not
   sent (missing text) or was interrupted says so there.
@@ -27,13 +30,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from functools import cached_property
 
 from IPython.display import display
 
 from .backend import retry_config
 from .batch import run_job
 from .budget import MIN_ANSWER_TOKENS
-from .cache import request_key
+from .cache import request_key, stored_text
 from .calls import Call, run_async
 from .errors import APIError, ConfigError, user_message
 from .estimates import DEFAULT_MAX_TOKENS, prompt_bound
@@ -64,7 +68,7 @@ class RowEngine:
         if batch and job.batch_endpoint is None:
             raise ConfigError(f"batch=True is not available for {job.kind}; run it without batch")
         run = RowRun(self, job)
-        if not batch:
+        if not batch or run.replaying:  # a replay sends nothing, in a batch or not
             return run.run()
         return run_job(run)
 
@@ -81,29 +85,56 @@ class RowRun:
         self.errors = list(job.errors)  # missing rows say so already
         n = len(self.requests)
         self.missing = sum(r is None for r in self.requests)
-        # Resolved once: the backend property re-reads the key (environment, .env) each time.
-        self.backend = session.backend
-        self.exact = self.backend.kind == "offline"
-        self.keys = [None if r is None else request_key(self.backend.url, r) for r in self.requests]
+        self.cache = session.cache
+        self.replaying = session.responses.mode == "replay"
+        # "offline" whatever the offline server's port: the same rows resume after a restart.
+        key_as = session.responses.identities()[-1]
+        self.exact = key_as == "offline"
+        self.keys = [None if r is None else request_key(key_as, r) for r in self.requests]
         self.prompt_tokens: list[int | None] = [None] * n
         self.records: list[dict | None] = [None] * n
         self.failed = 0
         self.spent = 0.0
 
+    @cached_property
+    def backend(self):
+        """The backend, resolved once when first needed (a replay never starts one)."""
+        return self.session.backend
+
     # -- what is left, and what it may cost -------------------------------------------
 
     def pending(self) -> list[int]:
-        """Rows to send: not missing, not in the cache (cached rows take their record now)."""
+        """Rows to send: not missing, not finished before, not answered in the response cache
+        (those take their record now, with one query for all the rows)."""
+        rows = [i for i, key in enumerate(self.keys) if key is not None]  # missing: never sent
+        finished = self.cache.get_many([self.keys[i] for i in rows])
         pending = []
-        for i, key in enumerate(self.keys):
-            if key is None:  # missing text: never sent
-                continue
-            record = self.session.cache.get(key)
+        for i in rows:
+            record = finished.get(self.keys[i])
             if record is None:
                 pending.append(i)
             else:
                 self.records[i] = record
+        if self.job.send is None and pending and self.session.responses.mode != "off":
+            pending = self._answered(pending)
         return pending
+
+    def _answered(self, pending: list[int]) -> list[int]:
+        """Rows whose stored answer fits their columns take it (cached, $0); the rest are left."""
+        responses = self.session.responses
+        entries = responses.lookup([self.requests[i] for i in pending])
+        left, served = [], []
+        for i, entry in zip(pending, entries, strict=True):
+            record = None if entry is None else _parsed(self.job.parse, stored_text(entry))
+            if record is None or isinstance(record, Exception):
+                left.append(i)  # sent (or, replaying, looked up call by call with its re-asks)
+            else:
+                self.records[i] = record
+                served.append((entry, self.requests[i]))
+        responses.served_rows(served, self.job.kind)
+        done = set(left)
+        self.cache.put_many((self.keys[i], self.records[i]) for i in pending if i not in done)
+        return left
 
     def plan(self, pending: list[int], batch: bool) -> list:
         """Count the pending rows, show the estimate, and refuse (row by row) a job that
@@ -111,9 +142,6 @@ class RowRun:
 
         A batch job's own worst case is reserved when it is submitted (`batch.run_job`).
         """
-        estimates = [self.job.estimate(self.requests[i], batch=batch) for i in pending]
-        for i, estimate in zip(pending, estimates, strict=True):
-            self.prompt_tokens[i] = estimate.prompt_tokens
         cached = len(self.requests) - len(pending) - self.missing
         skipped = "; ".join(part for part in (
             f"{_rows(cached)} already done, from the cache" if cached else "",
@@ -122,7 +150,17 @@ class RowRun:
         if not pending:
             display(note(f"Nothing to send: {skipped}." if skipped
                          else "Nothing to send: the DataFrame has no rows."), raw=True)
-            return estimates
+            return []
+        if self.replaying:  # nothing is sent: nothing to count or estimate
+            display(note(
+                f"Replaying {_rows(len(pending))} from the response cache, nothing sent"
+                + (f" ({skipped})" if skipped else "")
+                + "; a row with no stored answer says so in _error."), raw=True)
+            return []
+        self.backend  # noqa: B018  resolved now, so the offline notice comes before the plan
+        estimates = [self.job.estimate(self.requests[i], batch=batch) for i in pending]
+        for i, estimate in zip(pending, estimates, strict=True):
+            self.prompt_tokens[i] = estimate.prompt_tokens
         how = "through the Batch API (half price)" if batch else "row by row"
         display(note(
             f"{self.job.verb} {_rows(len(pending))} {how} with {self.model}"
@@ -154,7 +192,7 @@ class RowRun:
         engine = self.engine
         # 5xx and connection errors: the SDK retries. 429s come back to us, so one
         # pause can hold every worker for the server's Retry-After.
-        self.pacing = Pacing(
+        self.pacing = None if self.replaying else Pacing(
             RateLimiter(engine.requests_per_second, engine.tokens_per_minute),
             retry_config(engine.max_retries, status_codes=["500", "502", "503", "504"]),
             engine.max_retries,
@@ -220,13 +258,19 @@ class RowRun:
                 self.failed += 1
                 continue
             self.records[i] = record
-            self.session.cache.put(self.keys[i], record)
+            self.cache.put(self.keys[i], record)
 
     async def _chat_row(self, i: int) -> dict:
         """A chat row through the call path; an answer that does not parse is re-asked."""
         loop = Reasks(self.requests[i], self.job.parse, self.session.settings.reasks)
         request, tokens = self.requests[i], self.prompt_tokens[i]
         while request is not None:
+            # Replaying, every call (a re-ask too) is answered from the cache or is the row's
+            # ReplayMiss; otherwise the rows the cache could answer were served by `pending`.
+            answer = self.session.responses.serve(request, kind=self.job.kind)
+            if answer is not None:
+                request = loop.after(answer.text)
+                continue
             # Rows share the budget concurrently: each one without max_tokens is capped at
             # the estimate's DEFAULT_MAX_TOKENS, and waits while other rows hold what it needs.
             reservation = await self.session.reserve_async(

@@ -50,6 +50,10 @@ class APIError(MistralMagicError):
         self.status = status
 
 
+class ReplayMiss(MistralMagicError):
+    """``MistralMagics.cache = "replay"`` never sends, and no stored answer fits the request."""
+
+
 class Interrupted(MistralMagicError):
     """The kernel's interrupt stopped a request; what finished is kept."""
 

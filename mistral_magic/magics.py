@@ -60,13 +60,20 @@ Code straight into the next cell, a dry run, JSON and schema-typed DataFrames::
     %%mistral --schema "name, age int, city" --many -o people
     Extract the people: {text}
 
+Answers are kept in ``.mistral_magic/store.sqlite`` (``MistralMagics.cache_path``):
+after a restart, a cell whose exact request was answered before gets that answer at
+$0, marked cached; running a cell again in the same kernel, or ``--refresh``, asks
+again. ``%config MistralMagics.cache = "replay"`` never sends (no key needed): ship
+``%mistral cache export answers.sqlite`` with a notebook, and point ``cache_path`` at it.
+
 Commands::
 
     %mistral history [-c CHAT]   %mistral reset [-c CHAT | --all]   %mistral undo [-c CHAT]
-    %mistral chats               %mistral usage                     %mistral models
+    %mistral chats               %mistral usage [--all]             %mistral models
     %mistral config              %mistral key [--clear]             %mistral backend
     %mistral tokens TEXT         %mistral schema SPEC [--many]
     %mistral batch list | status ID | cancel ID
+    %mistral cache [clear | export FILE [--all] | import FILE]
     %mistral meter               %mistral panel                     %mistral chat NAME
 
 Commands expand ``$name`` and ``{name}`` like any line magic:
@@ -194,6 +201,19 @@ class MistralMagics(Magics):
     prices = Dict(
         help='Price overrides, USD per 1M tokens: {"model": {"input": 0.5, "output": 1.5}}.'
     ).tag(config=True)
+    cache = CaselessStrEnum(
+        ["on", "off", "replay"], default_value="on",
+        help='Response cache. "on": a cell not yet run in this kernel whose exact request was '
+        'answered before gets the stored answer at $0 (a re-run or --refresh asks again); '
+        '"replay": never send, a cell with no stored answer is an error (no key needed); '
+        '"off": the store is neither read nor written.',
+    ).tag(config=True)
+    cache_path = Unicode(
+        None, allow_none=True,
+        help="The store (answers, finished rows, ledger): a file or a folder; None is "
+        ".mistral_magic/store.sqlite in the working directory. Point it at an exported "
+        "answers file to replay it.",
+    ).tag(config=True)
 
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
@@ -240,6 +260,8 @@ class MistralMagics(Magics):
               help='Structured output: a pydantic model, a JSON Schema dict, or "name, age int, ...".')
     @argument("--many", action="store_true", help="With --schema: a list of records, one row each.")
     @argument("--dry-run", action="store_true", help="Show the request and its estimate; send nothing.")
+    @argument("--refresh", action="store_true",
+              help="Send even if the answer is in the cache, and replace it there.")
     @argument("--no-interpolate", action="store_true", help="Send {braces} as they are.")
     @line_cell_magic
     @_with_doc(MANUAL)
@@ -253,6 +275,9 @@ class MistralMagics(Magics):
             raise UsageError("--many goes with --schema SPEC, e.g. --schema 'name, age int' --many")
         if args.json and args.schema is not None:
             raise UsageError("use either --json or --schema, not both")
+        if args.refresh and self.cache == "replay":
+            raise UsageError("--refresh sends the request again, which MistralMagics.cache = "
+                             "'replay' never does; %config MistralMagics.cache = 'on' first")
         if args.output in self.shell.user_ns_hidden:
             raise UsageError(
                 f"-o {args.output} would replace IPython's own {args.output}; choose a name like answer"
@@ -271,7 +296,6 @@ class MistralMagics(Magics):
             return line
 
     def _ask(self, args, cell: str):
-        from .display import StreamView
         from .prompt import interpolate
 
         session = self.session
@@ -298,20 +322,32 @@ class MistralMagics(Magics):
         )
         if args.dry_run:
             return self._dry_run(request, args.output)
+        try:
+            return self._send(args, request, spec, cell_id)
+        finally:
+            # Answered (or tried): running this cell again in this kernel asks again.
+            session.responses.ran(session.cell_id)
+
+    def _send(self, args, request: dict, spec, cell_id: str | None):
+        """Send a cell's request (or answer it from the cache), render it, fill -o VAR."""
+        from .display import StreamView
+
+        session = self.session
+        reuse = "replay" if args.refresh else "cell"
         if not args.no_history:
             session.apply_chat_settings(args.chat, system=args.system, new=args.new)
-        structured = response_format is not None
+        structured = "response_format" in request
         view = StreamView(self.shell, "code" if structured else args.format)
         stream = self.stream and not args.no_stream
         if structured:
             answer = session.ask_structured(
                 request, spec=spec, many=args.many, chat=None if args.no_history else args.chat,
-                view=view, stream=stream, cell_id=cell_id,
+                view=view, stream=stream, cell_id=cell_id, reuse=reuse,
             )
         else:
             answer = session.ask(
                 request, chat=None if args.no_history else args.chat, view=view, stream=stream,
-                cell_id=cell_id,
+                cell_id=cell_id, reuse=reuse,
             )
         result = answer.value if structured else answer.text
         if args.format == "code" and not structured and answer.status == "ok":

@@ -1,4 +1,4 @@
-"""What `%mistral history|chats|usage|models|config` return: DataFrames, values not prints.
+"""What `%mistral history|chats|usage|models|config|cache` return: values, not prints.
 
 Columns are ordered for a terminal too. Where a table is wider than the screen,
 pandas drops columns from the middle and shows the first and the last ones; so
@@ -9,11 +9,13 @@ ids, system prompts) in the middle. Times are rounded to the second.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .backend import mask
 
 HISTORY_COLUMNS = ["turn", "role", "text", "chat", "model", "cell", "status", "tokens", "cost"]
 USAGE_COLUMNS = ["model", "prompt_tokens", "completion_tokens", "kind", "chat", "time", "backend",
-                 "error", "latency_s", "ttft_s", "cost", "status"]
+                 "error", "latency_s", "ttft_s", "cached", "cost", "status"]
 CHATS_COLUMNS = ["chat", "turns", "in_context", "system", "tokens", "cost"]
 PREVIEW = 48  # characters of a message in `%mistral history` (the chat keeps all of it)
 
@@ -54,6 +56,26 @@ def usage_frame(session):
     frame = session.ledger.to_frame()
     frame["time"] = frame["time"].dt.round("s")
     return frame[USAGE_COLUMNS]
+
+
+def usage_all_frame(session):
+    """Every kernel's calls in this folder (the store's ledger) with this kernel's own, by time.
+
+    This kernel's rows come from its ledger, so they are there with the cache off too.
+    """
+    import pandas as pd
+
+    mine = session.ledger.to_frame()
+    mine.insert(1, "session", session.responses.id)
+    others = session.responses.guarded(lambda store: store.ledger.frame(), None)
+    if others is not None:
+        others = others[others["session"] != session.responses.id]
+    frames = [f for f in (others, mine) if f is not None and len(f)]
+    frame = pd.concat(frames, ignore_index=True) if frames else mine
+    frame = frame.astype(mine.dtypes.to_dict()).sort_values("time", kind="stable")
+    frame["time"] = frame["time"].dt.round("s")
+    columns = USAGE_COLUMNS[:6] + ["session"] + USAGE_COLUMNS[6:]
+    return frame[columns].reset_index(drop=True)
 
 
 def models_frame(session):
@@ -117,3 +139,61 @@ def config_frame(magics):
 def _source(*places: tuple) -> str:
     """Where a key came from: the label of the first place that holds one."""
     return next((label for value, label in places if value), "not set")
+
+
+def cache_info(responses) -> CacheInfo:
+    """What ``%mistral cache`` shows."""
+    stats = responses.store.stats()
+    return CacheInfo(responses.mode, stats.path, stats.entries, stats.size_bytes, stats.hits,
+                     stats.saved_usd, stats.unpriced_hits, stats.records, stats.calls,
+                     stats.readonly)
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """``%mistral cache``: where the store is, its answers and size, and the money they saved."""
+
+    mode: str
+    path: str
+    entries: int
+    size_bytes: int
+    hits: int
+    saved_usd: float
+    unpriced_hits: int
+    records: int
+    calls: int
+    readonly: bool
+
+    def rows(self) -> list[tuple[str, str]]:
+        from .usage import format_cost
+
+        saved = format_cost(self.saved_usd)
+        if self.unpriced_hits:
+            saved += f" (+ {self.unpriced_hits:,} of unknown price)"
+        where = self.path + (" (read-only)" if self.readonly else "")
+        return [
+            ("cache", f"{self.mode} · {where}"),
+            ("answers", f"{self.entries:,} ({_size(self.size_bytes)} on disk)"),
+            ("reused", f"{self.hits:,} time{'' if self.hits == 1 else 's'}, saved {saved}"),
+            ("finished rows", f"{self.records:,} (row jobs resume from them)"),
+            ("ledger", f"{self.calls:,} call{'' if self.calls == 1 else 's'} from every "
+                       "kernel here (%mistral usage --all)"),
+        ]
+
+    def __repr__(self) -> str:
+        return "\n".join(f"{name:<14}{value}" for name, value in self.rows())
+
+    def _repr_html_(self) -> str:
+        from . import render
+
+        return render.table(["response cache", ""], self.rows())
+
+
+def _size(n: float) -> str:
+    if n < 1000:
+        return f"{n:,} bytes"
+    for unit in ("kB", "MB", "GB"):
+        n /= 1000
+        if n < 1000 or unit == "GB":
+            break
+    return f"{n:,.1f} {unit}"

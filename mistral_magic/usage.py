@@ -6,7 +6,8 @@ DataFrame extraction records from a background thread). ``ledger.totals()``,
 ``ledger.subscribe(callback)`` is how the footer and the meter stay current.
 Record times are timezone-aware UTC (`datetime.now(timezone.utc)`), so ledgers
 from kernels in different zones line up; convert with ``.dt.tz_convert`` to show
-local time. A record's cost is ``None`` when the model's price is unknown, never 0.
+local time. A record's cost is ``None`` when the model's price is unknown, never 0;
+an answer served from the response cache is a record with ``cached=True`` and cost 0.
 
 This module imports pandas only for `Ledger.to_frame`.
 """
@@ -75,6 +76,7 @@ class CallRecord:
     status: str = "ok"  # ok | error | interrupted | refused | ...
     backend: str = "mistral"  # offline | mistral | self-hosted
     batch: bool = False
+    cached: bool = False  # answered from the response cache: cost 0, nothing was sent
     error: str | None = None
 
     @property
@@ -94,6 +96,7 @@ FRAME_COLUMNS = (
     "ttft_s",
     "status",
     "backend",
+    "cached",
     "error",
 )
 
@@ -222,6 +225,7 @@ class Ledger:
                 ),
                 "status": pd.Series(column["status"], dtype=object),
                 "backend": pd.Series(column["backend"], dtype=object),
+                "cached": pd.Series([bool(v) for v in column["cached"]], dtype=bool),
                 "error": pd.Series(column["error"], dtype=object),
             },
             columns=list(FRAME_COLUMNS),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+from pathlib import Path
 
 import pytest
 from IPython.core.displaypub import DisplayPublisher
@@ -10,6 +11,20 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
 from mistral_magic.offline import OfflineServer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_store_left_in_the_repository():
+    """Every shell, kernel and notebook the suite runs keeps its store in a temporary
+    folder (the `ip` fixture's working directory, notebooks' temporary copies)."""
+    places = [REPO / ".mistral_magic", REPO / "notebooks" / ".mistral_magic",
+              REPO / "tests" / ".mistral_magic"]
+    there = {place for place in places if place.exists()}
+    yield
+    left = [str(place) for place in places if place.exists() and place not in there]
+    assert not left, f"the test run left a store in the repository: {left}"
 
 
 @pytest.fixture(scope="session")

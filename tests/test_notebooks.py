@@ -87,6 +87,12 @@ def test_quickstart(tmp_path, monkeypatch):
         "How many tokens does this sentence take")
     config = text_of(cell(nb, "%mistral config"))
     assert "(none)" in config and "offline server" in config
+    # The four answers were kept in the folder's store, which git ignores.
+    store = tmp_path / ".mistral_magic" / "store.sqlite"
+    cache = cell(nb, "%mistral cache").outputs[-1]["data"]
+    assert f"on · {store}" in cache["text/plain"] and "answers       4 (" in cache["text/plain"]
+    assert "mathjax_ignore" in cache["text/html"]
+    assert (tmp_path / ".mistral_magic" / ".gitignore").read_text() == "*\n"
 
 
 def test_extraction(tmp_path, monkeypatch):
@@ -179,3 +185,6 @@ def test_teaching(tmp_path, monkeypatch):
 
     assert "overfitting" in json.dumps(chat)  # the panel shows the turns made by the cells
     assert len(text_of(cell(nb, "%mistral usage")).splitlines()) >= 4
+    exported = text_of(cell(nb, "%mistral cache export"))
+    assert "Exported 3 answers to `lesson-answers.sqlite`" in exported
+    assert "cache = 'replay'" in exported and (tmp_path / "lesson-answers.sqlite").exists()

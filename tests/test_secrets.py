@@ -59,3 +59,39 @@ def test_key_never_leaks(tmp_path, monkeypatch):
     assert len(errors) == 1 and "no-such-model" in errors[0]["evalue"]
     config = "".join(json.dumps(o) for o in nb.cells[6].outputs)
     assert "chars)" in config  # the key is shown only masked
+
+
+def test_no_key_reaches_the_store(ip, tmp_path, monkeypatch):
+    """Keys from the environment, `%mistral key` and a server key, even typed into prompts:
+    none is in the store's file, its WAL, or an export, as it is or JSON-escaped."""
+    import getpass
+
+    import pandas as pd
+    from conftest import run
+
+    import mistral_magic
+
+    env_key, typed_key, server_key = (f"sk-{name}-{KEY[7:]}" for name in ("ENV", "TYPED", "SERVER"))
+    monkeypatch.setenv("MISTRAL_API_KEY", env_key)
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": typed_key)
+    ip.run_line_magic("mistral", "key")
+    assert mistral_magic.session().key == typed_key
+    with OfflineServer(api_key=server_key) as server:
+        ip.run_line_magic("config", f"MistralMagics.server_url = {server.url!r}")
+        ip.run_line_magic("config", f"MistralMagics.server_key = {server_key!r}")
+        run(ip, f"%%mistral --max-tokens 60\nMy keys are {env_key} and {typed_key}.", cell_id="a")
+        run(ip, f'%%mistral --json\nReturn {{"key": "{server_key}"}}', cell_id="b")
+        df = pd.DataFrame({"text": [f"Ada is 36, key {typed_key}", f"Bob is 41, key {env_key}"]})
+        df.mistral.extract("{text}", schema="name, age int", progress=False)
+        turns = mistral_magic.session().chats.get("default").turns
+        assert env_key.lower() in turns[0].answer  # the answer did echo a key, lower-cased
+        ip.run_line_magic("mistral", "cache export answers.sqlite --all")
+        folder = tmp_path / ".mistral_magic"
+        files = [folder / "store.sqlite", folder / "store.sqlite-wal", tmp_path / "answers.sqlite"]
+        assert all(f.exists() for f in files[::2]) and files[1].stat().st_size > 0
+        written = b"".join(f.read_bytes() for f in files)
+        assert b"[redacted]" in written  # the keys were there to leak, and were redacted
+        for key in (env_key, typed_key, server_key):
+            for form in (key, key[3:20], json.dumps(key), key.lower()):
+                assert form.encode() not in written, form
+        assert b"authorization" not in written.lower() and b"bearer" not in written.lower()

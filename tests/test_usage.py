@@ -283,8 +283,10 @@ def test_to_frame_columns_and_dtypes():
         "ttft_s",
         "status",
         "backend",
+        "cached",
         "error",
     ]
+    assert str(frame["cached"].dtype) == "bool" and not frame["cached"].any()
     assert str(frame["prompt_tokens"].dtype) == "Int64"
     assert str(frame["completion_tokens"].dtype) == "Int64"
     assert str(frame["cost"].dtype) == "float64"
@@ -298,7 +300,7 @@ def test_to_frame_columns_and_dtypes():
 
 def test_to_frame_empty_has_columns_and_dtypes():
     frame = Ledger().to_frame()
-    assert len(frame) == 0 and len(frame.columns) == 12
+    assert len(frame) == 0 and len(frame.columns) == 13
     assert str(frame["prompt_tokens"].dtype) == "Int64" and str(frame["cost"].dtype) == "float64"
 
 

@@ -3,13 +3,15 @@
 Everything the store writes passes through `Scrubber.json` (or `Scrubber.text`):
 dict keys that carry credentials (`SECRET_NAMES`) are dropped at any depth, and the
 values of `MISTRAL_API_KEY`, `MISTRAL_SERVER_KEY` and any key the session gives are
-replaced by ``[redacted]`` wherever they appear, raw or escaped inside JSON.
+replaced by ``[redacted]`` wherever they appear, raw or escaped inside JSON, in any
+letter case.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -62,12 +64,15 @@ class Scrubber:
 
     @staticmethod
     def text(value: Any, secrets: list[str]) -> Any:
-        """`value` with each secret replaced, when it is text; anything else unchanged."""
+        """`value` with each secret replaced in any letter case (a model may echo a key
+        lower-cased), when it is text; anything else unchanged."""
         if not isinstance(value, str):
             return value
+        lowered = value.lower()
         for secret in secrets:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
+            if secret.lower() in lowered:
+                value = re.sub(re.escape(secret), REDACTED, value, flags=re.IGNORECASE)
+                lowered = value.lower()
         return value
 
     def json(self, value: Any, secrets: list[str]) -> str:

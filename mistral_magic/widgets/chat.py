@@ -121,8 +121,9 @@ class ChatPanel(View):
     def send(self, text: str | None = None):
         """Ask `text` (default: the input box) in this chat; returns a Future of the Turn.
 
-        Raises `BudgetExceeded` / `ConfigError` before sending, and `RuntimeError`
-        while a request is running.
+        Raises `BudgetExceeded` / `ConfigError` before sending, `ReplayMiss` when
+        replaying a message with no stored answer, and `RuntimeError` while a request
+        is running.
         """
         from_input = text is None
         prompt = (self.input.value if from_input else text).strip()
@@ -133,6 +134,10 @@ class ChatPanel(View):
         self._attach()
         session = self.session
         request = session.build_request(prompt, chat=self.name)
+        # Each Send is a new question: only a replay answers it from the cache.
+        cached = session.responses.serve(request, chat=self.name)
+        if cached is not None:
+            return self._answered(cached, request, from_input)
         # Resolved here, in the kernel's thread: the offline notice belongs to the cell,
         # and building the client imports the SDK (slow once).
         backend = session.backend
@@ -152,6 +157,19 @@ class ChatPanel(View):
             raise
         # A task cancelled before it ran never settles: give the hold back then too.
         self.future.add_done_callback(lambda future: reservation.release())
+        return self.future
+
+    def _answered(self, answer, request, from_input: bool):
+        """A cached answer: recorded at once; returns a finished Future of its Turn."""
+        from concurrent.futures import Future
+
+        if from_input:
+            self.input.value = ""
+        turn = self.session.record_turn(answer, request, self.name, None)
+        self.last = answer
+        self.future = Future()
+        self.future.set_result(turn)
+        self._idle(_status_line(self.session, answer))
         return self.future
 
     def stop(self) -> bool:
