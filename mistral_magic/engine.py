@@ -127,9 +127,11 @@ class RowRun:
             display(note(f"Nothing to send: {skipped}." if skipped
                          else "Nothing to send: the DataFrame has no rows."), raw=True)
             return estimates
-        how = "through the Batch API (half price)" if batch else "row by row"
+        packs = self.job.send is not None and self.job.rows_per_call > 1
+        how = (" through the Batch API (half price)" if batch
+               else f", up to {self.job.rows_per_call:,} a request," if packs else " row by row")
         display(note(
-            f"{self.job.verb} {_rows(len(pending))} {how} with {self.model}"
+            f"{self.job.verb} {_rows(len(pending))}{how} with {self.model}"
             + (f" ({skipped})" if skipped else "")
             + f": {format_tokens(sum(e.prompt_tokens for e in estimates))} prompt tokens "
             f"({format_cost(_total(e.prompt_cost for e in estimates))}), "

@@ -68,6 +68,18 @@ def test_long_texts_are_packed_by_tokens(session, magic_server):
     assert all(c <= 16384 for c in counts) and sum(counts) == sum(count_text(t) for t in df["text"])
 
 
+def test_a_server_that_counts_otherwise_gets_fuller_margins(ip, session, magic_server):
+    # A self-hosted server's tokenizer is not ours: requests are packed to 90 % of the limit.
+    ip.run_line_magic("config", f"MistralMagics.server_url = {magic_server.url!r}")
+    ip.run_line_magic("config", f"MistralMagics.server_key = {magic_server.api_key!r}")
+    df = pd.DataFrame({"text": [f"{i} " + "refund " * 2000 for i in range(16)]})
+    before = magic_server.request_count(EMBED)
+    out = df.mistral.embed("text", progress=False)
+    assert out["_error"].isna().all()
+    assert magic_server.request_count(EMBED) - before == 3  # 7 + 7 + 2, where offline packs 8 + 8
+    assert max(r.prompt_tokens for r in session.ledger.records) <= 16384 * 0.9
+
+
 def test_a_text_past_the_input_limit_is_its_rows_error(session, magic_server):
     df = pd.DataFrame({"text": ["short one", "word " * 9000, None, "short two"]}, index=list("abcd"))
     before = magic_server.request_count(EMBED)
