@@ -11,6 +11,8 @@ a `CellError`: a str, the traceback as plain text (IPython's own frames left out
 with ``.source`` (the cell that raised), ``.name`` (the exception's type) and
 ``.cell_id``. So ``{Err[-1]}`` in a prompt is the last traceback and
 ``{Err[-1].source}`` its cell (interpolation still refuses names starting with ``_``).
+A key in use (``MISTRAL_API_KEY``, ``MISTRAL_SERVER_KEY``, ``%mistral key``) is
+written ``[redacted]`` in both, so no error sends or shows one.
 ``Err`` is put in the namespace only when the name is free, and is left out of
 ``%who``. Errors of the extension's own one-line kinds (``UsageError``, a
 ``MistralMagicError`` such as a refused budget) and interrupts are not kept: their
@@ -78,10 +80,12 @@ def _kept(exc: BaseException) -> bool:
 
 
 class Recent:
-    """The errors of the last cells that raised (`Err`), and the hook that keeps them."""
+    """The errors of the last cells that raised (`Err`), and the hook that keeps them;
+    `keys()` gives the keys in use, to redact."""
 
-    def __init__(self):
+    def __init__(self, keys=None):
         self.errors: deque[CellError] = deque(maxlen=KEEP)
+        self.keys = keys
 
     def after_cell(self, result) -> None:
         """IPython's post_run_cell: keep a cell's error; a cell that raised and now runs is fixed."""
@@ -96,8 +100,12 @@ class Recent:
             return
         if not _kept(exc):
             return
-        error = CellError(traceback_text(exc))
-        error.source, error.name, error.cell_id = source, type(exc).__name__, cell_id
+        from .store.secrets import Scrubber
+
+        keys = Scrubber(self.keys).secrets()
+        error = CellError(Scrubber.text(traceback_text(exc), keys))
+        error.source = Scrubber.text(source, keys)
+        error.name, error.cell_id = type(exc).__name__, cell_id
         self.errors.append(error)
 
     def last(self) -> CellError | None:
@@ -109,7 +117,8 @@ class Recent:
 
 def install(shell, magics) -> None:
     """Keep errors from now on, and name them `Err` in the namespace when the name is free."""
-    magics.recent = recent = Recent()
+    session = magics.session
+    magics.recent = recent = Recent(lambda: (session.key, session.server_key))
     shell.events.register("post_run_cell", recent.after_cell)
     if "Err" not in shell.user_ns:
         shell.push({"Err": recent.errors}, interactive=False)

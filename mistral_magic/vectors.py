@@ -209,7 +209,7 @@ def unit_rows(vectors) -> np.ndarray:
     elif block.dtype == np.uint8:
         block = block.astype(np.float32) - 127.5
     else:
-        block = block.astype(np.float32)
+        block = block.astype(np.float32, copy=False)  # np.stack made it: ours to change
     norms = np.linalg.norm(block, axis=1, keepdims=True)
     np.divide(block, norms, out=block, where=norms > 0)
     return block

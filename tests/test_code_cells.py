@@ -100,6 +100,15 @@ def test_err_keeps_tracebacks_as_text(ip):
     assert "Err" not in ip.run_line_magic("who_ls", "")
 
 
+def test_err_never_keeps_a_key(ip, monkeypatch):
+    key = "sk-test-0123456789abcdef"
+    monkeypatch.setenv("MISTRAL_API_KEY", key)
+    run(ip, "import os\nkey = 'sk-test-0123456789abcdef'\nint(os.environ['MISTRAL_API_KEY'])", ok=False)
+    error = ip.user_ns["Err"][-1]
+    assert error.name == "ValueError" and "[redacted]" in error and "[redacted]" in error.source
+    assert key not in error and key not in error.source
+
+
 def test_err_in_prompts_and_the_underscore_rule(ip):
     run(ip, "{}['missing']", ok=False)
     run(ip, "%%mistral --dry-run -o req\nWhy? {Err[-1]}\nIn: {Err[-1].source}")
