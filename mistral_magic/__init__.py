@@ -48,8 +48,10 @@ def _register_accessor() -> None:
 
 
 def load_ipython_extension(ipython) -> None:
-    """Register the magics, the cell-id hook and the accessor; nothing heavy is imported."""
+    """Register the magics, the cell-id and error hooks (`Err`) and the accessor; nothing heavy
+    is imported."""
     global _magics
+    from . import fix
     from .magics import MistralMagics
 
     if _magics is not None:
@@ -59,22 +61,24 @@ def load_ipython_extension(ipython) -> None:
     _magics = MistralMagics(shell=ipython)
     ipython.register_magics(_magics)
     ipython.events.register("pre_run_cell", _pre_run_cell)
+    fix.install(ipython, _magics)
     _register_accessor()
 
 
 def unload_ipython_extension(ipython) -> None:
-    """Remove the magics and hooks; chats and the ledger are dropped.
+    """Remove the magics, hooks and `Err`; chats and the ledger are dropped.
 
     pandas cannot forget an accessor, so `df.mistral` stays and says to load the
     extension again when used.
     """
     global _magics
-    from . import importhook
+    from . import fix, importhook
 
     importhook.cancel("pandas")
     if _magics is None:
         return
     ipython.events.unregister("pre_run_cell", _pre_run_cell)
+    fix.uninstall(ipython, _magics)
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("mistral", None)
     _magics.session.close()

@@ -29,7 +29,7 @@ class LineResult:
     """One request's outcome in a batch: the answer text and usage, or an error."""
 
     custom_id: str
-    content: str | None = None
+    content: Any = None  # a chat answer's text, or the value a job's `batch_value` read
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
@@ -80,8 +80,18 @@ def _read_file(client, file_id: str | None) -> list[dict]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def results(client, job) -> dict[str, LineResult]:
-    """The job's output and error files, by custom_id."""
+def chat_text(body: dict) -> str:
+    """A chat (or FIM) completion's text, from one result line's body."""
+    content = body["choices"][0]["message"].get("content")
+    if isinstance(content, list):
+        content = "".join(c.get("text", "") for c in content if c.get("type") == "text")
+    return content or ""
+
+
+def results(client, job, read=None) -> dict[str, LineResult]:
+    """The job's output and error files, by custom_id; `read(body)` takes one line's value
+    out of its response body (default: a chat completion's text)."""
+    read = read or chat_text
     out: dict[str, LineResult] = {}
     for line in _read_file(client, job.output_file) + _read_file(client, job.error_file):
         custom_id = str(line.get("custom_id"))
@@ -89,18 +99,21 @@ def results(client, job) -> dict[str, LineResult]:
         body = response.get("body") or {}
         status = response.get("status_code")
         error = line.get("error")
-        if error or (status is not None and status >= 400) or not body.get("choices"):
+        content = None
+        if not error and (status is None or status < 400):
+            try:
+                content = read(body)
+            except (KeyError, IndexError, TypeError):
+                content = None
+        if content is None:
             message = error or body.get("message") or body
             if isinstance(message, dict):
                 message = message.get("message") or json.dumps(message)
             out[custom_id] = LineResult(custom_id, error=f"batch line failed ({status}): {message}")
             continue
         usage = body.get("usage") or {}
-        content = body["choices"][0]["message"].get("content")
-        if isinstance(content, list):
-            content = "".join(c.get("text", "") for c in content if c.get("type") == "text")
         out[custom_id] = LineResult(
-            custom_id, content=content or "", prompt_tokens=usage.get("prompt_tokens", 0),
+            custom_id, content=content, prompt_tokens=usage.get("prompt_tokens", 0),
             completion_tokens=usage.get("completion_tokens", 0),
         )
     return out
@@ -196,7 +209,7 @@ def run_job(run):
             f"again to resume, or %mistral batch cancel {job_id}"
         ) from None
     bar.close()
-    _read_back(run, pending, job, results(client, job))
+    _read_back(run, pending, job, results(client, job, run.job.batch_value))
     return run.frame()
 
 
@@ -252,7 +265,7 @@ def _reserve(run, lines: list[dict], estimates: list):
     from .usage import format_tokens
 
     budget = run.session.budget
-    if budget.limit_usd is not None:
+    if budget.limit_usd is not None and run.job.send is None:  # other endpoints write no answer
         for line, estimate in zip(lines, estimates, strict=True):
             line["body"] = {**line["body"], "max_tokens": estimate.max_completion_tokens}
     prices = run.session.prices

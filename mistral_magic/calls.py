@@ -21,6 +21,9 @@ cell not yet run in this kernel, or anything while replaying) is answered from i
 no reservation, nothing sent, a ledger row marked cached at $0.
 
 `Call` is the part every sender shares; `CallPath` is mixed into `core.Session`.
+`call` and `ask` also send to FIM (``endpoint="fim"``), whose completions stream
+and read like chat's; such a request has no messages, so its caller gives its
+``prompt_tokens``.
 An interrupt in the kernel's thread, or cancelling a task on the loop (the panel's
 Stop, an interrupted row job), ends a call as "interrupted" with its partial text;
 an SDK, transport or server error ends it as "error" with a one-line message.
@@ -174,18 +177,19 @@ class CallPath:
     """The call path of `core.Session`: `call`/`call_async` send, `ask*` also render and record."""
 
     def call(self, request: dict, *, chat=None, view=None, stream=True, kind="chat",
-             reuse: Reuse = "replay"):
+             reuse: Reuse = "replay", endpoint: str = "chat", prompt_tokens: int | None = None):
         """Reserve, send one request, and settle it in the ledger; returns (answer, failure).
 
         `reuse` says when the response cache answers instead (`cache.Responses.serve`).
         Raises `BudgetExceeded` before sending when the budget cannot afford it; with a
         budget the request sent carries the budget's `max_tokens` (`answer.request`).
+        `endpoint` is the SDK's "chat" or "fim"; `prompt_tokens` skips counting messages.
         """
         cached = self.responses.serve(request, chat=chat, kind=kind, reuse=reuse)
         if cached is not None:
             self.last = cached
             return cached, None
-        reservation = self.reserve(request)
+        reservation = self.reserve(request, prompt_tokens=prompt_tokens)
         try:
             backend = self.backend
         except BaseException:
@@ -197,14 +201,16 @@ class CallPath:
             if view is not None:
                 view.start()
             call.sending()
+            api = getattr(backend.client, endpoint)
+            args = sdk_request(call.request) if endpoint == "chat" else call.request
             try:
                 if stream:
-                    with backend.client.chat.stream(**sdk_request(call.request)) as events:
+                    with api.stream(**args) as events:
                         for event in events:
                             if call.absorb(event.data) and view is not None:
                                 view.feed(call.parts)
                 else:
-                    call.take(backend.client.chat.complete(**sdk_request(call.request)))
+                    call.take(api.complete(**args))
             except KeyboardInterrupt:
                 call.interrupted()
             except Exception as exc:  # SDK, transport or server errors: recorded, then one line
@@ -241,8 +247,9 @@ class CallPath:
 
     def ask(self, request: dict, *, chat: str | None = DEFAULT_CHAT, view=None,
             stream: bool = True, record_turn: bool = True, cell_id: str | None = None,
-            kind: str = "chat", reuse: Reuse = "cell") -> Answer:
-        """Send one chat request, render it into `view`, and record it exactly once.
+            kind: str = "chat", reuse: Reuse = "cell", endpoint: str = "chat",
+            prompt_tokens: int | None = None) -> Answer:
+        """Send one chat (or FIM) request, render it into `view`, and record it exactly once.
 
         A cell not yet run in this kernel may be answered from the response cache
         (`reuse="replay"`: only when replaying, as ``--refresh`` asks). Raises `APIError`
@@ -250,7 +257,7 @@ class CallPath:
         with the partial answer kept and marked.
         """
         answer, failure = self.call(request, chat=chat, view=view, stream=stream, kind=kind,
-                                    reuse=reuse)
+                                    reuse=reuse, endpoint=endpoint, prompt_tokens=prompt_tokens)
         if record_turn:
             self.record_turn(answer, request, chat, cell_id)
         if view is not None:

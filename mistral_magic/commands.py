@@ -204,6 +204,20 @@ class Commands:
         status = guard(self.magics.debug, lambda: batch.cancel(self.session.backend.client, job_id), hints)
         return Note(f"Batch job {job_id}: {status}.")
 
+    def cmd_fix(self, args):
+        from . import fix
+
+        said = fix.run(self.magics, args.model)
+        return None if said is None else Note(said)
+
+    def cmd_moderate(self, text: str):
+        from .engine import RowEngine
+        from .labels import moderation_table
+
+        if not text.strip():
+            raise UsageError("%mistral moderate needs text, e.g. %mistral moderate You are an idiot")
+        return moderation_table(RowEngine(self.session, progress=False), text)
+
     def cmd_schema(self, args):
         from .schema import SchemaSpec
 
@@ -248,4 +262,7 @@ def _command_parsers() -> dict[str, MagicArgumentParser | None]:
             (("file",), {"nargs": "?"}),
             (("--all",), {"action": "store_true", "help": "export every answer, not this notebook's"}),
         ),
+        "fix": parser("fix", (("-m", "--model"), {"default": None,
+                                                   "help": "model (default: MistralMagics.model)"})),
+        "moderate": None,
     }

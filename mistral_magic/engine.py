@@ -10,7 +10,8 @@
   worst case against the budget first (rows wait for each other's holds rather than
   refuse), is capped there, and settles one ledger row. An answer that does not parse
   is re-asked (`MistralMagics.reasks`). A job for another endpoint sends its own calls
-  (`RowJob.send`), several rows per call when it packs them, under the same rules.
+  (`RowJob.send`), several rows per call when it packs them (up to `rows_per_call`
+  rows and `tokens_per_call` prompt tokens, greedily in order), under the same rules.
 - A cost estimate is shown first, and a job that cannot finish even at the least
   answer per row is refused before anything is sent.
 - A `tqdm.auto` bar shows rows done, failures and spend.
@@ -85,6 +86,7 @@ class RowRun:
         self.errors = list(job.errors)  # missing rows say so already
         n = len(self.requests)
         self.missing = sum(r is None for r in self.requests)
+        self.refused = job.refused  # of the missing: rows the job would not send (their _error)
         self.cache = session.cache
         self.replaying = session.responses.mode == "replay"
         # "offline" whatever the offline server's port: the same rows resume after a restart.
@@ -143,9 +145,11 @@ class RowRun:
         A batch job's own worst case is reserved when it is submitted (`batch.run_job`).
         """
         cached = len(self.requests) - len(pending) - self.missing
+        blank = self.missing - self.refused
         skipped = "; ".join(part for part in (
             f"{_rows(cached)} already done, from the cache" if cached else "",
-            f"{_rows(self.missing)} with missing text not sent" if self.missing else "",
+            f"{_rows(blank)} with missing text not sent" if blank else "",
+            f"{_rows(self.refused)} refused (see _error)" if self.refused else "",
         ) if part)
         if not pending:
             display(note(f"Nothing to send: {skipped}." if skipped
@@ -161,9 +165,11 @@ class RowRun:
         estimates = [self.job.estimate(self.requests[i], batch=batch) for i in pending]
         for i, estimate in zip(pending, estimates, strict=True):
             self.prompt_tokens[i] = estimate.prompt_tokens
-        how = "through the Batch API (half price)" if batch else "row by row"
+        packs = self.job.send is not None and self.job.rows_per_call > 1
+        how = (" through the Batch API (half price)" if batch
+               else f", up to {self.job.rows_per_call:,} a request," if packs else " row by row")
         display(note(
-            f"{self.job.verb} {_rows(len(pending))} {how} with {self.model}"
+            f"{self.job.verb} {_rows(len(pending))}{how} with {self.model}"
             + (f" ({skipped})" if skipped else "")
             + f": {format_tokens(sum(e.prompt_tokens for e in estimates))} prompt tokens "
             f"({format_cost(_total(e.prompt_cost for e in estimates))}), "
@@ -197,8 +203,7 @@ class RowRun:
             retry_config(engine.max_retries, status_codes=["500", "502", "503", "504"]),
             engine.max_retries,
         )
-        size = self.job.rows_per_call if self.job.send is not None else 1
-        units = [pending[k:k + size] for k in range(0, len(pending), size)]
+        units = self.units(pending)
         finished = threading.Event()
         done = [len(self.requests) - len(pending)]
 
@@ -236,6 +241,26 @@ class RowRun:
         if interrupted:
             self._say_interrupted()
         return self.frame()
+
+    def units(self, pending: list[int]) -> list[list[int]]:
+        """The calls' rows: one row per chat call; a packing job's rows greedily, in order, up
+        to `rows_per_call` rows and `tokens_per_call` prompt tokens (a row past that goes alone)."""
+        job = self.job
+        size = job.rows_per_call if job.send is not None else 1
+        limit = job.tokens_per_call if job.send is not None else None
+        units: list[list[int]] = []
+        unit: list[int] = []
+        tokens = 0
+        for i in pending:
+            count = self.prompt_tokens[i] or 0
+            if unit and (len(unit) >= size or (limit is not None and tokens + count > limit)):
+                units.append(unit)
+                unit, tokens = [], 0
+            unit.append(i)
+            tokens += count
+        if unit:
+            units.append(unit)
+        return units
 
     async def _unit(self, rows: list[int]) -> None:
         """One call's rows (and a chat row's re-asks): records, or each row's `_error`."""

@@ -1,6 +1,16 @@
-"""The pandas accessor `df.mistral`: text columns in, schema-typed columns out.
+"""The pandas accessor `df.mistral`: text columns in, typed columns, vectors and labels out.
 
     people = df.mistral.extract("Who is described here? {bio}", schema="name, age int, city")
+    tickets = tickets.mistral.embed("text")               # + text_embedding (float32 arrays)
+    tickets.mistral.search("refund for a damaged order", k=3)        # best rows + score
+    tickets.mistral.dedup(threshold=0.9)                  # + dup_group, duplicate
+    kind = tickets.mistral.classify("text", labels=["bug", "feature", "question"])
+    refund = tickets.mistral.filter("mentions a refund", column="text")   # boolean mask
+    flags = tickets.mistral.moderate("text")              # a score per category + flagged
+
+`vectors` is the manual of embed, search and dedup; `labels` of classify, filter and
+moderate. What follows holds for every method (search and dedup embed only what
+they need, and offer no batch).
 
 - `prompt` is a template over the row's columns (`"... {text}"`) or a column name.
 - A row whose text is missing (None, NaN, `pd.NA`, or empty / blank text) in the
@@ -19,6 +29,8 @@
   call again pays only for the rest. A record is cached only once it fits its
   columns, so a re-run never meets a bad cached row.
 - `batch=True` sends the rows through Mistral's Batch API instead (half price).
+- A method whose first argument is a column (embed, classify, moderate) refuses a
+  name that is not one of the frame's columns in one line.
 
 Each method is a `rows.RowJob` (what one row sends, how its answer becomes columns)
 run by the row engine (`engine.RowEngine`), which does all of the above.
@@ -53,10 +65,90 @@ def register() -> None:
 
 
 class MistralAccessor:
-    """`df.mistral`: Mistral's models over the rows of a DataFrame."""
+    """`df.mistral`: Mistral's models over the rows of a DataFrame.
+
+    Every method takes the row engine's `concurrency` (8), `requests_per_second`,
+    `tokens_per_minute`, `max_retries` and `progress` (the bar; True).
+    """
 
     def __init__(self, df):
         self._df = df
+
+    @staticmethod
+    def _engine(concurrency: int = 8, requests_per_second: float | None = None,
+                tokens_per_minute: float | None = None, max_retries: int | None = None,
+                progress: bool = True):
+        import mistral_magic
+
+        from .engine import RowEngine
+
+        return RowEngine(mistral_magic.session(), concurrency=concurrency,
+                         requests_per_second=requests_per_second,
+                         tokens_per_minute=tokens_per_minute, max_retries=max_retries,
+                         progress=progress)
+
+    def embed(self, column: str, *, model: str = "mistral-embed", dimension: int | None = None,
+              dtype: str | None = None, batch: bool = False, **engine):
+        """The frame with ``{column}_embedding`` (a NumPy vector per row) and `_error`.
+
+        Rows are packed into as few requests as the API takes (512 texts, 16,384
+        tokens); `dimension` and `dtype` ("float", "int8", "uint8", "binary",
+        "ubinary") are codestral-embed's options. See `mistral_magic.vectors`.
+        """
+        from . import vectors
+
+        return vectors.embed(self._engine(**engine), self._df, column, batch=batch, model=model,
+                             dimension=dimension, dtype=dtype)
+
+    def search(self, query: str, k: int = 10, *, column: str | None = None,
+               model: str | None = None, dimension: int | None = None, dtype: str | None = None,
+               **engine):
+        """The `k` rows most similar to `query` (cosine), best first, with a `score` column.
+
+        `column` is a vector column, or a text column (embedded first unless its
+        ``{column}_embedding`` is there; cached vectors are reused).
+        """
+        from . import vectors
+
+        return vectors.search(self._engine(**engine), self._df, query, k=k, column=column,
+                              model=model, dimension=dimension, dtype=dtype)
+
+    def dedup(self, threshold: float = 0.9, *, column: str | None = None,
+              model: str | None = None, dimension: int | None = None, dtype: str | None = None,
+              **engine):
+        """The frame with `dup_group` (near-duplicates share one: cosine >= `threshold`,
+        also through other rows) and `duplicate` (all but the first row of a group)."""
+        from . import vectors
+
+        return vectors.dedup(self._engine(**engine), self._df, threshold=threshold, column=column,
+                             model=model, dimension=dimension, dtype=dtype)
+
+    def classify(self, column: str, labels, *, model: str | None = None,
+                 temperature: float | None = 0.0, seed: int | None = None, batch: bool = False,
+                 **engine):
+        """A categorical Series of `labels` (one per row), aligned to the index; failed rows
+        are NA, with their reasons in ``series.attrs["_error"]``."""
+        from . import labels as jobs
+
+        return jobs.classify(self._engine(**engine), self._df, column, labels, batch=batch,
+                             model=model, temperature=temperature, seed=seed)
+
+    def filter(self, condition: str, column: str, *, model: str | None = None,
+               temperature: float | None = 0.0, seed: int | None = None, batch: bool = False,
+               **engine):
+        """A nullable boolean Series: whether each row's `column` meets `condition`
+        (``df[mask.fillna(False)]``); failed rows are NA, reasons in ``attrs["_error"]``."""
+        from . import labels as jobs
+
+        return jobs.filter_rows(self._engine(**engine), self._df, condition, column, batch=batch,
+                                model=model, temperature=temperature, seed=seed)
+
+    def moderate(self, column: str, *, model: str | None = None, batch: bool = False, **engine):
+        """A DataFrame aligned to the index: a score column per moderation category,
+        `flagged`, `flagged_for` (the flagged categories) and `_error`."""
+        from . import labels as jobs
+
+        return jobs.moderate(self._engine(**engine), self._df, column, model=model, batch=batch)
 
     def extract(
         self,
@@ -80,17 +172,10 @@ class MistralAccessor:
         (`"name, age int, price float: in euros, tags list, born date"`); with no
         schema the model answers in JSON mode and its keys become the columns.
         """
-        import mistral_magic
-
-        from .engine import RowEngine
-
-        session = mistral_magic.session()
-        engine = RowEngine(
-            session, concurrency=concurrency, requests_per_second=requests_per_second,
-            tokens_per_minute=tokens_per_minute, max_retries=max_retries, progress=progress,
-        )
-        job = Extraction(session, self._df, prompt, schema, model=model, max_tokens=max_tokens,
-                         temperature=temperature, seed=seed)
+        engine = self._engine(concurrency, requests_per_second, tokens_per_minute, max_retries,
+                              progress)
+        job = Extraction(engine.session, self._df, prompt, schema, model=model,
+                         max_tokens=max_tokens, temperature=temperature, seed=seed)
         return engine.run(job, batch=batch)
 
 

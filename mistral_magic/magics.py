@@ -66,6 +66,13 @@ $0, marked cached; running a cell again in the same kernel, or ``--refresh``, as
 again. ``%config MistralMagics.cache = "replay"`` never sends (no key needed): ship
 ``%mistral cache export answers.sqlite`` with a notebook, and point ``cache_path`` at it.
 
+Codestral fills the one ``<FILL>`` in a cell of code; the completed code becomes the
+next cell (``{braces}`` are sent as written)::
+
+    %%mistral --fim
+    def mean(values):
+        <FILL>
+
 Commands::
 
     %mistral history [-c CHAT]   %mistral reset [-c CHAT | --all]   %mistral undo [-c CHAT]
@@ -75,6 +82,10 @@ Commands::
     %mistral batch list | status ID | cancel ID
     %mistral cache [clear | export FILE [--all] | import FILE]
     %mistral meter               %mistral panel                     %mistral chat NAME
+    %mistral fix [-m MODEL]      %mistral moderate TEXT
+
+``%mistral fix`` explains the last error and puts the corrected cell next; ``Err`` holds
+the last tracebacks as text (``{Err[-1]}`` in a prompt).
 
 Commands expand ``$name`` and ``{name}`` like any line magic:
 ``%mistral batch status {job_id}``. In a cell, ``{name}`` is the prompt's own
@@ -263,6 +274,8 @@ class MistralMagics(Magics):
     @argument("--refresh", action="store_true",
               help="Send even if the answer is in the cache, and replace it there.")
     @argument("--no-interpolate", action="store_true", help="Send {braces} as they are.")
+    @argument("--fim", action="store_true",
+              help="Fill the cell's one <FILL> with Codestral; the completed code is the next cell.")
     @line_cell_magic
     @_with_doc(MANUAL)
     def mistral(self, line: str = "", cell: str | None = None, local_ns: dict | None = None):
@@ -271,6 +284,10 @@ class MistralMagics(Magics):
         args = parse(self.mistral.parser, line)
         if not cell.strip():
             raise UsageError("%%mistral needs a prompt in the cell body, below the %%mistral line")
+        if args.fim:
+            from . import fim
+
+            return guard(self.debug, lambda: fim.run(self, args, cell))
         if args.many and args.schema is None:
             raise UsageError("--many goes with --schema SPEC, e.g. --schema 'name, age int' --many")
         if args.json and args.schema is not None:
@@ -351,7 +368,10 @@ class MistralMagics(Magics):
             )
         result = answer.value if structured else answer.text
         if args.format == "code" and not structured and answer.status == "ok":
-            self.shell.set_next_input(_first_code_block(answer.text), replace=False)
+            from .render import first_code_block
+
+            block = first_code_block(answer.text)
+            self.shell.set_next_input(answer.text.strip() if block is None else block, replace=False)
         if args.output:
             self.shell.user_ns[args.output] = result
         return None
@@ -391,12 +411,3 @@ class MistralMagics(Magics):
         if output:
             self.shell.user_ns[output] = request
         return None
-
-
-def _first_code_block(text: str) -> str:
-    """The first fenced code block of an answer, or the whole answer when it has none."""
-    import re
-
-    match = re.search(r"(`{3,})[^\n]*\n(.*?)\n\1", text, re.S)
-    return match.group(2) if match else text.strip()
-

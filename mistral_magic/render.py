@@ -148,6 +148,15 @@ def fence(text: str, language: str = "") -> str:
     return f"{ticks}{language}\n{text}\n{ticks}"
 
 
+def first_code_block(text: str) -> str | None:
+    """The code of an answer's first fenced code block, as Markdown reads it (a fence quoted
+    inside a sentence is no block), or None when it has none."""
+    for token in _markdown().parse(text):
+        if token.type == "fence":
+            return token.content.removesuffix("\n")
+    return None
+
+
 # -- the renderer and the sanitiser -----------------------------------------------------------
 
 

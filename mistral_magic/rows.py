@@ -15,9 +15,15 @@ interrupt, `_error` and ``batch=True``.
 A job for an endpoint other than chat (embeddings, moderation, OCR) also gives
 `send`, a coroutine that makes the SDK call for one call's request and returns a
 `Reply`, and `estimate` (its prompt tokens; answer tokens 0 where the endpoint writes
-none). It may carry several rows in one call: `rows_per_call` rows are joined by
-`pack` into one request, and the `Reply` holds one value per row, in order. Each row
-keeps its own request as its cache key, so a re-run pays only for rows not done.
+none). It may carry several rows in one call: up to `rows_per_call` rows, and (when
+`tokens_per_call` is set) up to that many prompt tokens, are packed greedily, in
+order, and joined by `pack` into one request; the `Reply` holds one value per row, in
+order. Each row keeps its own request as its cache key, so a re-run pays only for
+rows not done. For ``batch=True`` such a job names its `batch_endpoint` and says how
+one result line's body becomes the value `parse` takes (`batch_value`).
+
+`request(text)` may raise `RowRefused` for a row that cannot be sent as it is (a
+text past the model's input limit): that row is not sent, and its `_error` says why.
 
 A row whose text is missing (None, NaN, `pd.NA`, or empty / blank text) in the
 prompt column, or in any column its template names, has no request: it is not sent
@@ -29,9 +35,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, MistralMagicError
 
 MISSING = "no text to send: {what} (None, NaN or blank); this row was not sent"
+
+
+class RowRefused(MistralMagicError):
+    """A row that cannot be sent as it is; the message (its `_error`) says why and what to do."""
 
 
 @dataclass
@@ -50,17 +60,30 @@ class RowJob:
     kind = "rows"  # the ledger's kind and the progress bar's label
     verb = "Processing"  # the plan's first word: "Extracting 12 rows row by row with ..."
     rows_per_call = 1
+    tokens_per_call: int | None = None  # with rows_per_call > 1: a call's prompt tokens at most
     batch_endpoint: str | None = "/v1/chat/completions"  # None: batch=True is not offered
     send = None  # async (client, request, retries) -> Reply, for endpoints other than chat
+    batch_value = None  # (body of one batch result line) -> what parse takes; None: chat text
 
     def __init__(self, session, df, prompt: str, *, model: str | None = None):
         self.session = session
         self.df = df
         self.model = model or session.settings.model
         self.errors: list[str | None] = [None] * len(df)
-        self.requests: list[dict | None] = [
-            None if text is None else self.request(text) for text in self._texts(prompt)
-        ]
+        self.refused = 0  # rows whose request() raised RowRefused
+        self.requests: list[dict | None] = [self._request(i, text)
+                                            for i, text in enumerate(self._texts(prompt))]
+
+    def _request(self, i: int, text: str | None) -> dict | None:
+        """Row `i`'s request, or None (with its `_error`) when it has no text or is refused."""
+        if text is None:
+            return None
+        try:
+            return self.request(text)
+        except RowRefused as exc:
+            self.errors[i] = str(exc)
+            self.refused += 1
+            return None
 
     def request(self, text: str) -> dict:
         """The request one row sends."""

@@ -5,7 +5,8 @@
 $defs/definitions, formats date/date-time/email/uri/uuid, numeric bounds, length
 and item-count bounds, `pattern`, additionalProperties) and takes its values from
 the text where it can: `field: value` phrases, capitalised names for name-like
-fields, numbers for numeric fields, ISO dates, mentioned enum values, yes/no cues,
+fields, numbers for numeric fields, ISO dates, mentioned enum values, yes/no cues
+(a described boolean the text gives no cue for is false),
 a piece of the text that matches a field's `pattern` (else a string generated from
 it). An array of objects gets one record per line, bullet or sentence of the text.
 
@@ -385,6 +386,10 @@ class Filler:
         if re.search(r"\b(?:true|yes)\b", text):
             return True
         if re.search(r"\b(?:false|no|not)\b", text):
+            return False
+        if schema.get("description"):
+            # A yes/no question (a described field, as df.mistral.filter asks) whose words
+            # the text does not contain: no.
             return False
         return self.rng.random() < 0.5
 
