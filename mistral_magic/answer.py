@@ -3,7 +3,8 @@
 An `Answer` is what every call returns, whoever sent it: the text, the usage and
 cost, timings, and how it ended (``ok``, ``error`` or ``interrupted``). Its footer is
 the one line under a rendered answer (model, tokens, cost, speed, backend, chat and
-the session's total); its provenance is the output metadata (never a key).
+the session's total; an OCR call shows its pages instead of tokens); its provenance is
+the output metadata (never a key).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class Answer:
     streamed: bool = True
     cached: bool = False  # served from the response cache: nothing sent, cost 0
     saved: float | None = None  # what the cached answer cost when it was first paid for
+    pages: int | None = None  # an OCR call's pages (priced per page); None for token-priced calls
+    annotated: bool = False  # those pages were read with an annotation format (their own price)
 
     def __str__(self) -> str:
         return self.text
@@ -62,10 +65,11 @@ def footer(answer: Answer, totals: dict, budget_left: float | None) -> str:
     """The line under an answer; `totals` are the ledger's, `budget_left` what the budget has."""
     from .usage import format_cost, format_tokens
 
-    parts = [
-        answer.model,
-        f"{format_tokens(answer.prompt_tokens)} in / {format_tokens(answer.completion_tokens)} out",
-    ]
+    if answer.pages is not None:
+        size = f"{answer.pages:,} page{'' if answer.pages == 1 else 's'}"
+    else:
+        size = f"{format_tokens(answer.prompt_tokens)} in / {format_tokens(answer.completion_tokens)} out"
+    parts = [answer.model, size]
     if answer.cached:
         parts.append(f"cached · {format_cost(answer.cost)} (saved {format_cost(answer.saved)})")
     else:
@@ -106,6 +110,7 @@ def provenance(answer: Answer) -> dict:
         "usage": {
             "prompt_tokens": answer.prompt_tokens,
             "completion_tokens": answer.completion_tokens,
+            **({} if answer.pages is None else {"pages": answer.pages}),
         },
         "cost_usd": answer.cost,
         "latency_s": round(answer.latency_s or 0.0, 4),

@@ -33,6 +33,7 @@ class LineResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+    pages: int | None = None  # an OCR line's pages read (its ``usage_info``)
 
 
 def requests_key(backend_url: str | None, model: str, requests: list[dict]) -> str:
@@ -115,6 +116,7 @@ def results(client, job, read=None) -> dict[str, LineResult]:
         out[custom_id] = LineResult(
             custom_id, content=content, prompt_tokens=usage.get("prompt_tokens", 0),
             completion_tokens=usage.get("completion_tokens", 0),
+            pages=(body.get("usage_info") or {}).get("pages_processed"),
         )
     return out
 
@@ -184,7 +186,8 @@ def run_job(run):
     if job_id is None:
         hold = _reserve(run, lines, estimates)
         try:
-            job_id = submit(client, run.model, lines, endpoint=run.job.batch_endpoint)
+            job_id = submit(client, run.model, run.job.batch_lines(lines),
+                            endpoint=run.job.batch_endpoint)
         except BaseException:
             hold.release()
             raise
@@ -249,12 +252,18 @@ def _record(run, outcome: LineResult):
 
     ok = outcome.error is None
     prompt, completion = (outcome.prompt_tokens, outcome.completion_tokens) if ok else (0, 0)
-    cost = run.session.prices.cost(run.model, prompt, completion, batch=True)
+    pages = None
+    if run.job.per_page:  # OCR lines are priced by the pages they read
+        pages = (outcome.pages or 0) if ok else 0
+        cost = run.session.prices.page_cost(run.model, pages, batch=True,
+                                            annotated=run.job.annotated)
+    else:
+        cost = run.session.prices.cost(run.model, prompt, completion, batch=True)
     run.spent += cost or 0.0
     return CallRecord(
         model=run.model, kind="batch", chat=None, prompt_tokens=prompt,
         completion_tokens=completion, cost=cost, status="ok" if ok else "error",
-        backend=run.backend.kind, batch=True, error=outcome.error,
+        backend=run.backend.kind, batch=True, error=outcome.error, pages=pages,
     )
 
 
@@ -270,13 +279,13 @@ def _reserve(run, lines: list[dict], estimates: list):
             line["body"] = {**line["body"], "max_tokens": estimate.max_completion_tokens}
     prices = run.session.prices
     costs = [
+        e.worst_cost if run.job.per_page else  # pages cost what they cost
         prices.cost(run.model, prompt_bound(e.prompt_tokens, run.exact), e.max_completion_tokens,
                     batch=True)
         for e in estimates
     ]
     worst = None if any(c is None for c in costs) else sum(costs)
     answer = max(e.max_completion_tokens for e in estimates)
-    return budget.reserve_total(
-        worst, f"a batch job of {len(lines):,} rows (up to {format_tokens(answer)} answer "
-        "tokens each)", model=run.model, running=False,
-    )
+    what = f"a batch job of {len(lines):,} rows" + (
+        "" if run.job.per_page else f" (up to {format_tokens(answer)} answer tokens each)")
+    return budget.reserve_total(worst, what, model=run.model, running=False)

@@ -59,6 +59,8 @@ class Call:
                              budget_capped=reservation.capped, streamed=stream)
         self.parts: list[str] = []
         self.failure: BaseException | None = None
+        self.per_page = False  # priced per page (OCR): `expect_pages` was called
+        self.paged = False  # the server reported the pages it read
         self.sent = False
         self.started = time.perf_counter()
 
@@ -99,6 +101,18 @@ class Call:
         self.answer.prompt_tokens = prompt_tokens
         self.answer.completion_tokens = completion_tokens
 
+    def expect_pages(self, pages: int | None, annotated: bool = False) -> None:
+        """Price this call per page (OCR): `pages` stands until the server reports its own
+        (what an interrupted call is taken to have read; None when unknown)."""
+        self.answer.pages = pages
+        self.answer.annotated = annotated
+        self.per_page = True
+
+    def take_pages(self, pages: int, annotated: bool = False) -> None:
+        """The pages the server reports it read (OCR's ``usage_info.pages_processed``)."""
+        self.expect_pages(pages, annotated)
+        self.paged = True
+
     def interrupted(self) -> None:
         self.answer.status = "interrupted"
 
@@ -129,6 +143,13 @@ class Call:
         from .tokens import count_text
 
         answer = self.answer
+        if self.per_page:
+            if answer.status == "error" and not self.paged:
+                answer.pages = 0  # refused or failed before reading: nothing to pay for
+            answer.prompt_tokens, answer.completion_tokens = 0, 0
+            answer.cost = self.session.prices.page_cost(answer.model, answer.pages,
+                                                        annotated=answer.annotated)
+            return
         if answer.status == "error" and not answer.text:
             answer.prompt_tokens = answer.prompt_tokens or 0
             answer.completion_tokens = answer.completion_tokens or 0
@@ -148,7 +169,7 @@ class Call:
             model=answer.model, chat=answer.chat, kind=self.kind,
             prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
             cost=answer.cost, latency_s=answer.latency_s, ttft_s=answer.ttft_s,
-            status=answer.status, backend=answer.backend, error=answer.error,
+            status=answer.status, backend=answer.backend, error=answer.error, pages=answer.pages,
         )
 
 
@@ -198,11 +219,13 @@ class CallPath:
         call = Call(self, request, reservation, backend=backend.kind, chat=chat, kind=kind,
                     stream=stream, cache_as=identity(backend.kind, backend.url))
         try:
+            # Documents are uploaded (once) and signed before anything is shown as sent.
+            args = (sdk_request(self.uploads.resolve(call.request, backend)) if endpoint == "chat"
+                    else call.request)
             if view is not None:
                 view.start()
             call.sending()
             api = getattr(backend.client, endpoint)
-            args = sdk_request(call.request) if endpoint == "chat" else call.request
             try:
                 if stream:
                     with api.stream(**args) as events:
@@ -233,7 +256,8 @@ class CallPath:
         options = {} if pacing is None else {"retries": pacing.retries}
 
         async def send() -> None:
-            args = {**sdk_request(call.request), **options}
+            sent = await self.uploads.resolve_async(call.request, backend)
+            args = {**sdk_request(sent), **options}
             if not stream:
                 call.take(await backend.client.chat.complete_async(**args))
                 return
@@ -375,6 +399,7 @@ def text_of(content: Any) -> str:
 
 
 def _split_content(chunks: list) -> tuple[str, list[dict]]:
+    """A user message's text, and what came with it (pictures, documents) for the turn to keep."""
     text = "".join(c.get("text", "") for c in chunks if c.get("type") == "text")
-    images = [c for c in chunks if c.get("type") == "image_url"]
-    return text, images
+    attached = [c for c in chunks if c.get("type") != "text"]
+    return text, attached

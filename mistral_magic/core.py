@@ -12,6 +12,7 @@ parsing.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from .answer import Answer
@@ -58,6 +59,21 @@ class Session(CallPath):
         self.batch_holds: dict[str, Any] = {}
 
     # -- settings-derived state -------------------------------------------------
+
+    @cached_property
+    def uploads(self):
+        """Documents sent by reference: uploaded once per content and backend, signed when sent
+        (`uploads.Uploads`)."""
+        from .uploads import Uploads
+
+        return Uploads(self)
+
+    @cached_property
+    def capabilities(self):
+        """What each model of the backend can do, from its model cards (`capabilities`)."""
+        from .capabilities import Capabilities
+
+        return Capabilities(self)
 
     @property
     def cache(self):
@@ -150,7 +166,9 @@ class Session(CallPath):
         """The exact request body a call would send (what --dry-run shows); changes no state.
 
         `system` and `new` shape this request only; `apply_chat_settings` makes them
-        the chat's when the request is really sent.
+        the chat's when the request is really sent. `images` are the chunks that follow
+        the prompt (`inputs.CellInputs.chunks`: pictures, and documents by reference,
+        which are signed only when the request is sent).
         """
         s = self.settings
         conversation = self.chats.find(chat)
@@ -186,7 +204,17 @@ class Session(CallPath):
         return estimate_call(
             self.prices, request["model"], request["messages"], tools=request.get("tools"),
             max_tokens=request.get("max_tokens"), batch=batch,
+            prompt_tokens=self._attachment_tokens(request),
         )
+
+    def _attachment_tokens(self, request: dict, exact: bool = True) -> int | None:
+        """The prompt's count when it carries documents or picture URLs (`inputs.count_prompt`:
+        their bounds), else None: the messages are counted as they are."""
+        from .inputs import count_prompt, has_attachments
+
+        if not has_attachments(request["messages"]):
+            return None
+        return count_prompt(self, request["messages"], request.get("tools"), exact=exact)
 
     def reserve(self, request: dict, *, exact: bool | None = None, batch: bool = False,
                 default_cap: int | None = None, prompt_tokens: int | None = None,
@@ -213,10 +241,12 @@ class Session(CallPath):
         from .estimates import prompt_bound
         from .tokens import count_messages
 
-        if prompt_tokens is None:
-            prompt_tokens = count_messages(request["messages"], tools=request.get("tools"))
         if exact is None:
             exact = self.backend_spec().kind == "offline"
+        if prompt_tokens is None:
+            prompt_tokens = self._attachment_tokens(request, exact)
+        if prompt_tokens is None:
+            prompt_tokens = count_messages(request["messages"], tools=request.get("tools"))
         return dict(
             prices=self.prices, model=request["model"],
             prompt_tokens=prompt_bound(prompt_tokens, exact), exact_prompt=prompt_tokens,
@@ -251,6 +281,10 @@ def preview_request(request: dict, head: int = PREVIEW_HEAD, tail: int = PREVIEW
     """A copy of a request for showing: each long text keeps its head and tail, the rest counted."""
 
     def cut(text: str) -> str:
+        if text.startswith("data:") and "," in text[:100] and len(text) > 200:
+            # A picture's base64 says nothing to a reader: its type and length do.
+            keep = text.index(",") + 1
+            return f"{text[:keep]}… [{len(text) - keep:,} characters hidden]"
         hidden = len(text) - head - tail
         if hidden <= 0:
             return text

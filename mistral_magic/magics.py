@@ -276,6 +276,12 @@ class MistralMagics(Magics):
     @argument("--no-interpolate", action="store_true", help="Send {braces} as they are.")
     @argument("--fim", action="store_true",
               help="Fill the cell's one <FILL> with Codestral; the completed code is the next cell.")
+    @argument("--image", action="append", metavar="X",
+              help="A picture to send (repeatable): a name holding a Figure, Axes, PIL image, "
+              "array, bytes or IPython Image; plt (the current figure); a path; an http(s) URL.")
+    @argument("--file", action="append", metavar="F",
+              help="A document to send (repeatable): a PDF, DOCX, PPTX or text file, uploaded "
+              "once and sent by signed URL.")
     @line_cell_magic
     @_with_doc(MANUAL)
     def mistral(self, line: str = "", cell: str | None = None, local_ns: dict | None = None):
@@ -284,6 +290,8 @@ class MistralMagics(Magics):
         args = parse(self.mistral.parser, line)
         if not cell.strip():
             raise UsageError("%%mistral needs a prompt in the cell body, below the %%mistral line")
+        if args.fim and (args.image or args.file):
+            raise UsageError("--image and --file go with a chat cell, not --fim")
         if args.fim:
             from . import fim
 
@@ -330,13 +338,21 @@ class MistralMagics(Magics):
         elif args.json:
             response_format = {"type": "json_object"}
         cell_id = None if args.no_history else session.cell_id
+        inputs = None
+        if args.image or args.file:
+            from .inputs import gather
+
+            inputs = gather(session, args.image, args.file, self.shell.user_ns,
+                            args.model or self.model, check=not args.dry_run)
         # Built without touching the chat, so that a dry run changes nothing.
         request = session.build_request(
             prompt, chat=args.chat, model=args.model, system=args.system,
             temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
             history=not args.no_history, new=args.new, response_format=response_format,
-            cell_id=cell_id,
+            cell_id=cell_id, images=inputs.chunks() if inputs else None,
         )
+        if inputs:
+            inputs.show()
         if args.dry_run:
             return self._dry_run(request, args.output)
         try:

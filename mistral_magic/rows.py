@@ -20,7 +20,10 @@ none). It may carry several rows in one call: up to `rows_per_call` rows, and (w
 order, and joined by `pack` into one request; the `Reply` holds one value per row, in
 order. Each row keeps its own request as its cache key, so a re-run pays only for
 rows not done. For ``batch=True`` such a job names its `batch_endpoint` and says how
-one result line's body becomes the value `parse` takes (`batch_value`).
+one result line's body becomes the value `parse` takes (`batch_value`), and may turn
+its lines into what the job is sent (`batch_lines`: OCR signs its documents' URLs).
+A job priced per page (OCR: `per_page`) has estimates that count pages, and replies
+that say how many were read.
 
 `request(text)` may raise `RowRefused` for a row that cannot be sent as it is (a
 text past the model's input limit): that row is not sent, and its `_error` says why.
@@ -51,6 +54,7 @@ class Reply:
     values: list[Any]
     prompt_tokens: int | None = None
     completion_tokens: int | None = 0
+    pages: int | None = None  # pages read, for a job priced per page
 
 
 class RowJob:
@@ -64,6 +68,8 @@ class RowJob:
     batch_endpoint: str | None = "/v1/chat/completions"  # None: batch=True is not offered
     send = None  # async (client, request, retries) -> Reply, for endpoints other than chat
     batch_value = None  # (body of one batch result line) -> what parse takes; None: chat text
+    per_page = False  # priced per page (OCR): estimates count pages, replies say how many
+    annotated = False  # with per_page: pages read with an annotation format (their own price)
 
     def __init__(self, session, df, prompt: str, *, model: str | None = None):
         self.session = session
@@ -102,6 +108,10 @@ class RowJob:
     def estimate(self, request: dict, batch: bool = False):
         """What a request may cost (`estimates.Estimate`); chat requests are counted here."""
         return self.session.estimate(request, batch=batch)
+
+    def batch_lines(self, lines: list[dict]) -> list[dict]:
+        """The batch lines as submitted (the job's own lines key the job, so it is found again)."""
+        return lines
 
     def pack(self, requests: list[dict]) -> dict:
         """One call's request for several rows (jobs with `rows_per_call` > 1 say how)."""
