@@ -60,6 +60,12 @@ Code straight into the next cell, a dry run, JSON and schema-typed DataFrames::
     %%mistral --schema "name, age int, city" --many -o people
     Extract the people: {text}
 
+Pictures (a Figure kept as ``fig, ax = plt.subplots()``, an image, array, bytes, path
+or URL) and documents (uploaded once, sent by signed URL); ``%mistral ocr`` reads one::
+
+    %%mistral --image fig --file report.pdf
+    Does the plot agree with the report?
+
 Answers are kept in ``.mistral_magic/store.sqlite`` (``MistralMagics.cache_path``):
 after a restart, a cell whose exact request was answered before gets that answer at
 $0, marked cached; running a cell again in the same kernel, or ``--refresh``, asks
@@ -83,6 +89,7 @@ Commands::
     %mistral cache [clear | export FILE [--all] | import FILE]
     %mistral meter               %mistral panel                     %mistral chat NAME
     %mistral fix [-m MODEL]      %mistral moderate TEXT
+    %mistral ocr PATH_OR_URL [--pages 0-2] [--schema SPEC | --tables] [-o VAR] [-m MODEL]
 
 ``%mistral fix`` explains the last error and puts the corrected cell next; ``Err`` holds
 the last tracebacks as text (``{Err[-1]}`` in a prompt).
