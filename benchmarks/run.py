@@ -637,8 +637,11 @@ elapsed = time.perf_counter() - start
 import mistral_magic
 print(json.dumps({"s": elapsed, "status": mistral_magic.session().last.status}))
 """
+# The same fresh kernel, where a user would call the SDK instead: IPython is already loaded.
 COLD_SDK = """
 import json, sys, time
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
 start = time.perf_counter()
 from mistralai.client import Mistral
 client = Mistral(api_key=sys.argv[2], server_url=sys.argv[1])

@@ -293,10 +293,13 @@ def _template_count(messages: list[dict], tools: list | None) -> int | None:
 def _mistral_common_count(clean: list[dict], tools: list | None) -> int:
     """The template count by mistral-common itself, or an estimate when it refuses the shape."""
     try:
+        # Loaded under the tokenizer's lock first: two threads importing mistral-common's
+        # modules side by side could each see the other's half-initialised ones.
+        mistral = tokenizer()
         from mistral_common.protocol.instruct.request import ChatCompletionRequest
 
         request = ChatCompletionRequest.from_openai(clean, tools=tools)
-        return len(tokenizer().encode_chat_completion(request).tokens)
+        return len(mistral.encode_chat_completion(request).tokens)
     except Exception:  # the template refused this shape; estimate it instead
         total = 1
         for message in clean:

@@ -198,22 +198,33 @@ _RACE = """
 import sys, threading
 from mistral_magic import tokens
 
-start = threading.Barrier(2)
+start = threading.Barrier(3)
+tools = [{"type": "function", "function": {"name": "f", "description": "d",
+          "parameters": {"type": "object", "properties": {"x": {"type": "string"}}}}}]
 def background():
     start.wait()
     tokens.warm().join()
-warmer = threading.Thread(target=background)
-warmer.start()
+served = []
+def server_thread():  # as the in-process offline server counts a tool request
+    start.wait()
+    served.append(tokens.count_messages([{"role": "user", "content": "Use f"}], tools))
+others = [threading.Thread(target=background), threading.Thread(target=server_thread)]
+for thread in others:
+    thread.start()
 start.wait()
 # The kernel thread imports mistral-common (which imports tiktoken) and counts with the
-# vocabulary while the warm-up imports tiktoken and loads it.
-tools = [{"type": "function", "function": {"name": "f", "description": "d",
-          "parameters": {"type": "object", "properties": {"x": {"type": "string"}}}}}]
+# vocabulary while the warm-up imports tiktoken and loads it, and another thread counts
+# with mistral-common too.
 with_tools = tokens.count_messages([{"role": "user", "content": "Use f"}], tools)
 plain = tokens.count_text("Hello there, déjà vu")
-warmer.join(120)
-assert not warmer.is_alive(), "the warm-up never finished"
+for thread in others:
+    thread.join(120)
+    assert not thread.is_alive(), f"{thread} never finished"
+assert served == [with_tools]
 tekken = tokens.tokenizer().instruct_tokenizer.tokenizer
+from mistral_common.protocol.instruct.request import ChatCompletionRequest
+request = ChatCompletionRequest.from_openai([{"role": "user", "content": "Use f"}], tools=tools)
+assert with_tools == len(tokens.tokenizer().encode_chat_completion(request).tokens)
 assert plain == len(tekken.encode("Hello there, déjà vu", False, False))
 print("ok", with_tools, plain)
 """
