@@ -23,11 +23,12 @@ MODEL = "mistral-small-latest"
 PROMPT = "Say hello in one short sentence."
 
 
-def fresh(code: str, **env: str) -> dict:
-    """Run `code` in a fresh interpreter with no key; it prints one JSON line, returned here."""
+def fresh(code: str, cwd, **env: str) -> dict:
+    """Run `code` in a fresh interpreter with no key, in `cwd` (where its store goes);
+    it prints one JSON line, returned here."""
     environ = {k: v for k, v in os.environ.items() if k not in ("MISTRAL_API_KEY", "MISTRAL_SERVER_KEY")}
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                         text=True, timeout=240, env={**environ, **env})
+                         text=True, timeout=240, env={**environ, **env}, cwd=cwd)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -54,7 +55,7 @@ print(json.dumps({{"status": last.status, "prompt": last.prompt_tokens,
                   "completion": last.completion_tokens, "ledger": len(session.ledger),
                   "vocabulary": tokens.loaded(),
                   "mistral_common": "mistral_common" in sys.modules}}))
-""", XDG_CACHE_HOME=str(tmp_path))
+""", tmp_path, XDG_CACHE_HOME=str(tmp_path))
     assert result["status"] == "ok" and result["ledger"] == 1
     assert not result["vocabulary"] and not result["mistral_common"]
     # The server counts with the same tokenizer: the usage recorded is the exact count.
@@ -75,7 +76,7 @@ record = session.ledger.records[-1]
 print(json.dumps({{"success": cell.success, "status": record.status,
                   "prompt": record.prompt_tokens, "completion": record.completion_tokens,
                   "text": session.last.text}}))
-""", XDG_CACHE_HOME=str(tmp_path))
+""", tmp_path, XDG_CACHE_HOME=str(tmp_path))
     finally:
         offline_server.set_faults(None)
     assert not result["success"] and result["status"] == "error" and result["text"]
@@ -104,7 +105,7 @@ print(json.dumps({{"success": cell.success, "error": repr(cell.error_in_exec),
                   "prompt": last.prompt_tokens if last else None,
                   "completion": last.completion_tokens if last else None,
                   "spent": session.ledger.spent, "held": session.budget.reserved}}))
-""", XDG_CACHE_HOME=str(tmp_path))
+""", tmp_path, XDG_CACHE_HOME=str(tmp_path))
     assert result["held"] == 0
     if case == "refused":
         assert not result["success"] and "BudgetExceeded" in result["error"]
@@ -157,7 +158,7 @@ with OfflineServer() as server:
 print(json.dumps({"models": models.status_code, "loading": loading, "waited": waited,
                   "chat": answers[0].status_code, "prompt": usage["prompt_tokens"],
                   "expected": tokens.count_messages(body["messages"])}))
-""", XDG_CACHE_HOME=str(tmp_path))
+""", tmp_path, XDG_CACHE_HOME=str(tmp_path))
     assert result["models"] == 200 and result["loading"]
     assert result["waited"] and result["chat"] == 200
     assert result["prompt"] == result["expected"]
