@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,8 @@ def fresh(code: str, cwd, **env: str) -> dict:
     """Run `code` in a fresh interpreter with no key, in `cwd` (where its store goes);
     it prints one JSON line, returned here."""
     environ = {k: v for k, v in os.environ.items() if k not in ("MISTRAL_API_KEY", "MISTRAL_SERVER_KEY")}
+    root = str(Path(__file__).resolve().parents[1])
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, environ.get("PYTHONPATH")]))
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
                          text=True, timeout=240, env={**environ, **env}, cwd=cwd)
     assert out.returncode == 0, out.stderr
