@@ -51,8 +51,8 @@ class Session(CallPath):
         self._notices: set[str] = set()
         # Row results by request (anything with get/put), so a re-run pays only for the rest.
         self.cache = MemoryCache()
-        self.batch_jobs: dict[str, str] = {}
-        # Budget holds of batch jobs not yet read back, by job id (they outlive an interrupt).
+        # Budget holds of batch jobs not yet read back, by job id: they outlive an interrupt
+        # and go with the kernel. (The jobs themselves are in the folder's store, see batchrun.)
         self.batch_holds: dict[str, Any] = {}
 
     # -- settings-derived state -------------------------------------------------

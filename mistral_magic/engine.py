@@ -20,7 +20,9 @@
 - The result is the job's columns aligned to `df.index`, plus `_error` (None on
   success): no row is lost or duplicated; a row that failed, was refused, was not
   sent (missing text) or was interrupted says so there.
-- ``batch=True`` sends the rows through Mistral's Batch API instead (`batch.run_job`).
+- ``batch=True`` sends the rows through Mistral's Batch API instead (`batchrun.run_job`):
+  as many jobs as the API's limits require, recorded in the folder's store so the same
+  call reattaches after an interrupt or a kernel restart.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import threading
 from IPython.display import display
 
 from .backend import retry_config
-from .batch import run_job
+from .batchrun import run_job
 from .budget import MIN_ANSWER_TOKENS
 from .cache import request_key
 from .calls import Call, run_async
@@ -80,11 +82,12 @@ class RowRun:
         self.requests = job.requests
         self.errors = list(job.errors)  # missing rows say so already
         n = len(self.requests)
-        self.missing = sum(r is None for r in self.requests)
         # Resolved once: the backend property re-reads the key (environment, .env) each time.
         self.backend = session.backend
         self.exact = self.backend.kind == "offline"
+        # Each request is built here and dropped: only its key is kept.
         self.keys = [None if r is None else request_key(self.backend.url, r) for r in self.requests]
+        self.missing = self.keys.count(None)
         self.prompt_tokens: list[int | None] = [None] * n
         self.records: list[dict | None] = [None] * n
         self.failed = 0
@@ -109,7 +112,7 @@ class RowRun:
         """Count the pending rows, show the estimate, and refuse (row by row) a job that
         cannot finish even at the least answer per row; returns the rows' estimates.
 
-        A batch job's own worst case is reserved when it is submitted (`batch.run_job`).
+        A batch job's own worst case is reserved when it is submitted (`batchrun.run_job`).
         """
         estimates = [self.job.estimate(self.requests[i], batch=batch) for i in pending]
         for i, estimate in zip(pending, estimates, strict=True):
@@ -224,8 +227,8 @@ class RowRun:
 
     async def _chat_row(self, i: int) -> dict:
         """A chat row through the call path; an answer that does not parse is re-asked."""
-        loop = Reasks(self.requests[i], self.job.parse, self.session.settings.reasks)
         request, tokens = self.requests[i], self.prompt_tokens[i]
+        loop = Reasks(request, self.job.parse, self.session.settings.reasks)
         while request is not None:
             # Rows share the budget concurrently: each one without max_tokens is capped at
             # the estimate's DEFAULT_MAX_TOKENS, and waits while other rows hold what it needs.

@@ -19,6 +19,16 @@ none). It may carry several rows in one call: `rows_per_call` rows are joined by
 `pack` into one request, and the `Reply` holds one value per row, in order. Each row
 keeps its own request as its cache key, so a re-run pays only for rows not done.
 
+Requests are built when they are needed, from each row's text (`RowJob.requests` is
+a lazy sequence): a job over 100,000 rows never holds 100,000 requests at once.
+
+With ``batch=True`` each row's request is one line of a Batch API job, sent to
+`batch_endpoint`: `batch_body(request)` is the line's body as the endpoint takes it
+on the wire (the request without its model, by default), and `batch_reply(body)`
+reads the response body of a line (a chat completion by default) into a one-value
+`Reply`, which `parse` then takes as usual. A job for another endpoint that offers
+batch gives its own pair (e.g. embeddings: the SDK's ``inputs`` is ``input`` on the wire).
+
 A row whose text is missing (None, NaN, `pd.NA`, or empty / blank text) in the
 prompt column, or in any column its template names, has no request: it is not sent
 (and not paid for), and its `_error` says which column is missing.
@@ -26,6 +36,7 @@ prompt column, or in any column its template names, has no request: it is not se
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,9 +69,8 @@ class RowJob:
         self.df = df
         self.model = model or session.settings.model
         self.errors: list[str | None] = [None] * len(df)
-        self.requests: list[dict | None] = [
-            None if text is None else self.request(text) for text in self._texts(prompt)
-        ]
+        self.texts = self._texts(prompt)
+        self.requests: Sequence[dict | None] = Requests(self.request, self.texts)
 
     def request(self, text: str) -> dict:
         """The request one row sends."""
@@ -79,6 +89,19 @@ class RowJob:
     def estimate(self, request: dict, batch: bool = False):
         """What a request may cost (`estimates.Estimate`); chat requests are counted here."""
         return self.session.estimate(request, batch=batch)
+
+    def batch_body(self, request: dict) -> dict:
+        """A row's batch line body, as the endpoint takes it on the wire (the job names the model)."""
+        return {name: value for name, value in request.items() if name != "model"}
+
+    def batch_reply(self, body: dict) -> Reply:
+        """One batch line's answer from its response body, and its usage (a chat completion
+        here: the message's text); jobs for other batch endpoints say how theirs reads."""
+        content = body["choices"][0]["message"].get("content")
+        if isinstance(content, list):
+            content = "".join(c.get("text", "") for c in content if c.get("type") == "text")
+        usage = body.get("usage") or {}
+        return Reply([content or ""], usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
 
     def pack(self, requests: list[dict]) -> dict:
         """One call's request for several rows (jobs with `rows_per_call` > 1 say how)."""
@@ -119,6 +142,23 @@ class RowJob:
                 what=f"columns {which} are missing" if len(gone) > 1 else f"column {which} is missing"
             )
         return bool(gone)
+
+
+class Requests(Sequence):
+    """Each row's request, built from its text when asked for (None for a row not sent)."""
+
+    def __init__(self, build: Callable[[str], dict], texts: list[str | None]):
+        self._build = build
+        self._texts = texts
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        text = self._texts[i]
+        return None if text is None else self._build(text)
 
 
 def is_missing(value: Any) -> bool:

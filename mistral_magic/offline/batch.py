@@ -61,7 +61,7 @@ class Prepared:
         for _, handle in self.inputs:
             handle.seek(0)
             for raw in handle:
-                item, _ = _parse_line(raw)
+                item, _ = _parse_line(raw, checked=True)
                 if item is not None:
                     yield item
         for item in self.req.requests or []:
@@ -355,14 +355,20 @@ class BatchJobs:
         return {"object": "list", "data": [self._view(j, False) for j in page_jobs], "total": len(jobs)}
 
 
-def _parse_line(raw: bytes) -> tuple[dict | None, str | None]:
-    """A line of an input file as {"custom_id", "body"}, or None and what is wrong with it."""
+def _parse_line(raw: bytes, checked: bool = False) -> tuple[dict | None, str | None]:
+    """A line of an input file as {"custom_id", "body"}, or None and what is wrong with it.
+
+    `checked`: the line was read once already (when the job was created), so a good one
+    needs no second look for depth and surrogates.
+    """
     if not raw.strip():
         return None, "an empty line"
     try:
-        item = limits.decode_json(raw)
+        item = limits.decode_json(raw) if not checked else json.loads(raw)
     except RequestError as exc:
         return None, exc.body["detail"][0]["msg"]
+    except ValueError as exc:
+        return None, str(exc)
     if not isinstance(item, dict) or not isinstance(item.get("body"), dict):
         return None, "a line needs a JSON object with a 'body' object"
     return {"custom_id": item.get("custom_id"), "body": item["body"]}, None
