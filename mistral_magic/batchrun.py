@@ -114,7 +114,7 @@ def run_job(run):
         sent = [part for part in parts if part.job_id is not None]
         if not sent:
             raise Interrupted("Stopped before any batch job was submitted; nothing was sent") from None
-        raise _stopped(sent, doing) from None
+        raise _stopped(run, sent, doing) from None
     except Exception as exc:
         if run.session.settings.debug or not is_api_error(exc):
             raise
@@ -290,14 +290,16 @@ def _pause(interval: float, last: tuple[float, int], done: int, total: int) -> f
     return max(batch.POLL_START_S, min(interval, (total - done) / pace))
 
 
-def _stopped(parts: list[Part], doing: str) -> Interrupted:
-    ids = ", ".join(p.job_id for p in parts)
-    them = "it" if len(parts) == 1 else "them"
+def _stopped(run, parts: list[Part], doing: str) -> Interrupted:
+    one = len(parts) == 1
+    held = [p for p in parts if p.job_id in run.session.batch_holds]
+    hold = (f" (this kernel holds {'its' if one else 'their'} worst case against the budget until "
+            "then, or until it ends)" if held and run.session.budget.limit_usd is not None else "")
     return Interrupted(
-        f"Stopped {doing} {_jobs(len(parts))} ({ids}); {'it keeps' if len(parts) == 1 else 'they keep'} "
-        f"running. Run the same call again, even after a kernel restart, to reattach and read "
-        f"the results without paying twice (this kernel holds {them} against the budget until "
-        f"then), or cancel with %mistral batch cancel {parts[0].job_id}"
+        f"Stopped {doing} {_jobs(len(parts))} ({', '.join(p.job_id for p in parts)}); "
+        f"{'it keeps' if one else 'they keep'} running. Run the same call again, even after a "
+        f"kernel restart, to reattach and read the results without paying twice{hold}, or "
+        f"cancel with %mistral batch cancel {parts[0].job_id}"
     )
 
 

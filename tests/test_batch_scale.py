@@ -102,7 +102,7 @@ def test_interrupted_while_following_the_same_call_follows_the_same_job_on_one_h
     (job_id,) = set(server_jobs(client)) - before
     assert message.startswith("Stopped following 1 batch job") and job_id in message
     assert "keeps running" in message and "same call again" in message and "restart" in message
-    assert f"%mistral batch cancel {job_id}" in message
+    assert f"%mistral batch cancel {job_id}" in message and "holds its worst case against the budget" in message
     held = session.budget.reserved
     assert held > 0 and set(session.batch_holds) == {job_id} and not batch_lines(session)
     seen: list[float] = []
