@@ -170,6 +170,29 @@ def test_a_job_gone_from_the_backend_is_submitted_again(ip, client):
     assert again.key == first.key and again.job_id != first.job_id and again.read is not None
 
 
+def test_the_store_remembers_which_jobs_were_read_back(tmp_path):
+    import sqlite3
+
+    from mistral_magic.store import Store
+
+    path = tmp_path / "store.sqlite"
+    with Store(path) as store:
+        store.jobs.put("lines-1", "job-1", model=MODEL, rows=3, status="QUEUED")
+        store.jobs.put("lines-2", "job-2", model=MODEL, rows=4)
+        assert store.jobs.get("lines-1").read is None
+        assert store.jobs.mark_read(["job-1", "no-such-job"]) == 1
+    with Store(path) as restarted:  # another kernel
+        assert restarted.jobs.get("lines-1").read is not None
+        assert restarted.jobs.get("lines-2").read is None
+        assert [j.read is not None for j in restarted.jobs.list()] == [False, True]
+        restarted.jobs.put("lines-1", "job-3")  # the same lines sent again: a new, unread job
+        assert restarted.jobs.get("lines-1").read is None
+    with sqlite3.connect(path) as conn:
+        applied = [row[0] for row in conn.execute("SELECT name FROM mistral_magic_migrations")]
+    conn.close()
+    assert applied[-1] == "m005_batch_jobs_read"
+
+
 # -- several jobs --------------------------------------------------------------------------------
 
 
