@@ -89,14 +89,14 @@ class Part:
 def run_job(run):
     """Send a row run's pending rows as batch jobs (or follow the ones already sent for
     them), then map the results back by custom_id; returns the run's frame."""
-    pending = run.pending()
-    estimates = run.plan(pending, batch=True)
-    if not pending:
-        return run.frame()
-    jobs = Jobs(run.session)
     parts: list[Part] = []
     bar, doing = None, "submitting"
     try:
+        pending = run.pending()
+        estimates = run.plan(pending, batch=True)  # counting 100,000 prompts takes a while
+        if not pending:
+            return run.frame()
+        jobs = Jobs(run.session)
         parts = _write_parts(run, pending, estimates)
         del estimates  # what the parts need of them is summed in each part
         try:
