@@ -50,12 +50,13 @@ class Session(CallPath):
         self._prices = None
         self._prices_for: Any = None
         self._notices: set[str] = set()
-        # The response cache, the finished rows of row jobs and the ledger across kernels,
-        # in the folder's store (opened on first use, so loading stays cheap).
+        # The response cache, the finished rows of row jobs, the ledger across kernels and
+        # the batch jobs this folder started, in the folder's store (opened on first use,
+        # so loading stays cheap).
         self.responses = Responses(self)
         self.ledger.subscribe(self.responses.persist)
-        self.batch_jobs: dict[str, str] = {}
-        # Budget holds of batch jobs not yet read back, by job id (they outlive an interrupt).
+        # Budget holds of batch jobs not yet read back, by job id: they outlive an interrupt
+        # and go with the kernel.
         self.batch_holds: dict[str, Any] = {}
 
     # -- settings-derived state -------------------------------------------------
@@ -241,6 +242,19 @@ class Session(CallPath):
         from .estimates import prompt_bound
         from .tokens import count_messages
 
+        if prompt_tokens is None and self.budget.limit_usd is None:
+            # Nothing is held without a limit: the count only stands in for usage the
+            # server does not report, so it is taken then, not before the first send.
+            def count() -> int:
+                counted = self._attachment_tokens(request, exact is not False)
+                return (count_messages(request["messages"], request.get("tools"))
+                        if counted is None else counted)
+
+            return dict(
+                prices=self.prices, model=request["model"], prompt_tokens=count,
+                max_tokens=request.get("max_tokens") if max_tokens is None else max_tokens,
+                batch=batch, n=request.get("n") or 1, default_cap=default_cap,
+            )
         if exact is None:
             exact = self.backend_spec().kind == "offline"
         if prompt_tokens is None:

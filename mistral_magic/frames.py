@@ -213,6 +213,8 @@ class Extraction(RowJob):
         self._picture = None  # the row being built's image chunk
 
         self.spec = SchemaSpec.from_spec(schema, session.shell.user_ns) if schema is not None else None
+        # Built once and shared by every row's request (building it copies the schema).
+        self.response_format = self.spec.response_format() if self.spec else {"type": "json_object"}
         settings = session.settings
         self.options = {
             "temperature": settings.temperature if temperature is None else temperature,
@@ -235,7 +237,7 @@ class Extraction(RowJob):
                 self._picture = picture(value, f"row {i} of {self.image!r}").chunk()
             except ConfigError as exc:
                 self.errors[i] = str(exc)
-                self.refused += 1
+                self.refused_rows.add(i)
                 return None
         return super()._request(i, text)
 
@@ -248,7 +250,7 @@ class Extraction(RowJob):
         return chat_request(
             self.model,
             [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}],
-            response_format=self.spec.response_format() if self.spec else {"type": "json_object"},
+            response_format=self.response_format,
             **self.options,
         )
 

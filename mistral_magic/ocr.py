@@ -270,7 +270,7 @@ class OCRJob(RowJob):
         self.spec = _spec(session, schema)
         self.annotated = self.spec is not None
         self.selection = pages if isinstance(pages, list) or pages is None else parse_pages(pages)
-        self.pages: dict[int, int | None] = {}  # id(request) -> pages it reads
+        self._built: dict[int, dict | None] = {}  # row -> its request: each file is read once
         super().__init__(session, df, column, model=model or DEFAULT_MODEL)
         session.capabilities.require(self.model, "ocr")
 
@@ -278,19 +278,32 @@ class OCRJob(RowJob):
         return [None if self._missing(i, [prompt], {prompt: v}) else v
                 for i, v in enumerate(self.df[prompt])]
 
+    def _request(self, i: int, value: Any) -> dict | None:
+        if i not in self._built:
+            self._built[i] = super()._request(i, value)
+        return self._built[i]
+
     def request(self, value: Any) -> dict:
         try:
             src = source(self.session, value, None, self.selection)
         except ConfigError as exc:
             raise RowRefused(str(exc)) from None
-        request = ocr_request(self.model, src, self.spec)
-        self.pages[id(request)] = src.pages
-        return request
+        return ocr_request(self.model, src, self.spec)
+
+    def _pages(self, request: dict) -> int | None:
+        """The pages a request reads: those it picks, else its document's (None: a URL's)."""
+        from .documents import sha_of
+
+        if "pages" in request:
+            return len(request["pages"])
+        chunk = request["document"]
+        sha = sha_of(chunk.get("document_url") or chunk.get("image_url"))
+        return None if sha is None else self.session.uploads.get(sha).pages
 
     def estimate(self, request: dict, batch: bool = False):
         from .estimates import Estimate
 
-        pages = self.pages.get(id(request))
+        pages = self._pages(request)
         cost = (None if pages is None
                 else self.session.prices.page_cost(self.model, pages, batch, self.annotated))
         if pages is None and self.session.budget.limit_usd is not None:
@@ -302,19 +315,20 @@ class OCRJob(RowJob):
     async def send(self, client, request: dict, retries) -> Reply:
         sent = await self.session.uploads.resolve_async(request, self.session.backend)
         response = await client.ocr.process_async(**sent, retries=retries)
-        body = response.model_dump(mode="json")
-        return Reply([self.batch_value(body)], 0, 0,
-                     pages=int((body.get("usage_info") or {}).get("pages_processed") or 0))
+        return self.batch_reply(response.model_dump(mode="json"))
 
-    def batch_lines(self, lines: list[dict]) -> list[dict]:
+    def batch_sent(self, body: dict) -> dict:
         from .uploads import BATCH_SIGN_HOURS
 
-        backend = self.session.backend
-        return [{**line, "body": self.session.uploads.resolve(line["body"], backend,
-                                                              BATCH_SIGN_HOURS)}
-                for line in lines]
+        # Signed for a day, as a job may run that long; the job is keyed by the reference.
+        return self.session.uploads.resolve(body, self.session.backend, BATCH_SIGN_HOURS)
 
-    def batch_value(self, body: dict):
+    def batch_reply(self, body: dict) -> Reply:
+        return Reply([self._value(body)], 0, 0,
+                     pages=int((body.get("usage_info") or {}).get("pages_processed") or 0))
+
+    def _value(self, body: dict):
+        """What `parse` takes from an OCR response body: the annotation, or the pages' text."""
         if self.annotated:
             return body.get("document_annotation")
         pages = body.get("pages") or []

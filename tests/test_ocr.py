@@ -178,9 +178,13 @@ def test_the_budget_is_a_hard_cap_over_a_column(ip, docs):
         urls.mistral.ocr("path", progress=False)
 
 
-def test_batch_reads_a_column_at_the_batch_price(ip, docs):
+def test_batch_reads_a_column_at_the_batch_price(ip, docs, magic_server):
     df = invoices(docs, 3)
     out = df.mistral.ocr("path", schema=FIELDS, progress=False, batch=True)
+    jobs = magic_server.request_count("/v1/batch/jobs")
+    again = df.mistral.ocr("path", schema=FIELDS, progress=False, batch=True)
+    pd.testing.assert_frame_equal(out, again)  # from the resume cache: no second job
+    assert magic_server.request_count("/v1/batch/jobs") == jobs
     assert out["_error"].isna().all() and out["customer"].tolist() == NAMES[:3]
     records = [r for r in session().ledger.records if r.batch]
     assert len(records) == 3 and all(r.pages == 1 for r in records)

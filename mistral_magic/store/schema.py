@@ -151,7 +151,14 @@ def m004_ledger(db: sqlite3.Connection) -> None:
 
 
 @migration
-def m005_uploads(db: sqlite3.Connection) -> None:
+def m005_batch_jobs_read(db: sqlite3.Connection) -> None:
+    # When a job's results were read back into a notebook: such a job is never reattached
+    # (its rows are in the resume cache; the same lines again mean a new job).
+    db.execute("ALTER TABLE batch_jobs ADD COLUMN read TEXT")
+
+
+@migration
+def m006_uploads(db: sqlite3.Connection) -> None:
     # Files uploaded to a backend (its URL) for their content (sha256), so a re-run sends
     # the file id again instead of the file; signed URLs are never kept here.
     db.execute(
@@ -168,7 +175,7 @@ def m005_uploads(db: sqlite3.Connection) -> None:
 
 
 @migration
-def m006_ledger_pages(db: sqlite3.Connection) -> None:
+def m007_ledger_pages(db: sqlite3.Connection) -> None:
     # OCR calls are priced per page: the ledger keeps how many.
     db.execute("ALTER TABLE ledger ADD COLUMN pages INTEGER")
 
