@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import BudgetExceeded, ConfigError, StructuredOutputError
+from .errors import BudgetExceeded, ConfigError, ReplayMiss, StructuredOutputError
 from .rows import Reply, RowJob, RowRefused
 
 DEFAULT_MODEL = "mistral-ocr-latest"
@@ -153,6 +153,10 @@ def read(session, value: Any, name: str, *, pages: str | None = None, schema: An
     """Read one document (`%mistral ocr`): reserve its pages, send, settle in the ledger."""
     from .calls import Call
 
+    if session.responses.mode == "replay":
+        raise ReplayMiss("%mistral ocr is not kept in the response cache, and MistralMagics.cache "
+                         "is 'replay', which never sends; read documents with df.mistral.ocr "
+                         "(its rows are kept), or set %config MistralMagics.cache = 'on'")
     model = model or DEFAULT_MODEL
     spec = _spec(session, schema)
     src = source(session, value, None if isinstance(value, (str, os.PathLike)) else name,

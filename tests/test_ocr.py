@@ -113,6 +113,14 @@ def test_a_url_the_server_cannot_fetch_is_a_one_line_error_costing_nothing(ip, d
     assert record.status == "error" and record.cost == 0 and record.pages == 0
 
 
+def test_replaying_never_sends_an_ocr_call(ip, docs, magic_server):
+    before = magic_server.request_count("/v1/ocr")
+    run(ip, "%config MistralMagics.cache = 'replay'")
+    result = run(ip, "%mistral ocr invoice.pdf", ok=False)
+    assert "never sends" in str(result.error_in_exec)
+    assert magic_server.request_count("/v1/ocr") == before and ocr_records() == []
+
+
 def test_a_model_that_cannot_read_is_refused(ip, docs):
     result = run(ip, "%mistral ocr invoice.pdf -m mistral-small-latest", ok=False)
     assert "cannot read documents with OCR" in str(result.error_in_exec)
