@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import BudgetExceeded, ConfigError, ReplayMiss, StructuredOutputError
+from .errors import BudgetExceeded, ConfigError, Interrupted, ReplayMiss, StructuredOutputError
 from .rows import Reply, RowJob, RowRefused
 
 DEFAULT_MODEL = "mistral-ocr-latest"
@@ -192,7 +192,8 @@ def read(session, value: Any, name: str, *, pages: str | None = None, schema: An
     session.last = answer
     session._raise(call.failure, answer)
     if body is None:
-        raise KeyboardInterrupt
+        raise Interrupted(f"Stopped reading {src.name}; its pages, if the server read any, are "
+                          "in the ledger. Run the cell again to read it")
     pages_ = body.get("pages") or []
     return OCRResult(
         src.name, [p.get("markdown") or "" for p in pages_], [p.get("index", i) for i, p in

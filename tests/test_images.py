@@ -171,3 +171,14 @@ def test_extract_reads_a_column_of_pictures(ip, tmp_path):
     assert len(requests) == 2
     with pytest.raises(mistral_magic.errors.ConfigError, match="cannot see images"):
         df.mistral.extract("{note}", schema="shop", image="img", model="open-mistral-nemo")
+
+
+def test_extract_with_pictures_goes_through_the_batch_api(ip):
+    import pandas as pd
+
+    df = pd.DataFrame({"note": ["first", "second"], "img": [picture(320, 320), picture(320, 320)]})
+    out = df.mistral.extract("Read this: {note}", schema="shop", image="img", progress=False,
+                             batch=True)
+    assert out["_error"].isna().all()
+    records = [r for r in session(ip).ledger.records if r.batch]
+    assert len(records) == 2 and all(r.prompt_tokens > 420 for r in records)  # 21×20 patches + text

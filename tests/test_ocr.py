@@ -60,6 +60,12 @@ def test_pages_pick_and_count_what_is_read(ip, docs):
     assert len(ocr_records()) == 1
 
 
+def test_a_name_holding_the_bytes_is_read(ip, docs):
+    run(ip, "import pathlib; data = pathlib.Path('invoice.pdf').read_bytes()")
+    run(ip, "%mistral ocr data -o r")
+    assert "Ada Lovelace" in ip.user_ns["r"].text and ip.user_ns["r"].name == "data"
+
+
 def test_a_picture_gets_the_offline_placeholder(ip, docs):
     run(ip, "%mistral ocr scan.png -o r")
     assert "cannot recognise text in pictures" in ip.user_ns["r"].text
