@@ -10,6 +10,7 @@ self-hosted server) nothing is refused here, and the server's own answer stands.
 from __future__ import annotations
 
 import threading
+import weakref
 
 from .errors import ConfigError
 
@@ -21,7 +22,9 @@ class Capabilities:
     """Model cards of the session's backend: `of(model)`, `able(capability)`, `require`."""
 
     def __init__(self, session):
-        self.session = session
+        # A proxy: the session keeps this object, which must not keep the session alive (a
+        # cycle would leave its SDK client to be closed by a later, random garbage collection).
+        self.session = weakref.proxy(session)
         self._cards: dict[str, list[tuple[str, frozenset[str], bool]]] = {}
         self._lock = threading.Lock()
 

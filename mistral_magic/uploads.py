@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from typing import Any
 
 from .documents import Document, sha_of
@@ -40,7 +41,9 @@ class Uploads:
     """The session's documents, their file ids per backend, and signed URLs (in memory)."""
 
     def __init__(self, session):
-        self.session = session
+        # A proxy: the session keeps this object, which must not keep the session alive (a
+        # cycle would leave its SDK client to be closed by a later, random garbage collection).
+        self.session = weakref.proxy(session)
         self.known: dict[str, Document] = {}
         self._ids: dict[tuple[str, str], str] = {}  # (backend URL, sha256) -> file id
         self._signed: dict[tuple[str, str], tuple[str, float]] = {}  # -> (url, expires at)
