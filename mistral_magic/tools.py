@@ -304,7 +304,7 @@ class ToolRun:
     def summary(self) -> str:
         """The block's one line: the call, then how long it took or why it did not run."""
         if self.status == "ok":
-            return f"🔧 {self.signature()} · {_duration(self.seconds)}"
+            return f"⚙ {self.signature()} · {_duration(self.seconds)}"
         said = {"refused": "refused", "unknown": "unknown tool", "skipped": "not run"}
         first = (self.error or "").split(": ", 1)[0] if self.status == "error" else said[self.status]
         return f"⚠ {self.signature()} · {first[:80]}"

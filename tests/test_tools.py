@@ -185,7 +185,7 @@ def test_a_cell_calls_the_tools_in_order_and_shows_each_call(ip):
     shown = final(ip)
     html = shown["data"]["text/html"]
     assert html.count('<details class="mistral-tool">') == 2 and " open" not in html
-    assert "<summary>🔧 describe_column(column='price')" in html
+    assert "<summary>⚙ describe_column(column='price')" in html
     assert "&quot;mean&quot;" in html or '"mean"' in html  # the result's preview
     assert "2 steps, 2 tool calls" in shown["data"]["text/plain"]
     meta = shown["metadata"]["mistral_magic"]
