@@ -68,7 +68,10 @@ def from_arguments(args, defaults: list[str], namespace: dict):
 
     from .tools import collect
 
-    spec = args.tools if args.tools is not None else ",".join(defaults)
+    spec = args.tools
+    if spec is None and not (args.json or args.schema is not None):
+        # The default list serves the cells that answer in text; a --json cell keeps working.
+        spec = ",".join(defaults)
     if not spec:
         if args.tool_choice or args.max_steps is not None or args.approve:
             raise UsageError("--tool-choice, --max-steps and --approve go with --tools NAMES")

@@ -122,3 +122,23 @@ def test_models_lists_what_each_model_can_do(ip):
     assert frame.loc["mistral-small-latest", "tools"]
     assert frame.loc["pixtral-large-latest", "vision"]
     assert not frame.loc["codestral-latest", "vision"]
+
+
+def test_think_alone_is_high_and_a_terminal_writes_the_reasoning_dimmed(ip, capsys):
+    from IPython.core.displaypub import DisplayPublisher
+
+    from mistral_magic.display import DIM, UNDIM
+
+    run(ip, "%%mistral --think --dry-run -o body\nHi")
+    assert ip.user_ns["body"]["reasoning_effort"] == "high"
+    ip.display_pub = DisplayPublisher(shell=ip)  # a terminal: nothing is updated in place
+    capsys.readouterr()
+    run(ip, f"%%mistral --think high\n{QUESTION}", cell_id="c1")
+    out = capsys.readouterr().out
+    answer = mistral_magic.session().last
+    plain = out.replace(DIM, "").replace(UNDIM, "")
+    assert answer.thinking + "\n\n" + answer.text in plain  # the reasoning, then the answer
+    start = out.index(answer.text)
+    assert out.index(DIM) < start and out.rindex(UNDIM) < start  # only the reasoning is dimmed
+    assert out.count(DIM) == out.count(UNDIM) >= 1
+    assert f"({answer.thinking_tokens:,} thinking)" in out

@@ -316,6 +316,30 @@ def test_a_default_list_and_a_dict_variable_name_the_tools(ip):
     assert [r.name for r in runs] == ["stats"] and ip.user_ns["calls"] == [("describe_column", "qty")]
     run(ip, "%%mistral --tools plot_hist\nPlot price.", cell_id="c2")
     assert [r.name for r in mistral_magic.session().last.tool_runs] == ["plot_hist"]
+    run(ip, '%%mistral --json -o value\nGive {"n": 1}.', cell_id="c3")  # a --json cell goes without
+    assert isinstance(ip.user_ns["value"], dict) and "tools" not in mistral_magic.session().last.request
+
+
+def test_an_async_tool_is_awaited_and_reasoning_kept_with_the_calls(ip):
+    setup(ip)
+    run(ip, '''
+import asyncio
+
+async def describe_column(column: str) -> str:
+    """Summary statistics of one column of the sales table."""
+    await asyncio.sleep(0.01)
+    calls.append(("async", column))
+    return f"{column}: mean {sales[column].mean():.2f}"
+''')
+    run(ip, "%%mistral --tools describe_column --think high --keep-thinking\nDescribe the price column.",
+        cell_id="c1")
+    session = mistral_magic.session()
+    assert ip.user_ns["calls"] == [("async", "price")]
+    assert session.last.tool_runs[0].content == "price: mean 10.38" and session.last.thinking
+    step = next(m for m in session.chats.get("default").context() if m.get("tool_calls"))
+    assert step["content"][0]["type"] == "thinking"  # the step's reasoning went back with its calls
+    run(ip, "%%mistral --tools describe_column\nAnd the qty column?", cell_id="c2")
+    check_sequence(sent_messages(session))
 
 
 def test_a_budget_is_checked_before_every_step(ip):
@@ -350,6 +374,41 @@ def test_a_replayed_tool_cell_is_served_step_by_step_and_runs_its_tools(ip):
     assert [r.cached for r in rows] == [False, False, True, True]
     assert session.last.text == text and session.last.cost == 0
     assert len(ip.user_ns["calls"]) == 4  # the tools ran again: they are the notebook's code
+
+
+def test_the_chat_panel_shows_the_same_blocks(ip):
+    from mistral_magic import widgets
+
+    setup(ip)
+    run(ip, f"%%mistral -c pair --tools describe_column,plot_hist\n{ASK}", cell_id="c1")
+    panel = widgets.ChatPanel(mistral_magic.session(), "pair")
+    shown = panel.history.outputs[-1]["data"]
+    assert shown["text/html"].count('<details class="mistral-tool">') == 2
+    assert "⚙ describe_column(column='price')" in shown["text/plain"]
+    assert [r["role"] for r in mistral_magic.session().chats.get("pair").rows()] == [
+        "user", "tool", "tool", "assistant"]
+    turn = panel.send("Now plot the qty column.").result(30)  # the panel follows up on it
+    assert turn.status == "ok"
+    sent = mistral_magic.session().chats.get("pair").context()
+    check_sequence(sent)
+
+
+def test_an_interrupt_in_a_tool_skips_the_rest_and_keeps_the_history_valid(ip):
+    setup(ip)
+    run(ip, '''
+def describe_column(column: str) -> dict:
+    """Summary statistics of one column of the sales table."""
+    raise KeyboardInterrupt
+''')
+    run(ip, f"%%mistral --tools describe_column,plot_hist\n{ASK}", cell_id="c1", ok=False)
+    session = mistral_magic.session()
+    turn = session.chats.get("default").turns[-1]
+    assert turn.status == "interrupted" and not turn.in_context
+    statuses = {r.name: r.status for r in turn.tools}
+    assert statuses["describe_column"] == "skipped" and len(session.ledger.records) == 1
+    assert session.budget.reserved == 0
+    run(ip, "%%mistral --tools describe_column,plot_hist\nNow plot the qty column.", cell_id="c2", ok=False)
+    check_sequence(session.chats.get("default").context())
 
 
 def test_names_arguments_results_and_reasoning_are_data_never_markup():
