@@ -53,11 +53,11 @@ class Reservation:
     back the hold (once); `release()` gives it back when nothing was sent (idempotent).
     """
 
-    def __init__(self, budget: Budget, held: float, *, prompt_tokens: int = 0,
+    def __init__(self, budget: Budget, held: float, *, prompt_tokens: int | Callable[[], int] = 0,
                  max_tokens: int | None = None, capped: bool = False, running: bool = True):
         self.budget = budget
         self.held = held
-        self.prompt_tokens = prompt_tokens
+        self._prompt_tokens = prompt_tokens
         self.max_tokens = max_tokens
         self.capped = capped
         self.running = running
@@ -67,6 +67,13 @@ class Reservation:
         state = "open" if self.open else "settled"
         return (f"<Reservation {format_cost(self.held)} max_tokens={self.max_tokens} "
                 f"capped={self.capped} {state}>")
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The prompt's count; one held without a limit is counted when first asked for."""
+        if callable(self._prompt_tokens):
+            self._prompt_tokens = self._prompt_tokens()
+        return self._prompt_tokens
 
     def apply(self, request: dict) -> dict:
         """The request with the budget's `max_tokens` (the same dict when it sets none)."""
@@ -251,6 +258,9 @@ class Budget:
         limit = self.limit_usd
         if limit is None:
             return Reservation(self, 0.0, prompt_tokens=counted)
+        if callable(prompt_tokens):  # counted late, for no limit; one was set meanwhile
+            raise BudgetExceeded("Refused: MistralMagics.budget_usd was set while this call was "
+                                 "being prepared; run it again to hold it against the budget")
         if prices.price(model) is None:
             raise _unpriced(model, limit, self.ledger.spent)
         n = max(1, int(n or 1))

@@ -227,6 +227,15 @@ class Session(CallPath):
         from .estimates import prompt_bound
         from .tokens import count_messages
 
+        if prompt_tokens is None and self.budget.limit_usd is None:
+            # Nothing is held without a limit: the count only stands in for usage the
+            # server does not report, so it is taken then, not before the first send.
+            return dict(
+                prices=self.prices, model=request["model"],
+                prompt_tokens=lambda: count_messages(request["messages"], request.get("tools")),
+                max_tokens=request.get("max_tokens") if max_tokens is None else max_tokens,
+                batch=batch, n=request.get("n") or 1, default_cap=default_cap,
+            )
         if prompt_tokens is None:
             prompt_tokens = count_messages(request["messages"], tools=request.get("tools"))
         if exact is None:

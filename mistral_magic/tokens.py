@@ -1,9 +1,16 @@
-"""Token counts with mistral-common's Tekken tokenizer, loaded lazily and shared.
+"""Token counts with Tekken, the tokenizer of mistral-common's v3 instruct format.
 
 The offline server and the client's estimates use these same functions, so on the
 offline backend every estimate equals the usage the server reports. For hosted
 models Tekken is the closest offline tokenizer (see MISTRAL_FACTS.md); images are
 counted from their size (16 px patches, longest side capped at 1024 px).
+
+Plain text goes through Tekken's own vocabulary on tiktoken (`vocab`), the encoder
+mistral-common's Tekkenizer wraps, without importing mistral-common (seconds of
+imports and set-up). A text-only conversation's chat template is counted here by
+mistral-common's v3 rules (`_template_count`, tested equal to it); other shapes
+(tools, tool calls and results) are counted by mistral-common itself, loaded on
+first need. `warm()` loads the vocabulary in a background thread.
 """
 
 from __future__ import annotations
@@ -17,6 +24,10 @@ from typing import Any
 
 _lock = threading.Lock()
 _tokenizer = None
+_vocab_lock = threading.Lock()
+_vocabulary = None
+_warm_lock = threading.Lock()
+_warming: threading.Thread | None = None
 
 IMAGE_PATCH = 16
 IMAGE_MAX_SIDE = 1024
@@ -25,7 +36,10 @@ DEFAULT_IMAGE_TOKENS = (512 // IMAGE_PATCH + 1) * (512 // IMAGE_PATCH)
 
 
 def tokenizer():
-    """The shared MistralTokenizer (Tekken, v3 instruct format); loaded on first use."""
+    """The shared MistralTokenizer (Tekken, v3 instruct format); loaded on first use.
+
+    Only what the vocabulary cannot count needs it (tools, tool calls and results).
+    """
     global _tokenizer
     if _tokenizer is None:
         with _lock:
@@ -36,22 +50,57 @@ def tokenizer():
     return _tokenizer
 
 
-def _raw():
-    return tokenizer().instruct_tokenizer.tokenizer
+def vocabulary():
+    """The shared Tekken vocabulary (`vocab.Vocabulary`); loaded on first use."""
+    global _vocabulary
+    if _vocabulary is None:
+        # A warm-up under way holds this lock: waiting on it, rather than loading
+        # alongside, keeps two threads from importing the same modules at once.
+        with _vocab_lock:
+            if _vocabulary is None:
+                from . import vocab
+
+                _vocabulary = vocab.load()
+    return _vocabulary
+
+
+def warm() -> threading.Thread | None:
+    """Load the vocabulary in a daemon thread (once); returns it, or None when loaded."""
+    global _warming
+    if _vocabulary is not None:
+        return None
+    with _warm_lock:
+        if _warming is None:
+            _warming = threading.Thread(target=_warm, name="mistral_magic-tokenizer",
+                                        daemon=True)
+            _warming.start()
+        return _warming
+
+
+def _warm() -> None:
+    try:
+        vocabulary()
+    except Exception:  # counted later in the thread that needs it, which then raises
+        pass
+
+
+def loaded() -> bool:
+    """Whether the vocabulary is loaded (counting plain text costs no load)."""
+    return _vocabulary is not None
 
 
 def encode_text(text: str) -> list[int]:
     """Token ids of plain text, without BOS/EOS."""
-    return _raw().encode(text, bos=False, eos=False)
+    return vocabulary().encode(text)
 
 
 def count_text(text: str) -> int:
     """How many tokens plain text takes."""
-    return len(encode_text(text)) if text else 0
+    return vocabulary().count(text) if text else 0
 
 
 def decode(ids: list[int]) -> str:
-    return _raw().decode(ids)
+    return vocabulary().decode(ids)
 
 
 def pieces(text: str) -> list[str]:
@@ -60,11 +109,11 @@ def pieces(text: str) -> list[str]:
     Tekken tokens are bytes; a multi-byte character split over tokens is emitted
     with the token that completes it, so every piece is valid text.
     """
-    raw = _raw()
+    vocab = vocabulary()
     out: list[str] = []
     pending = b""
-    for tid in encode_text(text):
-        pending += raw.id_to_byte_piece(tid)
+    for tid in vocab.encode(text):
+        pending += vocab.byte_piece(tid)
         try:
             out.append(pending.decode("utf-8"))
         except UnicodeDecodeError:
@@ -156,11 +205,101 @@ def count_messages(messages: list[Any], tools: list[Any] | None = None) -> int:
     """
     clean, images = _split_images(list(messages))
     tools = [_plain(t) for t in tools] if tools else None
+    counted = _template_count(clean, tools)
+    if counted is None:
+        counted = _mistral_common_count(clean, tools)
+    return counted + images
+
+
+# The v3 template joins the texts of merged messages, and the system prompt to the
+# last user message, with this.
+_JOIN = "\n\n"
+_ROLES = ("system", "user", "assistant")
+
+
+def _texts(content: Any) -> list[str] | None:
+    """A message's non-empty texts, or None when it holds anything but text."""
+    if isinstance(content, str):
+        return [content] if content else []
+    if not isinstance(content, list) or not content:
+        return None
+    texts = []
+    for chunk in content:
+        if (not isinstance(chunk, dict) or chunk.get("type") != "text" or set(chunk) - {"type", "text"}
+                or not isinstance(chunk.get("text"), str)):
+            return None
+        if chunk["text"]:
+            texts.append(chunk["text"])
+    return texts
+
+
+def _template_count(messages: list[dict], tools: list | None) -> int | None:
+    """Prompt tokens of a text-only conversation by mistral-common's v3 Tekken template.
+
+    None for any shape mistral-common itself must judge: tools, tool calls and
+    results, other keys, or a conversation its validation refuses.
+    mistral-common's rules, as `MistralTokenizer.v3(is_tekken=True)` applies them:
+    system texts become one system prompt put before the last user message; runs of
+    messages with the same role merge (system messages break runs); a conversation
+    that does not start with a user message gets an empty one first; then
+    BOS, each user message as [INST] text [/INST], each assistant's text with its
+    trailing spaces cut, then EOS.
+    """
+    if tools or not messages:
+        return None
+    parsed = []
+    for message in messages:
+        role = message.get("role")
+        texts = _texts(message.get("content"))
+        if role not in _ROLES or texts is None or set(message) - {"role", "content"}:
+            return None
+        parsed.append((role, texts, bool(message["content"])))
+    roles = [role for role, _, _ in parsed]
+    if roles[-1] == "assistant":  # refused unless it continues a prefix (counted there)
+        return None
+    if any(a == "assistant" and b == "system" for a, b in zip(roles, roles[1:], strict=False)):
+        return None
+    if any(role == "assistant" and not given for role, _, given in parsed):
+        return None
+    system = [_JOIN.join(texts) for role, texts, given in parsed if role == "system" and given]
+    system_prompt = _JOIN.join(system) if system else None
+    merged: list[tuple[str, list[str]]] = []
+    previous = None
+    for role, texts, _ in parsed:
+        if role != "system":
+            if role == previous:
+                merged[-1][1].extend(texts)
+            else:
+                merged.append((role, list(texts)))
+        previous = role
+    if not merged or merged[0][0] != "user":
+        merged.insert(0, ("user", []))
+    last_user = max(i for i, (role, _) in enumerate(merged) if role == "user")
+    vocab = vocabulary()
+    total = 1  # BOS
+    for i, (role, texts) in enumerate(merged):
+        text = _JOIN.join(texts)
+        if role == "user":
+            if i == last_user and system_prompt:
+                text = system_prompt + _JOIN + text
+            total += vocab.count(text) + 2  # [INST] ... [/INST]
+        elif not text:
+            return None  # mistral-common refuses an assistant message without text
+        else:
+            total += vocab.count(text.rstrip(" ")) + 1  # EOS
+    return total
+
+
+def _mistral_common_count(clean: list[dict], tools: list | None) -> int:
+    """The template count by mistral-common itself, or an estimate when it refuses the shape."""
     try:
+        # Loaded under the tokenizer's lock first: two threads importing mistral-common's
+        # modules side by side could each see the other's half-initialised ones.
+        mistral = tokenizer()
         from mistral_common.protocol.instruct.request import ChatCompletionRequest
 
         request = ChatCompletionRequest.from_openai(clean, tools=tools)
-        return len(tokenizer().encode_chat_completion(request).tokens) + images
+        return len(mistral.encode_chat_completion(request).tokens)
     except Exception:  # the template refused this shape; estimate it instead
         total = 1
         for message in clean:
@@ -172,4 +311,4 @@ def count_messages(messages: list[Any], tools: list[Any] | None = None) -> int:
                 total += count_text(json.dumps(call.get("function", {})))
         if tools:
             total += count_text(json.dumps(tools))
-        return total + images
+        return total

@@ -33,9 +33,8 @@ def test_load_imports_nothing_heavy():
         "from IPython.core.interactiveshell import InteractiveShell\n"
         "sh = InteractiveShell.instance()\n"
         "sh.run_line_magic('load_ext', 'mistral_magic')\n"
-        "heavy = [m for m in ('mistralai', 'pandas', 'mistral_common', 'starlette', 'uvicorn',"
-        " 'mistral_magic.store')"
-        " if m in sys.modules]\n"
+        "heavy = [m for m in ('mistralai', 'pandas', 'mistral_common', 'tiktoken', 'starlette',"
+        " 'uvicorn', 'mistral_magic.store') if m in sys.modules]\n"
         "print(heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -126,7 +126,7 @@ class BatchJobs:
     async def _run(self, job: dict, lines: list[dict], plan: FaultPlan, source) -> None:
         await asyncio.sleep(QUEUED_S)
         # Answers count tokens: make sure the tokenizer is loaded without stalling the loop.
-        await asyncio.to_thread(tokens.tokenizer)
+        await asyncio.to_thread(tokens.vocabulary)
         if not self._set_running(job):
             return
         duration = min(max(STEP_S * len(lines), TARGET_S[0]), TARGET_S[1])

@@ -20,10 +20,12 @@ import functools
 import hashlib
 import math
 import re
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from . import words
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _WORD = re.compile(r"\w+")
 _SUFFIXES = ("ations", "ation", "ments", "ment", "ingly", "ings", "ing", "edly", "ies", "ied", "ed", "es", "ly", "s")
@@ -72,6 +74,8 @@ def features(text: str) -> dict[str, float]:
 @functools.lru_cache(maxsize=262144)
 def _slots(salt: str, feature: str, dims: int) -> tuple[np.ndarray, np.ndarray]:
     """The slot (absolute index) and sign of a feature in each band."""
+    import numpy as np  # here, not at import: the server starts with the first cell
+
     digest = hashlib.blake2b(f"{salt}\x1f{feature}".encode(), digest_size=64).digest()
     spans = bands(dims)
     index = np.empty(len(spans), dtype=np.int64)
@@ -85,6 +89,8 @@ def _slots(salt: str, feature: str, dims: int) -> tuple[np.ndarray, np.ndarray]:
 
 def vector(text: str, dims: int, full: int | None = None, salt: str = "") -> list[float]:
     """The unit-length embedding of `text`: the first `dims` of a `full`-dimensional vector, renormalised."""
+    import numpy as np
+
     full = max(full or dims, dims)
     out = np.zeros(full)
     for feature, weight in features(text).items():
@@ -109,6 +115,8 @@ def quantise(values: list[float], dtype: str) -> list[float] | list[int]:
     """The output_dtype forms: int8/uint8 scale to bytes, binary/ubinary pack sign bits (8 a byte)."""
     if dtype == "float":
         return values
+    import numpy as np
+
     array = np.asarray(values)
     if dtype == "int8":
         return np.clip(np.rint(array * 127), -128, 127).astype(int).tolist()

@@ -138,12 +138,14 @@ def _check_order(req: ChatRequest) -> None:
 
 def _check_schemas(req: ChatRequest) -> None:
     """Schemas the offline model fills must be JSON Schemas (malformed ones would break the filler)."""
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import SchemaError
-
     spec = req.response_format.json_schema if req.response_format else None
     found = [("response_format.json_schema.schema", spec.schema_)] if spec else []
     found += [(f"tools[{i}].function.parameters", t.function.parameters) for i, t in enumerate(req.tools or [])]
+    if not found:  # importing jsonschema takes seconds where rfc3987-syntax is installed
+        return
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     for where, schema in found:
         try:
             Draft202012Validator.check_schema(schema)

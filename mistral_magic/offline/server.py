@@ -94,6 +94,10 @@ class OfflineServer:
         """Serve in a daemon thread; returns once connections are accepted."""
         if self.running:
             return self
+        from .. import tokens
+
+        # The vocabulary loads while uvicorn starts; only requests that count wait for it.
+        tokens.warm()
         import uvicorn
 
         from .app import ServerState, build
@@ -103,8 +107,6 @@ class OfflineServer:
             self._bind()
         if self._state is None:
             self._state = ServerState(self.api_key, self._faults, self.seed)
-        # Loading the tokenizer takes a second or two: do it while uvicorn starts.
-        threading.Thread(target=self._state.warm, name="offline-tokenizer", daemon=True).start()
         self._sock.listen(512)
         config = uvicorn.Config(
             build(self._state), log_config=None, log_level="warning", access_log=False,
