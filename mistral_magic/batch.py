@@ -1,62 +1,98 @@
-"""Mistral's Batch API from a notebook: submit, follow with progress, read results back.
+"""Mistral's Batch API from a notebook: submit, follow, read results back, at any size.
 
-Requests go up as one JSONL file (`files.upload(purpose="batch")`), a job runs them
-at half the list price, and its output file comes back mapped by `custom_id`. A job
-is remembered by the requests it was made for, so re-running the same extraction
-after an interrupt follows the same job instead of paying for a second one.
-`run_job` is a row job's ``batch=True`` (the row engine's rows, cache and bar);
-`%mistral batch list|status ID|cancel ID` are the commands.
+    out = df.mistral.extract("{review}", schema="product, stars int", batch=True)
+
+A job runs its requests at half the list price and outside the rate limits. With
+``batch=True`` a row job (`batchrun.run_job`) goes like this:
+
+- **Up.** Each row's request becomes one JSONL line ``{"custom_id": row, "body": ...}``,
+  built when written to a temporary file and uploaded from there
+  (``files.upload(purpose="batch")`` streams the file): 100,000 rows are never all in
+  memory at once.
+- **Split.** A table larger than one job may hold goes as several jobs: the Batch
+  API takes at most `MAX_JOB_REQUESTS` (100,000) requests and a `MAX_JOB_BYTES` input
+  file per job (Mistral's documented limits are 100,000 requests and 512 MB).
+- **Reattach.** Each job is recorded in the folder's store (``.mistral_magic/``,
+  ``store.jobs``) under a key made of its request lines, the backend and the model.
+  The same call again, after an interrupt or a kernel restart, follows the job it
+  started instead of paying for a new one; a job whose results were read back is
+  done (its rows are in the resume cache), and the same lines again make a new job.
+- **Budget.** The whole worst case of the jobs to submit is held before any is
+  submitted; a job keeps its hold until its results are read back (a hold is the
+  kernel's: it goes with the kernel). A reattached job's cost was held by the kernel
+  that submitted it: it is never held twice, and is recorded when read back.
+- **Follow.** One progress bar for all the jobs: rows done, failed, cost. The
+  kernel's interrupt stops following; the jobs keep running and the same call
+  reattaches.
+- **Down.** Results are read line by line as they download, mapped back by
+  ``custom_id`` and aligned to the DataFrame's index; a failed line is that row's
+  ``_error``, and each line is a ledger row at the batch price.
+
+`%mistral batch list` shows the account's jobs (``started_here`` marks the ones this
+folder's store recorded), `%mistral batch status ID` one job, `%mistral batch cancel ID`
+stops one (its finished lines are still read back by the same call).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
-
-from .errors import StructuredOutputError
+from typing import Any, BinaryIO
 
 TERMINAL = {"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"}
 POLL_START_S = 0.25
 POLL_MAX_S = 10.0
 
+#: Requests one job may hold. Mistral documents at most 100,000 requests per batch
+#: (docs.mistral.ai, "Known limitations"); a larger table goes as several jobs.
+MAX_JOB_REQUESTS = 100_000
+#: Bytes of one job's input file: Mistral takes files up to 512 MB. 500,000,000 stays
+#: under that whether MB means 10^6 or 2^20 bytes, with room for the upload's form.
+MAX_JOB_BYTES = 500_000_000
+CHAT = "/v1/chat/completions"
+
 
 @dataclass
 class LineResult:
-    """One request's outcome in a batch: the answer text and usage, or an error."""
+    """One request's outcome in a batch: its value (what the row job parses) and usage, or an error."""
 
     custom_id: str
-    content: Any = None  # a chat answer's text, or the value a job's `batch_value` read
+    value: Any = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
 
 
-def requests_key(backend_url: str | None, model: str, requests: list[dict]) -> str:
-    payload = json.dumps([backend_url, model, requests], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
+def encode_line(custom_id: str, body: dict) -> bytes:
+    """One JSONL line: keys sorted, so the same request always gives the same bytes."""
+    return json.dumps({"custom_id": custom_id, "body": body}, ensure_ascii=False,
+                      sort_keys=True, separators=(",", ":"), default=str).encode() + b"\n"
 
 
-def to_jsonl(requests: list[dict]) -> bytes:
-    """One `{"custom_id", "body"}` line per request (the model is set on the job)."""
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in requests).encode()
+def upload(client, file: BinaryIO, name: str = "mistral_magic_batch.jsonl") -> str:
+    """Upload an open JSONL file (streamed from disk by the SDK's HTTP client); its file id."""
+    file.seek(0)
+    return client.files.upload(file={"file_name": name, "content": file}, purpose="batch").id
 
 
-def submit(client, model: str, requests: list[dict], metadata: dict | None = None,
-           endpoint: str = "/v1/chat/completions") -> str:
-    """Upload the requests and create the job; returns its id."""
-    uploaded = client.files.upload(
-        file={"file_name": "mistral_magic_batch.jsonl", "content": to_jsonl(requests)},
-        purpose="batch",
-    )
-    job = client.batch.jobs.create(
-        input_files=[uploaded.id], model=model, endpoint=endpoint,
-        metadata=metadata or {"source": "mistral_magic"},
-    )
-    return job.id
+def create(client, model: str, file_id: str, endpoint: str = CHAT,
+           metadata: dict | None = None):
+    """Create a job over an uploaded file; returns the job."""
+    return client.batch.jobs.create(input_files=[file_id], model=model, endpoint=endpoint,
+                                    metadata=metadata or {"source": "mistral_magic"})
+
+
+def submit(client, model: str, requests: Iterable[dict], metadata: dict | None = None,
+           endpoint: str = CHAT) -> str:
+    """Write `{"custom_id", "body"}` requests to a file, upload it and create the job; its id."""
+    with tempfile.TemporaryFile() as file:
+        for request in requests:
+            file.write(encode_line(str(request["custom_id"]), request["body"]))
+        return create(client, model, upload(client, file), endpoint, metadata).id
 
 
 def wait(client, job_id: str, progress=None, sleep=time.sleep):
@@ -72,62 +108,114 @@ def wait(client, job_id: str, progress=None, sleep=time.sleep):
         interval = min(POLL_MAX_S, interval * 1.5)
 
 
-def _read_file(client, file_id: str | None) -> list[dict]:
+def read_lines(client, file_id: str | None) -> Iterator[dict]:
+    """A result file's JSON lines, parsed as they download (never the whole file at once)."""
     if not file_id:
-        return []
+        return
     response = client.files.download(file_id=file_id)
-    lines = response.read().decode("utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    try:
+        for line in response.iter_lines():
+            if line.strip():
+                yield json.loads(line)
+    finally:
+        response.close()
 
 
-def chat_text(body: dict) -> str:
-    """A chat (or FIM) completion's text, from one result line's body."""
-    content = body["choices"][0]["message"].get("content")
-    if isinstance(content, list):
-        content = "".join(c.get("text", "") for c in content if c.get("type") == "text")
-    return content or ""
+def results(client, job) -> Iterator[dict]:
+    """Every line of a finished job: its output file, then its error file."""
+    yield from read_lines(client, job.output_file)
+    yield from read_lines(client, job.error_file)
 
 
-def results(client, job, read=None) -> dict[str, LineResult]:
-    """The job's output and error files, by custom_id; `read(body)` takes one line's value
-    out of its response body (default: a chat completion's text)."""
-    read = read or chat_text
-    out: dict[str, LineResult] = {}
-    for line in _read_file(client, job.output_file) + _read_file(client, job.error_file):
-        custom_id = str(line.get("custom_id"))
-        response = line.get("response") or {}
-        body = response.get("body") or {}
-        status = response.get("status_code")
-        error = line.get("error")
-        content = None
-        if not error and (status is None or status < 400):
-            try:
-                content = read(body)
-            except (KeyError, IndexError, TypeError):
-                content = None
-        if content is None:
-            message = error or body.get("message") or body
-            if isinstance(message, dict):
-                message = message.get("message") or json.dumps(message)
-            out[custom_id] = LineResult(custom_id, error=f"batch line failed ({status}): {message}")
-            continue
-        usage = body.get("usage") or {}
-        out[custom_id] = LineResult(
-            custom_id, content=content, prompt_tokens=usage.get("prompt_tokens", 0),
-            completion_tokens=usage.get("completion_tokens", 0),
-        )
-    return out
+def outcome(line: dict, reply: Callable[[dict], Any]) -> LineResult:
+    """What one result line says: `reply(body)` (a `rows.Reply`) read from a good one, or why it failed."""
+    custom_id = str(line.get("custom_id"))
+    response = line.get("response") or {}
+    body = response.get("body") or {}
+    status = response.get("status_code")
+    error = line.get("error")
+    if error or (status is not None and status >= 400):
+        message = error or (body.get("message") if isinstance(body, dict) else None) or body
+        if isinstance(message, dict):
+            message = message.get("message") or json.dumps(message)
+        return LineResult(custom_id, error=f"batch line failed ({status}): {message}")
+    try:
+        answer = reply(body)
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        return LineResult(custom_id, error=f"batch line has no answer the job can read "
+                                           f"({type(exc).__name__}: {exc})")
+    return LineResult(custom_id, answer.values[0], answer.prompt_tokens or 0,
+                      answer.completion_tokens or 0)
 
 
-def jobs_frame(client):
-    """`%mistral batch list`: the account's jobs, newest first, times as UTC datetimes."""
+# -- the jobs this folder started ----------------------------------------------------------
+
+
+def job_store(session):
+    """The store that records this folder's batch jobs: the session's, at
+    ``MistralMagics.cache_path`` (default ``.mistral_magic/`` in the working directory)."""
+    return session.responses.store
+
+
+class Jobs:
+    """The store's batch jobs as a run uses them: a store that fails is said once, then skipped."""
+
+    def __init__(self, session):
+        from .store import StoreError
+
+        self.session = session
+        self.table = None
+        try:
+            self.table = job_store(session).jobs
+        except StoreError as exc:
+            self._failed(exc)
+
+    def _do(self, action, default=None):
+        from .store import StoreError
+
+        if self.table is None:
+            return default
+        try:
+            return action(self.table)
+        except StoreError as exc:  # unreadable, read-only, locked: said once, the run goes on
+            self._failed(exc)
+            return default
+
+    def _failed(self, exc: Exception) -> None:
+        self.session.notice("batch-store", f"mistral_magic: batch jobs are not recorded ({exc}); "
+                                           "the same call after a restart submits them again.")
+
+    def get(self, key: str):
+        return self._do(lambda t: t.get(key))
+
+    def put(self, key: str, job_id: str, **columns) -> None:
+        self._do(lambda t: t.put(key, job_id, **columns))
+
+    def set_status(self, job_id: str, status: str) -> None:
+        self._do(lambda t: t.set_status(job_id, status))
+
+    def mark_read(self, job_ids: list[str]) -> None:
+        self._do(lambda t: t.mark_read(job_ids))
+
+    def ids(self) -> set[str]:
+        return {j.job_id for j in self._do(lambda t: t.list(), [])}
+
+
+# -- the commands ------------------------------------------------------------------------
+
+
+def jobs_frame(client, started_here: Iterable[str] = ()):
+    """`%mistral batch list`: the account's jobs, newest first, times as UTC datetimes;
+    ``started_here`` marks the jobs `started_here` names (those this folder recorded)."""
     import pandas as pd
 
+    ours = set(started_here)
     listing = client.batch.jobs.list()
-    rows = [_job_row(job) for job in listing.data or []]
+    rows = [dict(_job_row(job), started_here=job.id in ours) for job in listing.data or []]
     # counts last: a narrow terminal shows the first and the last columns
-    columns = ["id", "status", "model", "created_at", "total", "succeeded", "failed"]
+    columns = ["id", "started_here", "status", "model", "created_at", "total", "succeeded", "failed"]
     frame = pd.DataFrame(rows, columns=columns)
+    frame["started_here"] = frame["started_here"].astype(bool)
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True).astype("datetime64[ns, UTC]")
     return frame
 
@@ -163,120 +251,3 @@ def status(client, job_id: str) -> dict[str, Any]:
 def cancel(client, job_id: str) -> str:
     """`%mistral batch cancel ID`; returns the job's new status."""
     return str(client.batch.jobs.cancel(job_id=job_id).status)
-
-
-# -- a row job through the Batch API ----------------------------------------------------
-
-
-def run_job(run):
-    """Send a row run's pending rows as one batch job, follow it, map results back by
-    custom_id; returns the run's frame. `run` is an `engine.RowRun`."""
-    pending = run.pending()
-    estimates = run.plan(pending, batch=True)
-    if not pending:
-        return run.frame()
-    session, client = run.session, run.backend.client
-    lines = [{"custom_id": str(i), "body": {k: v for k, v in run.requests[i].items() if k != "model"}}
-             for i in pending]
-    # Keyed before the budget's caps, so a resumed job is found whatever the budget.
-    key = requests_key(run.backend.url, run.model, lines)
-    job_id = session.batch_jobs.get(key)
-    if job_id is None:
-        hold = _reserve(run, lines, estimates)
-        try:
-            job_id = submit(client, run.model, lines, endpoint=run.job.batch_endpoint)
-        except BaseException:
-            hold.release()
-            raise
-        session.batch_jobs[key] = job_id
-        session.batch_holds[job_id] = hold
-    start = len(run.requests) - len(pending)
-    bar = run.bar(start)
-
-    def follow(job):
-        run.failed = job.failed_requests or 0
-        run.show(bar, start + (job.completed_requests or 0),
-                 f"job {job.id} {job.status}, failed {run.failed}")
-
-    try:
-        job = wait(client, job_id, follow)
-    except KeyboardInterrupt:
-        bar.close()
-        from .errors import Interrupted
-
-        raise Interrupted(
-            f"Stopped following batch job {job_id}; it keeps running. Run the same call "
-            f"again to resume, or %mistral batch cancel {job_id}"
-        ) from None
-    bar.close()
-    _read_back(run, pending, job, results(client, job, run.job.batch_value))
-    return run.frame()
-
-
-def _read_back(run, pending: list[int], job, outcomes: dict[str, LineResult]) -> None:
-    """Record the job's lines in the ledger (then give back its hold) and fill the rows."""
-    session = run.session
-    records = [_record(run, o) for o in (outcomes.get(str(i)) for i in pending) if o is not None]
-    hold = session.batch_holds.pop(job.id, None)
-    if hold is not None:
-        hold.settle(*records)
-    else:  # a job submitted without a hold (before a budget was set) is recorded all the same
-        for record in records:
-            session.ledger.record(record)
-    run.failed = 0
-    for i in pending:
-        outcome = outcomes.get(str(i))
-        error = None
-        if outcome is None:
-            error = f"no result for this row: batch job {job.id} ended {job.status}"
-        elif outcome.error is not None:
-            error = outcome.error
-        else:
-            try:
-                run.records[i] = run.job.parse(outcome.content)
-            except StructuredOutputError as exc:
-                error = str(exc)
-        if error is not None:
-            run.errors[i] = error
-            run.failed += 1
-        else:
-            session.cache.put(run.keys[i], run.records[i])
-
-
-def _record(run, outcome: LineResult):
-    """The ledger row of one batch line (at the batch price)."""
-    from .usage import CallRecord
-
-    ok = outcome.error is None
-    prompt, completion = (outcome.prompt_tokens, outcome.completion_tokens) if ok else (0, 0)
-    cost = run.session.prices.cost(run.model, prompt, completion, batch=True)
-    run.spent += cost or 0.0
-    return CallRecord(
-        model=run.model, kind="batch", chat=None, prompt_tokens=prompt,
-        completion_tokens=completion, cost=cost, status="ok" if ok else "error",
-        backend=run.backend.kind, batch=True, error=outcome.error,
-    )
-
-
-def _reserve(run, lines: list[dict], estimates: list):
-    """Cap every line (with a budget: its max_tokens, or DEFAULT_MAX_TOKENS) and hold the
-    job's whole worst case at the batch price before it is submitted."""
-    from .estimates import prompt_bound
-    from .usage import format_tokens
-
-    budget = run.session.budget
-    if budget.limit_usd is not None and run.job.send is None:  # other endpoints write no answer
-        for line, estimate in zip(lines, estimates, strict=True):
-            line["body"] = {**line["body"], "max_tokens": estimate.max_completion_tokens}
-    prices = run.session.prices
-    costs = [
-        prices.cost(run.model, prompt_bound(e.prompt_tokens, run.exact), e.max_completion_tokens,
-                    batch=True)
-        for e in estimates
-    ]
-    worst = None if any(c is None for c in costs) else sum(costs)
-    answer = max(e.max_completion_tokens for e in estimates)
-    return budget.reserve_total(
-        worst, f"a batch job of {len(lines):,} rows (up to {format_tokens(answer)} answer "
-        "tokens each)", model=run.model, running=False,
-    )

@@ -258,8 +258,14 @@ class Responses:
 
     def lookup(self, requests: list[Mapping[str, Any]], *, count: bool = False) -> list:
         """The stored `Entry` (or None) for each request, in one query; `count` counts hits."""
-        ids = self.identities()
-        keys = [[request_key(i, r) for i in ids] for r in requests]
+        return self.lookup_keys([self.keys_of(r) for r in requests], count=count)
+
+    def keys_of(self, request: Mapping[str, Any]) -> list[str]:
+        """The keys `request` may be stored under (one per identity it may have been sent as)."""
+        return [request_key(i, request) for i in self.identities()]
+
+    def lookup_keys(self, keys: list[list[str]], *, count: bool = False) -> list:
+        """The stored `Entry` (or None) for each request's `keys_of`, in one query."""
         notebook, cell = self.notebook, self.session.cell_id
         found = self.guarded(lambda store: store.get_many(
             [k for ks in keys for k in ks], hit=count, notebook=notebook, cell=cell), {})

@@ -191,7 +191,9 @@ class Commands:
         from . import batch
 
         if args.action == "list":
-            return batch.jobs_frame(self.session.backend.client)
+            from .batch import Jobs
+
+            return batch.jobs_frame(self.session.backend.client, Jobs(self.session).ids())
         if not args.job_id:
             raise UsageError(f"%mistral batch {args.action} needs a job id, e.g. %mistral batch {args.action} JOB_ID")
         job_id = args.job_id

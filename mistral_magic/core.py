@@ -49,12 +49,13 @@ class Session(CallPath):
         self._prices = None
         self._prices_for: Any = None
         self._notices: set[str] = set()
-        # The response cache, the finished rows of row jobs and the ledger across kernels,
-        # in the folder's store (opened on first use, so loading stays cheap).
+        # The response cache, the finished rows of row jobs, the ledger across kernels and
+        # the batch jobs this folder started, in the folder's store (opened on first use,
+        # so loading stays cheap).
         self.responses = Responses(self)
         self.ledger.subscribe(self.responses.persist)
-        self.batch_jobs: dict[str, str] = {}
-        # Budget holds of batch jobs not yet read back, by job id (they outlive an interrupt).
+        # Budget holds of batch jobs not yet read back, by job id: they outlive an interrupt
+        # and go with the kernel.
         self.batch_holds: dict[str, Any] = {}
 
     # -- settings-derived state -------------------------------------------------

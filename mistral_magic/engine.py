@@ -24,7 +24,9 @@
 - The result is the job's columns aligned to `df.index`, plus `_error` (None on
   success): no row is lost or duplicated; a row that failed, was refused, was not
   sent (missing text) or was interrupted says so there.
-- ``batch=True`` sends the rows through Mistral's Batch API instead (`batch.run_job`).
+- ``batch=True`` sends the rows through Mistral's Batch API instead (`batchrun.run_job`):
+  as many jobs as the API's limits require, recorded in the folder's store so the same
+  call reattaches after an interrupt or a kernel restart.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from functools import cached_property
 from IPython.display import display
 
 from .backend import retry_config
-from .batch import run_job
+from .batchrun import run_job
 from .budget import MIN_ANSWER_TOKENS
 from .cache import request_key, stored_text
 from .calls import Call, run_async
@@ -47,6 +49,8 @@ from .reask import Reasks
 from .render import note
 from .usage import format_cost, format_tokens
 
+#: Rows looked up in the response cache at once (their requests are built for it).
+LOOKUP_ROWS = 1000
 INTERRUPTED = "interrupted before this row finished; run the same call again to resume"
 
 
@@ -83,16 +87,17 @@ class RowRun:
         self.session = session = engine.session
         self.model = job.model
         self.requests = job.requests
-        self.errors = list(job.errors)  # missing rows say so already
         n = len(self.requests)
-        self.missing = sum(r is None for r in self.requests)
-        self.refused = job.refused  # of the missing: rows the job would not send (their _error)
         self.cache = session.cache
         self.replaying = session.responses.mode == "replay"
         # "offline" whatever the offline server's port: the same rows resume after a restart.
         key_as = session.responses.identities()[-1]
         self.exact = key_as == "offline"
+        # Each request is built here and dropped: only its key is kept.
         self.keys = [None if r is None else request_key(key_as, r) for r in self.requests]
+        self.missing = self.keys.count(None)
+        self.refused = job.refused  # of the missing: rows the job would not send (their _error)
+        self.errors = list(job.errors)  # missing and refused rows (built above) say so already
         self.prompt_tokens: list[int | None] = [None] * n
         self.records: list[dict | None] = [None] * n
         self.failed = 0
@@ -122,27 +127,33 @@ class RowRun:
         return pending
 
     def _answered(self, pending: list[int]) -> list[int]:
-        """Rows whose stored answer fits their columns take it (cached, $0); the rest are left."""
+        """Rows whose stored answer fits their columns take it (cached, $0); the rest are left.
+
+        Looked up `LOOKUP_ROWS` at a time, each request built for its keys and dropped (and
+        built again only to record a row served): a large job never holds all its requests.
+        """
         responses = self.session.responses
-        entries = responses.lookup([self.requests[i] for i in pending])
-        left, served = [], []
-        for i, entry in zip(pending, entries, strict=True):
-            record = None if entry is None else _parsed(self.job.parse, stored_text(entry))
-            if record is None or isinstance(record, Exception):
-                left.append(i)  # sent (or, replaying, looked up call by call with its re-asks)
-            else:
-                self.records[i] = record
-                served.append((entry, self.requests[i]))
-        responses.served_rows(served, self.job.kind)
-        done = set(left)
-        self.cache.put_many((self.keys[i], self.records[i]) for i in pending if i not in done)
+        left = []
+        for start in range(0, len(pending), LOOKUP_ROWS):
+            rows = pending[start:start + LOOKUP_ROWS]
+            entries = responses.lookup_keys([responses.keys_of(self.requests[i]) for i in rows])
+            served = []
+            for i, entry in zip(rows, entries, strict=True):
+                record = None if entry is None else _parsed(self.job.parse, stored_text(entry))
+                if record is None or isinstance(record, Exception):
+                    left.append(i)  # sent (or, replaying, looked up call by call with its re-asks)
+                else:
+                    self.records[i] = record
+                    served.append((i, entry))
+            responses.served_rows([(entry, self.requests[i]) for i, entry in served], self.job.kind)
+            self.cache.put_many((self.keys[i], self.records[i]) for i, _ in served)
         return left
 
     def plan(self, pending: list[int], batch: bool) -> list:
         """Count the pending rows, show the estimate, and refuse (row by row) a job that
         cannot finish even at the least answer per row; returns the rows' estimates.
 
-        A batch job's own worst case is reserved when it is submitted (`batch.run_job`).
+        A batch job's own worst case is reserved when it is submitted (`batchrun.run_job`).
         """
         cached = len(self.requests) - len(pending) - self.missing
         blank = self.missing - self.refused
@@ -287,8 +298,8 @@ class RowRun:
 
     async def _chat_row(self, i: int) -> dict:
         """A chat row through the call path; an answer that does not parse is re-asked."""
-        loop = Reasks(self.requests[i], self.job.parse, self.session.settings.reasks)
         request, tokens = self.requests[i], self.prompt_tokens[i]
+        loop = Reasks(request, self.job.parse, self.session.settings.reasks)
         while request is not None:
             # Replaying, every call (a re-ask too) is answered from the cache or is the row's
             # ReplayMiss; otherwise the rows the cache could answer were served by `pending`.

@@ -190,6 +190,8 @@ class Extraction(RowJob):
         from .schema import SchemaSpec
 
         self.spec = SchemaSpec.from_spec(schema, session.shell.user_ns) if schema is not None else None
+        # Built once and shared by every row's request (building it copies the schema).
+        self.response_format = self.spec.response_format() if self.spec else {"type": "json_object"}
         settings = session.settings
         self.options = {
             "temperature": settings.temperature if temperature is None else temperature,
@@ -204,7 +206,7 @@ class Extraction(RowJob):
         return chat_request(
             self.model,
             [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}],
-            response_format=self.spec.response_format() if self.spec else {"type": "json_object"},
+            response_format=self.response_format,
             **self.options,
         )
 

@@ -179,8 +179,8 @@ class Moderation(PackedTexts):
         return Reply([r.model_dump() for r in response.results],
                      getattr(usage, "prompt_tokens", None))
 
-    def batch_value(self, body: dict):
-        return body["results"][0]
+    def batch_reply(self, body: dict) -> Reply:
+        return Reply([body["results"][0]], (body.get("usage") or {}).get("prompt_tokens", 0))
 
     def parse(self, result) -> dict:
         try:

@@ -19,11 +19,20 @@ none). It may carry several rows in one call: up to `rows_per_call` rows, and (w
 `tokens_per_call` is set) up to that many prompt tokens, are packed greedily, in
 order, and joined by `pack` into one request; the `Reply` holds one value per row, in
 order. Each row keeps its own request as its cache key, so a re-run pays only for
-rows not done. For ``batch=True`` such a job names its `batch_endpoint` and says how
-one result line's body becomes the value `parse` takes (`batch_value`).
+rows not done.
 
 `request(text)` may raise `RowRefused` for a row that cannot be sent as it is (a
 text past the model's input limit): that row is not sent, and its `_error` says why.
+
+Requests are built when they are needed, from each row's text (`RowJob.requests` is
+a lazy sequence): a job over 100,000 rows never holds 100,000 requests at once.
+
+With ``batch=True`` each row's request is one line of a Batch API job, sent to
+`batch_endpoint`: `batch_body(request)` is the line's body as the endpoint takes it
+on the wire (the request without its model, by default), and `batch_reply(body)`
+reads the response body of a line (a chat completion by default) into a one-value
+`Reply`, which `parse` then takes as usual. A job for another endpoint that offers
+batch gives its own pair (e.g. embeddings: the SDK's ``inputs`` is ``input`` on the wire).
 
 A row whose text is missing (None, NaN, `pd.NA`, or empty / blank text) in the
 prompt column, or in any column its template names, has no request: it is not sent
@@ -32,6 +41,7 @@ prompt column, or in any column its template names, has no request: it is not se
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,26 +73,28 @@ class RowJob:
     tokens_per_call: int | None = None  # with rows_per_call > 1: a call's prompt tokens at most
     batch_endpoint: str | None = "/v1/chat/completions"  # None: batch=True is not offered
     send = None  # async (client, request, retries) -> Reply, for endpoints other than chat
-    batch_value = None  # (body of one batch result line) -> what parse takes; None: chat text
 
     def __init__(self, session, df, prompt: str, *, model: str | None = None):
         self.session = session
         self.df = df
         self.model = model or session.settings.model
         self.errors: list[str | None] = [None] * len(df)
-        self.refused = 0  # rows whose request() raised RowRefused
-        self.requests: list[dict | None] = [self._request(i, text)
-                                            for i, text in enumerate(self._texts(prompt))]
+        self.refused_rows: set[int] = set()  # rows whose request() raised RowRefused
+        self.texts = self._texts(prompt)
+        self.requests: Sequence[dict | None] = Requests(self._request, self.texts)
 
-    def _request(self, i: int, text: str | None) -> dict | None:
-        """Row `i`'s request, or None (with its `_error`) when it has no text or is refused."""
-        if text is None:
-            return None
+    @property
+    def refused(self) -> int:
+        """How many rows the job would not send (their `_error` says why), of those built."""
+        return len(self.refused_rows)
+
+    def _request(self, i: int, text: str) -> dict | None:
+        """Row `i`'s request, or None (with its `_error`) when the job refuses it."""
         try:
             return self.request(text)
         except RowRefused as exc:
             self.errors[i] = str(exc)
-            self.refused += 1
+            self.refused_rows.add(i)
             return None
 
     def request(self, text: str) -> dict:
@@ -102,6 +114,19 @@ class RowJob:
     def estimate(self, request: dict, batch: bool = False):
         """What a request may cost (`estimates.Estimate`); chat requests are counted here."""
         return self.session.estimate(request, batch=batch)
+
+    def batch_body(self, request: dict) -> dict:
+        """A row's batch line body, as the endpoint takes it on the wire (the job names the model)."""
+        return {name: value for name, value in request.items() if name != "model"}
+
+    def batch_reply(self, body: dict) -> Reply:
+        """One batch line's answer from its response body, and its usage (a chat completion
+        here: the message's text); jobs for other batch endpoints say how theirs reads."""
+        content = body["choices"][0]["message"].get("content")
+        if isinstance(content, list):
+            content = "".join(c.get("text", "") for c in content if c.get("type") == "text")
+        usage = body.get("usage") or {}
+        return Reply([content or ""], usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
 
     def pack(self, requests: list[dict]) -> dict:
         """One call's request for several rows (jobs with `rows_per_call` > 1 say how)."""
@@ -142,6 +167,24 @@ class RowJob:
                 what=f"columns {which} are missing" if len(gone) > 1 else f"column {which} is missing"
             )
         return bool(gone)
+
+
+class Requests(Sequence):
+    """Each row's request, built from its text when asked for (None for a row not sent)."""
+
+    def __init__(self, build: Callable[[int, str], dict | None], texts: list[str | None]):
+        self._build = build
+        self._texts = texts
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        i = range(len(self._texts))[i]  # a negative index counts from the end; past it: IndexError
+        text = self._texts[i]
+        return None if text is None else self._build(i, text)
 
 
 def is_missing(value: Any) -> bool:

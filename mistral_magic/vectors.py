@@ -89,8 +89,8 @@ class Embedding(PackedTexts):
         data = sorted(response.data, key=lambda d: d.index or 0)
         return Reply([d.embedding for d in data], response.usage.prompt_tokens)
 
-    def batch_value(self, body: dict):
-        return body["data"][0]["embedding"]
+    def batch_reply(self, body: dict) -> Reply:
+        return Reply([body["data"][0]["embedding"]], (body.get("usage") or {}).get("prompt_tokens", 0))
 
     def parse(self, values) -> dict:
         return {"embedding": base64.b64encode(self.array(values).tobytes()).decode("ascii")}

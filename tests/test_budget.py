@@ -436,7 +436,6 @@ def test_spend_never_passes_the_budget(ip, session, magic_server, budget, steps)
     session.ledger.clear()
     session.chats.clear()
     session.cache.clear()
-    session.batch_jobs.clear()
     ip.run_line_magic("config", "MistralMagics.max_retries = 0")
     set_budget(ip, budget)
     for kind, size, option, flag, faults in steps:

@@ -11,6 +11,7 @@ from conftest import run
 from pydantic import BaseModel
 
 import mistral_magic
+from mistral_magic.batch import job_store
 
 REVIEWS = [
     "Bought the Acme X100 blender for 79.99 euros. Rating: 4 stars. Works great, recommended.",
@@ -225,10 +226,12 @@ def test_batch_path_end_to_end(ip, magic_server):
     ok = next(r for r in batch_rows if r.status == "ok")
     full = session.prices.cost(ok.model, ok.prompt_tokens, ok.completion_tokens)
     assert ok.cost == pytest.approx(full / 2)
-    (job_id,) = session.batch_jobs.values()
+    (stored,) = job_store(session).jobs.list()  # recorded in the folder's store
+    job_id = stored.job_id
     jobs = ip.run_line_magic("mistral", "batch list")
     job = jobs.set_index("id").loc[job_id]  # the server's list holds other tests' jobs too
     assert (job["status"], job["total"], job["failed"]) == ("SUCCESS", 12, failed.sum())
+    assert job["started_here"] and stored.read is not None
     status = ip.run_line_magic("mistral", f"batch status {job_id}")
     assert (status["total"], status["succeeded"]) == (12, 12 - failed.sum())
     # re-running resumes: finished rows come from the cache, only failed rows go again

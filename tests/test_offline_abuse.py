@@ -60,10 +60,18 @@ def test_uploads_have_their_own_limit_and_the_store_a_total(offline_server):
     from mistral_magic.offline.limits import MAX_UPLOAD_BYTES
     from mistral_magic.offline.wire import RequestError
 
-    headers = {"Authorization": f"Bearer {offline_server.api_key}"}
-    big = httpx.post(offline_server.url + "/v1/files", headers=headers, timeout=60,
-                     files={"file": ("big.jsonl", b"x" * (MAX_UPLOAD_BYTES + 1))}, data={"purpose": "batch"})
-    assert big.status_code == 413
+    # A body declared past the limit is refused before it is read (512 MiB: never built here).
+    url = httpx.URL(offline_server.url)
+    with socket.create_connection((url.host, url.port), timeout=30) as sock:
+        sock.sendall(
+            f"POST /v1/files HTTP/1.1\r\nHost: {url.host}\r\n"
+            f"Authorization: Bearer {offline_server.api_key}\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\n"
+            f"Content-Length: {MAX_UPLOAD_BYTES + 1}\r\n\r\n--b\r\n".encode())
+        reply = b""
+        while not reply.endswith(b"}") and (chunk := sock.recv(65536)):  # headers, then the body
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 413") and f"{MAX_UPLOAD_BYTES:,}".encode() in reply
     store = FileStore(capacity=10)
     store.add("a", b"12345678", "batch", "batch_request")
     with pytest.raises(RequestError) as caught:

@@ -61,8 +61,10 @@ What it serves (everything it makes up is labelled as offline output):
   signed URL that downloads without the key until it expires, and that chat and OCR
   read from the store) and `/v1/batch/jobs` (create from files or inline `requests`
   for chat, FIM, embeddings, moderations, classifications and OCR; list, get with
-  `?inline=true` for `outputs`, cancel, delete); jobs finish on their own within about
-  two seconds and write their output and error files, see `batch.py` for the line format.
+  `?inline=true` for `outputs`, cancel, delete); small jobs finish on their own within
+  about two seconds, a job of 100,000 lines (the hosted API's limit) as fast as its
+  answers are computed (about a millisecond a chat line), reading and writing its
+  files a line at a time; see `batch.py` for the line format.
 - Errors as the hosted API sends them: 401 `{"detail": "Unauthorized"}` without the
   right bearer key, 422 `detail[]` for invalid bodies, 400 `invalid_model` (code
   1500) for unknown models, the API's input limits (prompt plus `max_tokens` within
@@ -70,8 +72,9 @@ What it serves (everything it makes up is labelled as offline output):
   spec (agents, conversations, audio, libraries, ...; `spec_paths.txt`) answers 404 in
   the error shape, saying it is not available offline; a path in no spec is a plain 404.
   The server has no network: it never fetches a URL other than its own signed URLs.
-- Limits against abuse (`limits.py`): 413 past 10 MiB of JSON or a 32 MiB upload
-  (256 MiB of files in all), 422 for JSON nested past 64 levels or holding a lone
+- Limits against abuse (`limits.py`): 413 past 10 MiB of JSON or a 512 MiB upload
+  (the hosted API's per-file limit; 2 GiB of uploads in all, files past 1 MiB kept on
+  disk, not in memory), 422 for JSON nested past 64 levels or holding a lone
   surrogate, at most 16 choices, structured answers cut at 64 KiB (`finish_reason:
   length`, as a model out of tokens), documents of at most 1,000 pages, pictures that
   claim more pixels than Pillow decodes are refused. Work runs in a thread pool, off

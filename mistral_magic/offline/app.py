@@ -307,12 +307,15 @@ def build(state: ServerState) -> Gate:
         query = request.query_params
         stored = state.files.open_signed(request.path_params["file_id"], query.get("expires", ""),
                                          query.get("signature", ""))
-        return Response(stored.content, media_type=stored.meta.get("mimetype") or "application/octet-stream")
+        return files.response(stored, stored.meta.get("mimetype") or "application/octet-stream")
 
     async def upload_file(request: Request) -> Response:
-        body = await limits.read_body(request, limits.MAX_UPLOAD_BYTES)
-        content_type = request.headers.get("content-type", "")
-        return _json(200, await run_in_threadpool(files.upload, state.files, body, content_type))
+        # Spooled to disk as it arrives and read back in the thread pool: a 500 MB batch
+        # file never sits in memory, nor stalls the loop while its form is parsed.
+        with files.spooled() as body:
+            await limits.spool_body(request, limits.MAX_UPLOAD_BYTES, body)
+            content_type = request.headers.get("content-type", "")
+            return _json(200, await run_in_threadpool(files.upload, state.files, body, content_type))
 
     async def list_files(request: Request) -> Response:
         return _json(200, state.files.list(
@@ -328,7 +331,7 @@ def build(state: ServerState) -> Gate:
 
     async def file_content(request: Request) -> Response:
         stored = state.files.get(_uuid(request.path_params["file_id"], "file_id"))
-        return Response(stored.content, media_type="application/octet-stream")
+        return files.response(stored, "application/octet-stream")
 
     async def create_batch(request: Request) -> Response:
         plan, source = _plan(request)
@@ -354,9 +357,11 @@ def build(state: ServerState) -> Gate:
 
     async def get_batch(request: Request) -> Response:
         inline = request.query_params.get("inline", "false").lower() == "true"
-        job = state.batches.get(_uuid(request.path_params["job_id"], "job_id"), inline)
-        # Inline outputs can be large: encode them off the loop.
-        return await run_in_threadpool(_encoded, job) if job.get("outputs") else _json(200, job)
+        job_id = _uuid(request.path_params["job_id"], "job_id")
+        if not inline:
+            return _json(200, state.batches.get(job_id))
+        # Inline outputs are read back from the job's files and can be large: off the loop.
+        return await run_in_threadpool(lambda: _encoded(state.batches.get(job_id, True)))
 
     async def delete_batch(request: Request) -> Response:
         return _json(200, state.batches.delete(_uuid(request.path_params["job_id"], "job_id")))

@@ -150,6 +150,13 @@ def m004_ledger(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m005_batch_jobs_read(db: sqlite3.Connection) -> None:
+    # When a job's results were read back into a notebook: such a job is never reattached
+    # (its rows are in the resume cache; the same lines again mean a new job).
+    db.execute("ALTER TABLE batch_jobs ADD COLUMN read TEXT")
+
+
 def now() -> str:
     """The current UTC time as ISO 8601 text: sortable, and readable in any SQLite tool."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from . import Store
 
 _JOB_COLUMNS = ("key", "job_id", "backend", "model", "rows", "status", "created", "updated")
+_JOB_READ = (*_JOB_COLUMNS, "read")
 
 #: a ledger row: `mistral_magic.usage.CallRecord`'s fields and whether the answer came
 #: from the cache; the kernel's session id is kept beside them.
@@ -100,6 +101,7 @@ class BatchJob:
     status: str | None
     created: datetime
     updated: datetime
+    read: datetime | None = None  # when its results were read back (it is not reattached then)
 
 
 class BatchJobs:
@@ -134,9 +136,20 @@ class BatchJobs:
         """The job started for the request lines `key`, or None."""
         with self._store.reading() as conn:
             row = None if conn is None else conn.execute(
-                f"SELECT {','.join(_JOB_COLUMNS)} FROM batch_jobs WHERE key = ?", (key,)
+                f"SELECT {','.join(_JOB_READ)} FROM batch_jobs WHERE key = ?", (key,)
             ).fetchone()
         return None if row is None else _job(row)
+
+    def mark_read(self, job_ids: Iterable[str]) -> int:
+        """Record that these jobs' results were read back; how many remembered jobs that was."""
+        job_ids = list(job_ids)
+        if not job_ids or not self._store.exists:
+            return 0
+        stamp = now()
+        with self._store.writing() as conn:
+            return sum(conn.execute(
+                f"UPDATE batch_jobs SET read = ?, updated = ? WHERE job_id IN ({marks(chunk)})",
+                [stamp, stamp, *chunk]).rowcount for chunk in chunks(job_ids))
 
     def set_status(self, job_id: str, status: str) -> int:
         """Record a job's latest status; how many remembered jobs have that id."""
@@ -153,7 +166,7 @@ class BatchJobs:
         """Every job this folder started, the newest first."""
         with self._store.reading() as conn:
             rows = [] if conn is None else conn.execute(
-                f"SELECT {','.join(_JOB_COLUMNS)} FROM batch_jobs ORDER BY created DESC"
+                f"SELECT {','.join(_JOB_READ)} FROM batch_jobs ORDER BY created DESC"
             ).fetchall()
         return [_job(row) for row in rows]
 
@@ -166,9 +179,9 @@ class BatchJobs:
 
 
 def _job(row: tuple) -> BatchJob:
-    key, job_id, backend, model, rows, status, created, updated = row
+    key, job_id, backend, model, rows, status, created, updated, read = row
     return BatchJob(key, job_id, backend, model, rows, status, parse_time(created),
-                    parse_time(updated))
+                    parse_time(updated), parse_time(read))
 
 
 class StoredLedger:
