@@ -304,7 +304,7 @@ class _Replay:
     events, so everything after the SDK (display, accounting, render) runs as in a cell.
     """
 
-    kind = "offline"
+    kind, url = "offline", None
 
     def __init__(self, recorded: list[tuple[float, object]], clock: _FakeClock):
         self.recorded = recorded

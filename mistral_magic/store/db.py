@@ -100,12 +100,7 @@ def connect(
     try:
         conn = _sqlite(str(file), timeout_s)
     except sqlite3.OperationalError as exc:
-        if create:
-            raise StoreError(
-                f"Cannot create the store {file} ({exc}); "
-                "set MistralMagics.cache_path to a file in a writable folder"
-            ) from None
-        return connect_readonly(file, timeout_s, str(exc)), str(exc)
+        return _unwritable(file, timeout_s, exc, create)
     try:
         _check_store(conn, file)
         _use_wal(conn, timeout_s)
@@ -117,16 +112,21 @@ def connect(
         conn.close()
         if is_busy(exc):
             raise locked_error(file, timeout_s) from None
-        if create:
-            raise StoreError(
-                f"Cannot create the store {file} ({exc}); "
-                "set MistralMagics.cache_path to a file in a writable folder"
-            ) from None
         # Could not switch to WAL or migrate: the file or its folder is read-only.
-        return connect_readonly(file, timeout_s, str(exc)), str(exc)
+        return _unwritable(file, timeout_s, exc, create)
     except BaseException:
         conn.close()
         raise
+
+
+def _unwritable(file, timeout_s: float, exc: sqlite3.OperationalError, create: bool):
+    """A store that cannot be written: an error when it was to be created, else read-only."""
+    if create:
+        raise StoreError(
+            f"Cannot create the store {file} ({exc}); "
+            "set MistralMagics.cache_path to a file in a writable folder"
+        ) from None
+    return connect_readonly(file, timeout_s, str(exc)), str(exc)
 
 
 def _use_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
