@@ -22,7 +22,7 @@ from IPython.core.magic_arguments import (
     argument,
     magic_arguments,
 )
-from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, Unicode, observe
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, Unicode, observe
 
 from .commands import Commands, parse
 from .errors import guard
@@ -65,6 +65,14 @@ after a restart, a cell whose exact request was answered before gets that answer
 $0, marked cached; running a cell again in the same kernel, or ``--refresh``, asks
 again. ``%config MistralMagics.cache = "replay"`` never sends (no key needed): ship
 ``%mistral cache export answers.sqlite`` with a notebook, and point ``cache_path`` at it.
+
+Notebook functions as tools (each call shown under the answer), and reasoning::
+
+    %%mistral --tools describe_column,plot_hist [--approve] [--max-steps 5]
+    Describe the price column, then plot its histogram with 20 bins.
+
+    %%mistral --think high
+    Which region should we look at first, and why?
 
 Codestral fills the one ``<FILL>`` in a cell of code; the completed code becomes the
 next cell (``{braces}`` are sent as written)::
@@ -219,6 +227,15 @@ class MistralMagics(Magics):
         '"replay": never send, a cell with no stored answer is an error (no key needed); '
         '"off": the store is neither read nor written.',
     ).tag(config=True)
+    tools = List(
+        Unicode(), help="Tools every cell may call (names of notebook functions, or of lists or "
+        "dicts of them), as if given with --tools.",
+    ).tag(config=True)
+    think = CaselessStrEnum(
+        ["none", "low", "medium", "high"], default_value=None, allow_none=True,
+        help="Reasoning effort of every cell and the chat panel, as --think; None leaves the "
+        "model's default. A model that does not take the effort refuses it in one line.",
+    ).tag(config=True)
     cache_path = Unicode(
         None, allow_none=True,
         help="The store (answers, finished rows, ledger): a file or a folder; None is "
@@ -276,6 +293,13 @@ class MistralMagics(Magics):
     @argument("--no-interpolate", action="store_true", help="Send {braces} as they are.")
     @argument("--fim", action="store_true",
               help="Fill the cell's one <FILL> with Codestral; the completed code is the next cell.")
+    @argument("--tools", metavar="NAMES", help="Notebook functions the model may call: f,g.")
+    @argument("--tool-choice", metavar="C", help="auto, any, none or a tool's name.")
+    @argument("--max-steps", type=_positive_int, help="Most model calls of a --tools cell (default 5).")
+    @argument("--approve", action="store_true", help="Ask before each tool call runs.")
+    @argument("--think", nargs="?", const="high", choices=("none", "low", "medium", "high"),
+              help="Reasoning effort (--think alone: high).")
+    @argument("--keep-thinking", action="store_true", help="Keep the reasoning in the history.")
     @line_cell_magic
     @_with_doc(MANUAL)
     def mistral(self, line: str = "", cell: str | None = None, local_ns: dict | None = None):
@@ -329,23 +353,27 @@ class MistralMagics(Magics):
             response_format = spec.response_format(many=args.many)
         elif args.json:
             response_format = {"type": "json_object"}
+        from .toolloop import from_arguments
+
+        toolbox, choice = from_arguments(args, self.tools, self.shell.user_ns)
         cell_id = None if args.no_history else session.cell_id
         # Built without touching the chat, so that a dry run changes nothing.
         request = session.build_request(
             prompt, chat=args.chat, model=args.model, system=args.system,
             temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
             history=not args.no_history, new=args.new, response_format=response_format,
-            cell_id=cell_id,
+            cell_id=cell_id, think=args.think,
+            tools=toolbox.definitions() if toolbox else None, tool_choice=choice,
         )
         if args.dry_run:
             return self._dry_run(request, args.output)
         try:
-            return self._send(args, request, spec, cell_id)
+            return self._send(args, request, spec, cell_id, toolbox)
         finally:
             # Answered (or tried): running this cell again in this kernel asks again.
             session.responses.ran(session.cell_id)
 
-    def _send(self, args, request: dict, spec, cell_id: str | None):
+    def _send(self, args, request: dict, spec, cell_id: str | None, toolbox=None):
         """Send a cell's request (or answer it from the cache), render it, fill -o VAR."""
         from .display import StreamView
 
@@ -356,16 +384,20 @@ class MistralMagics(Magics):
         structured = "response_format" in request
         view = StreamView(self.shell, "code" if structured else args.format)
         stream = self.stream and not args.no_stream
-        if structured:
+        chat = None if args.no_history else args.chat
+        if toolbox is not None:
+            from .toolloop import ToolLoop
+
+            answer = ToolLoop.for_cell(session, request, toolbox, args, view=view, chat=chat,
+                                       cell_id=cell_id, stream=stream, reuse=reuse).run()
+        elif structured:
             answer = session.ask_structured(
-                request, spec=spec, many=args.many, chat=None if args.no_history else args.chat,
-                view=view, stream=stream, cell_id=cell_id, reuse=reuse,
+                request, spec=spec, many=args.many, chat=chat, view=view, stream=stream,
+                cell_id=cell_id, reuse=reuse, keep_thinking=args.keep_thinking,
             )
         else:
-            answer = session.ask(
-                request, chat=None if args.no_history else args.chat, view=view, stream=stream,
-                cell_id=cell_id, reuse=reuse,
-            )
+            answer = session.ask(request, chat=chat, view=view, stream=stream, cell_id=cell_id,
+                                 reuse=reuse, keep_thinking=args.keep_thinking)
         result = answer.value if structured else answer.text
         if args.format == "code" and not structured and answer.status == "ok":
             from .render import first_code_block
