@@ -1,10 +1,14 @@
 """Answer: the result of one call, and what it shows (its footer and its provenance).
 
 An `Answer` is what every call returns, whoever sent it: the text, the usage and
-cost, timings, and how it ended (``ok``, ``error`` or ``interrupted``). Its footer is
-the one line under a rendered answer (model, tokens, cost, speed, backend, chat and
-the session's total; an OCR call shows its pages instead of tokens); its provenance is
-the output metadata (never a key).
+cost, timings, and how it ended (``ok``, ``error`` or ``interrupted``), with the
+reasoning a thinking model showed and the tool calls it asked for. A cell whose
+model called tools (`toolloop`) answers with one `Answer` for all its steps: the
+usage and cost summed, the tool runs and the messages between the prompt and the
+final reply. Its footer is the one line under a rendered answer (model, tokens and
+thinking tokens, cost, steps, speed, backend, chat and the session's total; an OCR
+call shows its pages instead of tokens); its provenance is the output metadata
+(never a key).
 """
 
 from __future__ import annotations
@@ -43,6 +47,13 @@ class Answer:
     saved: float | None = None  # what the cached answer cost when it was first paid for
     pages: int | None = None  # an OCR call's pages (priced per page); None for token-priced calls
     annotated: bool = False  # those pages were read with an annotation format (their own price)
+    thinking: str = ""  # the reasoning shown (every step's, for a tool exchange)
+    thinking_tokens: int | None = None  # counted with the tokenizer, the two markers included
+    final_thinking: str | None = None  # the last step's reasoning (None: `thinking`)
+    tool_calls: list[dict] = field(default_factory=list)  # this call's, in the API's wire form
+    steps: int = 1  # calls to the model that made this answer
+    tool_runs: list = field(default_factory=list)  # `tools.ToolRun`s, in the order they ran
+    exchange: list[dict] = field(default_factory=list)  # messages between prompt and reply
 
     def __str__(self) -> str:
         return self.text
@@ -66,14 +77,20 @@ def footer(answer: Answer, totals: dict, budget_left: float | None) -> str:
     from .usage import format_cost, format_tokens
 
     if answer.pages is not None:
-        size = f"{answer.pages:,} page{'' if answer.pages == 1 else 's'}"
+        tokens = f"{answer.pages:,} page{'' if answer.pages == 1 else 's'}"
     else:
-        size = f"{format_tokens(answer.prompt_tokens)} in / {format_tokens(answer.completion_tokens)} out"
-    parts = [answer.model, size]
+        tokens = f"{format_tokens(answer.prompt_tokens)} in / {format_tokens(answer.completion_tokens)} out"
+    if answer.thinking_tokens:
+        tokens += f" ({format_tokens(answer.thinking_tokens)} thinking)"
+    parts = [answer.model, tokens]
     if answer.cached:
         parts.append(f"cached · {format_cost(answer.cost)} (saved {format_cost(answer.saved)})")
     else:
         parts.append(format_cost(answer.cost))
+    if answer.steps > 1 or answer.tool_runs:
+        runs = len(answer.tool_runs)
+        parts.append(f"{answer.steps} step{'' if answer.steps == 1 else 's'}, "
+                     f"{runs} tool call{'' if runs == 1 else 's'}")
     if answer.ttft_s is not None:
         parts.append(f"first token {answer.ttft_s:.2f} s")
     if answer.tokens_per_s:
@@ -99,7 +116,8 @@ def footer(answer: Answer, totals: dict, budget_left: float | None) -> str:
 def provenance(answer: Answer) -> dict:
     """Output metadata: where the answer came from. Never a key."""
     request = answer.request
-    params = {k: request[k] for k in ("temperature", "max_tokens", "random_seed") if k in request}
+    params = {k: request[k] for k in ("temperature", "max_tokens", "random_seed", "reasoning_effort",
+                                      "prompt_mode", "tool_choice") if k in request}
     return {
         "model": answer.model,
         "params": params,
@@ -117,5 +135,8 @@ def provenance(answer: Answer) -> dict:
         "ttft_s": None if answer.ttft_s is None else round(answer.ttft_s, 4),
         "backend": answer.backend,
         "cached": answer.cached,
+        "thinking_tokens": answer.thinking_tokens,
+        "steps": answer.steps,
+        "tool_calls": [run.record() for run in answer.tool_runs],
         "version": __version__,
     }

@@ -28,6 +28,11 @@ URL otherwise, so an offline answer never answers a hosted request.
   in memory for the kernel's life, and the ledger is this kernel's only. The
   ``%mistral cache`` and ``%mistral usage --all`` commands still read it.
 
+A stored answer keeps a thinking model's reasoning and a tool step's calls: a
+replayed ``--tools`` cell is served its tool calls, runs the tools again (they are
+the notebook's own code, and may draw plots), and its next step is served when the
+tools gave the same results (its request is then the same), else sent.
+
 A cached answer sends nothing, holds nothing against the budget and counts no
 tokens; it goes in the ledger with ``cached=True`` and cost 0. Every ledger row is
 also kept in the store with this kernel's id (``%mistral usage --all``). A store that
@@ -295,7 +300,13 @@ class Responses:
             completion_tokens=entry.completion_tokens, cost=0.0, latency_s=latency_s,
             finish_reason=response.get("finish_reason"), backend=entry.backend or "offline",
             streamed=False, cached=True, saved=entry.cost,
+            thinking=str(response.get("thinking") or ""),
+            tool_calls=list(response.get("tool_calls") or []),
         )
+        if answer.thinking:
+            from .tokens import THINK_MARKERS, count_text
+
+            answer.thinking_tokens = count_text(answer.thinking) + THINK_MARKERS
         self.session.ledger.record(CallRecord(
             model=answer.model, chat=chat, kind=kind, prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens, cost=0.0, latency_s=latency_s,
@@ -355,6 +366,10 @@ class Responses:
         if self.mode != "on":
             return
         response = {"text": answer.text, "finish_reason": answer.finish_reason}
+        # A tool step's calls and a thinking model's reasoning are served back too: on a
+        # hit the tools run again locally, and the next step's request must match.
+        response.update({k: v for k, v in (("thinking", answer.thinking),
+                                           ("tool_calls", answer.tool_calls)) if v})
         notebook, cell = self.notebook, self.session.cell_id
         self.guarded(lambda store: store.put(
             key, response, kind=call.kind, model=answer.model, backend=answer.backend,

@@ -16,6 +16,10 @@ each row of a row job (`mistral_magic.engine`) go one way:
    (`cache.Responses.keep`). The turn goes into its chat (`record_turn`) and the
    footer under the answer (`answer.footer`).
 
+Chunks are read as typed events (`events`): text, reasoning (counted with the
+tokenizer for the footer; out of the chat's history unless kept) and tool-call pieces
+(`answer.tool_calls`). Each step of a ``--tools`` cell is a call (`toolloop`).
+
 Before all that, a call the response cache may answer (`cache.Responses.serve`: a
 cell not yet run in this kernel, or anything while replaying) is answered from it:
 no reservation, nothing sent, a ledger row marked cached at $0.
@@ -33,13 +37,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from .answer import Answer, footer, provenance
 from .backend import close_error_response, sdk_request
 from .cache import Reuse, identity
 from .chat import DEFAULT_CHAT, Turn
 from .errors import APIError, user_message
+from .events import ToolCalls, delta_events
 
 
 class Call:
@@ -58,6 +62,8 @@ class Call:
                              request=self.request, backend=backend,
                              budget_capped=reservation.capped, streamed=stream)
         self.parts: list[str] = []
+        self.thinking: list[str] = []
+        self.calls = ToolCalls()
         self.failure: BaseException | None = None
         self.per_page = False  # priced per page (OCR): `expect_pages` was called
         self.paged = False  # the server reported the pages it read
@@ -70,7 +76,7 @@ class Call:
         self.started = time.perf_counter()
 
     def absorb(self, chunk) -> bool:
-        """Take one stream chunk into the answer; True when it brought text."""
+        """Take one stream chunk into the answer; True when it brought text or reasoning."""
         answer = self.answer
         if chunk.usage is not None:
             answer.prompt_tokens = chunk.usage.prompt_tokens
@@ -79,12 +85,20 @@ class Call:
         for choice in chunk.choices:
             if choice.finish_reason:
                 answer.finish_reason = str(choice.finish_reason)
-            piece = text_of(choice.delta.content)
-            if piece:
-                if answer.ttft_s is None:
-                    answer.ttft_s = time.perf_counter() - self.started
-                self.parts.append(piece)
-                brought = True
+            brought = self._events(choice.delta) or brought
+        return brought
+
+    def _events(self, delta) -> bool:
+        """Sort one delta's (or message's) events; True when it brought text or reasoning."""
+        brought = False
+        for event in delta_events(delta):
+            if event.kind == "tool_call":
+                self.calls.add(event)
+                continue
+            if self.answer.ttft_s is None:
+                self.answer.ttft_s = time.perf_counter() - self.started
+            (self.parts if event.kind == "text" else self.thinking).append(event.text)
+            brought = True
         return brought
 
     def take(self, response) -> None:
@@ -92,7 +106,8 @@ class Call:
         answer = self.answer
         answer.ttft_s = time.perf_counter() - self.started
         choice = response.choices[0]
-        self.parts = [text_of(choice.message.content)]
+        self.parts = []
+        self._events(choice.message)
         answer.finish_reason = str(choice.finish_reason) if choice.finish_reason else None
         self.take_usage(response.usage.prompt_tokens, response.usage.completion_tokens)
 
@@ -130,6 +145,8 @@ class Call:
         try:
             # Whatever arrived is the answer, also when an interrupt or error ended it.
             answer.text = "".join(self.parts)
+            answer.thinking = "".join(self.thinking)
+            answer.tool_calls = self.calls.calls()
             answer.latency_s = time.perf_counter() - self.started
             self._account()
         finally:
@@ -140,7 +157,7 @@ class Call:
 
     def _account(self) -> None:
         """Fill tokens the server did not report (interrupts, drops) from counts, then cost."""
-        from .tokens import count_text
+        from .tokens import THINK_MARKERS, count_text
 
         answer = self.answer
         if self.per_page:
@@ -150,13 +167,16 @@ class Call:
             answer.cost = self.session.prices.page_cost(answer.model, answer.pages,
                                                         annotated=answer.annotated)
             return
+        if answer.thinking:
+            # Reported usage does not split out the reasoning: it is counted here.
+            answer.thinking_tokens = count_text(answer.thinking) + THINK_MARKERS
         if answer.status == "error" and not answer.text:
             answer.prompt_tokens = answer.prompt_tokens or 0
             answer.completion_tokens = answer.completion_tokens or 0
         if answer.prompt_tokens is None:
             answer.prompt_tokens = self.reservation.prompt_tokens
         if answer.completion_tokens is None:
-            answer.completion_tokens = count_text(answer.text)
+            answer.completion_tokens = count_text(answer.text) + (answer.thinking_tokens or 0)
         answer.cost = self.session.prices.cost(
             answer.model, answer.prompt_tokens, answer.completion_tokens
         )
@@ -231,7 +251,7 @@ class CallPath:
                     with api.stream(**args) as events:
                         for event in events:
                             if call.absorb(event.data) and view is not None:
-                                view.feed(call.parts)
+                                view.feed(call.parts, call.thinking)
                 else:
                     call.take(api.complete(**args))
             except KeyboardInterrupt:
@@ -248,8 +268,8 @@ class CallPath:
         """`call` for the background loop (the chat panel, row jobs), settled once.
 
         `reservation` is this request's, taken by the caller (the panel takes it in the
-        kernel's thread, so that a refusal is raised there). `on_text(parts)` sees the
-        pieces so far. The caller records the turn.
+        kernel's thread, so that a refusal is raised there). `on_text(parts, thinking)` sees
+        the pieces so far. The caller records the turn.
         """
         call = Call(self, request, reservation, backend=backend.kind, chat=chat, kind=kind,
                     stream=stream, cache_as=identity(backend.kind, backend.url))
@@ -265,25 +285,26 @@ class CallPath:
             async with events:
                 async for event in events:
                     if call.absorb(event.data) and on_text is not None:
-                        on_text(call.parts)
+                        on_text(call.parts, call.thinking)
 
         return await run_async(call, send, pacing)
 
     def ask(self, request: dict, *, chat: str | None = DEFAULT_CHAT, view=None,
             stream: bool = True, record_turn: bool = True, cell_id: str | None = None,
             kind: str = "chat", reuse: Reuse = "cell", endpoint: str = "chat",
-            prompt_tokens: int | None = None) -> Answer:
+            prompt_tokens: int | None = None, keep_thinking: bool = False) -> Answer:
         """Send one chat (or FIM) request, render it into `view`, and record it exactly once.
 
         A cell not yet run in this kernel may be answered from the response cache
         (`reuse="replay"`: only when replaying, as ``--refresh`` asks). Raises `APIError`
         (one line) after recording a failed call; an interrupt ends the call cleanly
-        with the partial answer kept and marked.
+        with the partial answer kept and marked. `keep_thinking` keeps the model's reasoning
+        in the chat's history (it is left out by default).
         """
         answer, failure = self.call(request, chat=chat, view=view, stream=stream, kind=kind,
                                     reuse=reuse, endpoint=endpoint, prompt_tokens=prompt_tokens)
         if record_turn:
-            self.record_turn(answer, request, chat, cell_id)
+            self.record_turn(answer, request, chat, cell_id, keep_thinking=keep_thinking)
         if view is not None:
             self._finish_text(view, answer)
         self._raise(failure, answer)
@@ -291,7 +312,8 @@ class CallPath:
 
     def ask_structured(self, request: dict, *, spec=None, many: bool = False,
                        chat: str | None = DEFAULT_CHAT, view=None, stream: bool = True,
-                       cell_id: str | None = None, reuse: Reuse = "cell") -> Answer:
+                       cell_id: str | None = None, reuse: Reuse = "cell",
+                       keep_thinking: bool = False) -> Answer:
         """JSON mode or a schema: parse the answer; one that does not parse is re-asked with
         the validation error, up to `MistralMagics.reasks` times.
 
@@ -325,15 +347,16 @@ class CallPath:
             except BudgetExceeded:
                 # The re-ask is a call like any other: refused, the answer before it stays.
                 answer.status, answer.error = "error", str(loop.error)
-                self.record_turn(answer, request, chat, cell_id)
+                self.record_turn(answer, request, chat, cell_id, keep_thinking=keep_thinking)
                 if view is not None:
                     self._finish_text(view, answer, f"\n\n*⚠ {loop.error}; the re-ask was refused*")
                 raise
-        self.record_turn(answer, request, chat, cell_id)
+        self.record_turn(answer, request, chat, cell_id, keep_thinking=keep_thinking)
         self.last = answer
         if view is not None:
             if answer.status == "ok":
-                view.finish_value(answer.value, self.footer(answer), provenance(answer))
+                view.finish_value(answer.value, self.footer(answer), provenance(answer),
+                                  thinking=answer.thinking, thinking_tokens=answer.thinking_tokens)
             else:
                 invalid = f"\n\n*⚠ still not valid {loop.said}: {error}*" if error else None
                 self._finish_text(view, answer, invalid)
@@ -345,18 +368,27 @@ class CallPath:
         self._raise(failure, answer)
         return answer
 
-    def record_turn(self, answer: Answer, request: dict, chat: str | None, cell_id):
-        """Put a call's turn in its chat (replacing the cell's earlier turn); returns it."""
+    def record_turn(self, answer: Answer, request: dict, chat: str | None, cell_id, *,
+                    keep_thinking: bool = False):
+        """Put a call's turn in its chat (replacing the cell's earlier turn); returns it.
+
+        The turn holds the whole exchange (tool calls and results before the reply), and
+        the reply's reasoning only with `keep_thinking`.
+        """
         if chat is None:
             return None
-        user = request["messages"][-1]["content"]
+        user = _user_message(request)["content"]
         prompt, images = (user, []) if isinstance(user, str) else _split_content(user)
+        final = answer.thinking if answer.final_thinking is None else answer.final_thinking
         return self.chats.get(chat).record(
             Turn(
                 prompt=prompt, answer=answer.text, cell_id=cell_id, status=answer.status,
                 model=answer.model, prompt_tokens=answer.prompt_tokens,
                 completion_tokens=answer.completion_tokens, cost=answer.cost,
-                error=answer.error, images=images,
+                error=answer.error, images=images, thinking=answer.thinking,
+                thinking_tokens=answer.thinking_tokens,
+                kept_thinking=final if keep_thinking else "",
+                exchange=list(answer.exchange), tools=list(answer.tool_runs),
             )
         )
 
@@ -374,7 +406,8 @@ class CallPath:
             view.clear()
             return
         mark = answer.mark if mark is None else mark
-        view.finish(answer.text + mark, self.footer(answer), provenance(answer))
+        view.finish(answer.text + mark, self.footer(answer), provenance(answer),
+                    thinking=answer.thinking, thinking_tokens=answer.thinking_tokens)
 
     def _raise(self, failure: BaseException | None, answer: Answer) -> None:
         if failure is None:
@@ -384,18 +417,9 @@ class CallPath:
         raise APIError(answer.error, getattr(failure, "status_code", None)) from failure
 
 
-def text_of(content: Any) -> str:
-    """Text of a message or delta content: a string, or chunks (thinking chunks skipped)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    out = []
-    for chunk in content:
-        kind = getattr(chunk, "type", None) or (chunk.get("type") if isinstance(chunk, dict) else None)
-        if kind == "text":
-            out.append(getattr(chunk, "text", None) or chunk.get("text", ""))
-    return "".join(out)
+def _user_message(request: dict) -> dict:
+    """The cell's own message: the last user message (a tool step's request ends with tools)."""
+    return next(m for m in reversed(request["messages"]) if m.get("role") == "user")
 
 
 def _split_content(chunks: list) -> tuple[str, list[dict]]:

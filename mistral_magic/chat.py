@@ -4,6 +4,12 @@ A `Chat` is an ordered list of `Turn`s. A turn is keyed by the id of the cell th
 made it, so re-running a cell replaces its turn in place instead of appending a
 copy, and the history sent for it is the turns before it. Only turns that finished
 (`status == "ok"`) are ever sent back to the model as context.
+
+A turn is the whole exchange of its cell: when the model called tools, the
+assistant's tool calls and the tool results sit between the prompt and the reply
+(`exchange`), so a later cell can follow up and undoing or re-running the cell
+removes or replaces all of it. A thinking model's reasoning is kept for showing
+(`thinking`) but sent back only when the cell asked (`kept_thinking`).
 """
 
 from __future__ import annotations
@@ -33,6 +39,11 @@ class Turn:
     cost: float | None = None
     error: str | None = None
     images: list[dict] = field(default_factory=list)
+    thinking: str = ""  # the reasoning shown with the answer
+    thinking_tokens: int | None = None
+    kept_thinking: str = ""  # the reply's reasoning, sent back in the history (--keep-thinking)
+    exchange: list[dict] = field(default_factory=list)  # tool calls and results before the reply
+    tools: list = field(default_factory=list)  # the `tools.ToolRun`s, for showing
     created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     id: int = field(default_factory=lambda: next(_turn_ids))
 
@@ -44,7 +55,16 @@ class Turn:
         user: Any = self.prompt
         if self.images:
             user = [{"type": "text", "text": self.prompt}, *self.images]
-        return [{"role": "user", "content": user}, {"role": "assistant", "content": self.answer}]
+        reply: Any = self.answer
+        if self.kept_thinking:
+            reply = [thinking_chunk(self.kept_thinking), {"type": "text", "text": self.answer}]
+        return [{"role": "user", "content": user}, *self.exchange,
+                {"role": "assistant", "content": reply}]
+
+
+def thinking_chunk(text: str) -> dict:
+    """Reasoning as the API's thinking chunk, for an assistant message sent back."""
+    return {"type": "thinking", "thinking": [{"type": "text", "text": text}]}
 
 
 class Chat:
@@ -135,7 +155,7 @@ class Chat:
             return None
 
     def rows(self, preview: int = 80) -> list[dict]:
-        """History rows: one per message (user and assistant) of every turn."""
+        """History rows: one per message (user, each tool call, assistant) of every turn."""
 
         def cut(text: str) -> str:
             flat = " ".join(text.split())
@@ -149,6 +169,9 @@ class Chat:
                     {**common, "role": "user", "text": cut(turn.prompt),
                      "tokens": turn.prompt_tokens, "cost": None, "model": turn.model}
                 )
+                for run in turn.tools:
+                    rows.append({**common, "role": "tool", "text": cut(run.plain()), "tokens": None,
+                                 "cost": None, "model": turn.model})
                 rows.append(
                     {**common, "role": "assistant", "text": cut(turn.answer),
                      "tokens": turn.completion_tokens, "cost": turn.cost, "model": turn.model}

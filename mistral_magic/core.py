@@ -163,14 +163,21 @@ class Session(CallPath):
         images: list[dict] | None = None,
         response_format: dict | None = None,
         cell_id: str | None = None,
+        think: str | None = None,
+        tools: list[dict] | None = None,
+        tool_choice: str | dict | None = None,
     ) -> dict:
         """The exact request body a call would send (what --dry-run shows); changes no state.
 
         `system` and `new` shape this request only; `apply_chat_settings` makes them
-        the chat's when the request is really sent. `images` are the chunks that follow
-        the prompt (`inputs.CellInputs.chunks`: pictures, and documents by reference,
-        which are signed only when the request is sent).
+        the chat's when the request is really sent. `think` (else `MistralMagics.think`)
+        adds the model's reasoning controls (`reasoning.controls`); `tools` the tools'
+        definitions and `tool_choice` how the model must use them. `images` are the chunks
+        that follow the prompt (`inputs.CellInputs.chunks`: pictures, and documents by
+        reference, which are signed only when the request is sent).
         """
+        from .reasoning import controls
+
         s = self.settings
         conversation = self.chats.find(chat)
         if system is None and conversation is not None:
@@ -183,12 +190,19 @@ class Session(CallPath):
         if images:
             content = [{"type": "text", "text": prompt}, *images]
         messages.append({"role": "user", "content": content})
-        return chat_request(
-            model or s.model, messages,
+        model = model or s.model
+        request = chat_request(
+            model, messages,
             temperature=temperature if temperature is not None else s.temperature,
             max_tokens=max_tokens if max_tokens is not None else s.max_tokens,
             seed=seed, response_format=response_format,
         )
+        request.update(controls(model, think if think is not None else s.think))
+        if tools:
+            request["tools"] = tools
+            if tool_choice is not None:
+                request["tool_choice"] = tool_choice
+        return request
 
     def apply_chat_settings(self, chat: str, *, system: str | None = None, new: bool = False):
         """Make a cell's `--new` / `-s` the chat's own, once its request is really sent."""

@@ -8,6 +8,13 @@ rendered once: sanitised HTML made from the Markdown (or code) by `render`, whic
 partial updates go through too, with `text/plain` beside it and output metadata
 with the answer's provenance. In a terminal, where a display cannot be updated,
 the text is written as it arrives instead.
+
+A thinking model's reasoning streams into a "Reasoning" block above the answer,
+open while it streams alone and collapsed once the answer starts (in a terminal it
+is written dimmed, and only its size stays in the final text). A cell whose model
+calls tools keeps one view for all its steps: `thinking_before` holds the earlier
+steps' reasoning and `tools` the blocks of the calls run so far, shown under the
+answer.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any
 from .render import fence
 
 CURSOR = " ▍"
+DIM, UNDIM = "\x1b[2m", "\x1b[0m"
 MIN_INTERVAL_S = 0.1
 MAX_INTERVAL_S = 5.0
 CHARS_PER_S = 1500
@@ -50,57 +58,95 @@ class StreamView:
         self._shown_at = 0.0
         self._shown_len = 0
         self._written = 0  # pieces already written (terminal)
+        self._thought = 0  # thinking pieces already written (terminal)
         self._streamed: list[str] = []
+        self.thinking_before = ""  # earlier steps' reasoning (a tool exchange)
+        self.tools: tuple[str, str] = ("", "")  # the tool calls' blocks so far: (html, plain)
 
-    def _partial(self, text: str) -> dict:
+    def _above(self, thinking: str, tokens: int | None = None, streaming: bool = False) -> str:
+        from . import render
+
+        shown = "\n\n".join(t for t in (self.thinking_before, thinking) if t)
+        return render.reasoning(shown, tokens, open_=streaming)
+
+    def _partial(self, text: str, thinking: str = "") -> dict:
         if self.fmt == "text":
             return {"text/plain": text + CURSOR}
         from . import render
 
-        return render.partial(text + CURSOR)
+        # The reasoning is open while it streams alone, and folds once the answer starts.
+        above = self._above(thinking, streaming=bool(thinking) and not text)
+        return render.partial(text + CURSOR if text or not thinking else "", above, self.tools[0])
 
-    def _final(self, text: str, footer: str) -> dict:
-        plain = f"{text}\n\n{footer}"
-        if self.fmt == "text":
-            return {"text/plain": plain}
+    def _final(self, text: str, footer: str, thinking: str, tokens: int | None) -> dict:
         from . import render
 
+        lines = [render.reasoning_plain(tokens), text, self.tools[1], footer]
+        plain = "\n\n".join(line for line in lines if line)
+        if self.fmt == "text":
+            return {"text/plain": plain}
         shown = fence(text) if self.fmt == "code" and "```" not in text else text
-        return render.markdown(shown, footer, plain=plain)
+        return render.markdown(shown, footer, plain=plain, above=self._above(thinking, tokens),
+                               below=self.tools[0])
 
     def start(self, note: str = "") -> None:
         """Show the waiting note the answer will replace (again in place, for a re-ask)."""
         if not self.rich:
+            self._written = self._thought = 0
+            self._streamed = []
             return
         from IPython.display import display
 
         from . import render
 
-        bundle = render.partial(note or "*…waiting for the first token…*")
+        self._written = self._thought = 0
+        self._streamed = []
+        bundle = render.partial(note or "*…waiting for the first token…*", self._above(""),
+                                self.tools[0])
         if self._handle is None:
             self._handle = display(bundle, raw=True, display_id=True)
         else:
             self._handle.update(bundle, raw=True)
         self._shown_at, self._shown_len = self.clock(), 0
 
-    def feed(self, parts: list[str]) -> None:
-        """The answer so far, as its pieces; joined only when an update is due.
-
-        Joining on every chunk would make a long stream quadratic in its length.
+    def feed(self, parts: list[str], thinking: list[str] = ()) -> None:
+        """The answer so far, as its pieces (and the reasoning's); joined only when an update
+        is due. Joining on every chunk would make a long stream quadratic in its length.
         """
         if not self.rich:
-            for piece in parts[self._written:]:
-                sys.stdout.write(piece)
-            sys.stdout.flush()
-            self._written = len(parts)
-            self._streamed = parts
+            self._write(parts, thinking)
             return
         now = self.clock()
         if now - self._shown_at < update_interval(self._shown_len):
             return
-        text = "".join(parts)
-        self._show(self._partial(text))
-        self._shown_at, self._shown_len = now, len(text)
+        text, thought = "".join(parts), "".join(thinking)
+        self._show(self._partial(text, thought))
+        self._shown_at, self._shown_len = now, len(text) + len(thought)
+
+    def _write(self, parts: list[str], thinking) -> None:
+        """Write what is new to a terminal: reasoning dimmed, then the answer."""
+        if len(thinking) > self._thought:
+            sys.stdout.write(DIM + "".join(thinking[self._thought:]) + UNDIM)
+            self._thought = len(thinking)
+        new = parts[self._written:]
+        if new and self._thought and not self._written:
+            sys.stdout.write("\n\n")
+        for piece in new:
+            sys.stdout.write(piece)
+        sys.stdout.flush()
+        self._written = len(parts)
+        self._streamed = parts
+
+    def show_tools(self, html: str, plain: str, note: str) -> None:
+        """Show the tool calls' blocks so far under `note` (between two steps)."""
+        self.tools = (html, plain)
+        if not self.rich:
+            sys.stdout.write(f"\n{plain.splitlines()[-1] if plain else ''}\n" if plain else "")
+            sys.stdout.flush()
+            return
+        from . import render
+
+        self._show(render.partial(note, self._above(""), html))
 
     def _show(self, bundle: dict, metadata: dict | None = None) -> None:
         from IPython.display import display
@@ -116,27 +162,30 @@ class StreamView:
         if self._handle is not None:
             self._handle.update({"text/plain": ""}, raw=True)
 
-    def finish(self, text: str, footer: str, metadata: dict[str, Any]) -> None:
-        """Render the final answer once, with its footer and provenance metadata."""
+    def finish(self, text: str, footer: str, metadata: dict[str, Any], *, thinking: str = "",
+               thinking_tokens: int | None = None) -> None:
+        """Render the final answer once, with its reasoning, tool blocks, footer and provenance."""
         if not self.rich:
             # The streamed pieces are on screen already; only what follows them is new.
             streamed = len("".join(self._streamed)) if self._streamed else 0
             sys.stdout.write(text[streamed:] + f"\n\n{footer}\n")
             sys.stdout.flush()
             return
-        self._show(self._final(text, footer), {"mistral_magic": metadata})
+        self._show(self._final(text, footer, thinking, thinking_tokens), {"mistral_magic": metadata})
 
-    def finish_value(self, value: Any, footer: str, metadata: dict[str, Any]) -> None:
+    def finish_value(self, value: Any, footer: str, metadata: dict[str, Any], *,
+                     thinking: str = "", thinking_tokens: int | None = None) -> None:
         """Render a parsed result (a DataFrame or a dict) in place of the streamed JSON."""
         import json
 
         from . import render
 
+        above = self._above(thinking, thinking_tokens)
         if hasattr(value, "_repr_html_"):
-            bundle = render.frame(value, footer)
+            bundle = render.frame(value, footer, above)
         else:
             text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
-            bundle = render.code(text, "json", footer)
+            bundle = render.code(text, "json", footer, above=above)
         if not self.rich:
             sys.stdout.write("\n" + bundle["text/plain"] + "\n")
             return

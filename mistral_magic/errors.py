@@ -34,6 +34,10 @@ class SchemaError(MistralMagicError):
     """A --schema SPEC that cannot be turned into a JSON Schema."""
 
 
+class ToolError(MistralMagicError):
+    """A ``--tools`` spec that cannot work: an unknown name, no callable, two tools of one name."""
+
+
 class StructuredOutputError(MistralMagicError):
     """The model's answer did not parse or validate; the raw text is kept."""
 

@@ -1,4 +1,4 @@
-"""`%%mistral` and `%mistral`: settings (traits) and the cell magic's arguments; the manual is `MANUAL`.
+"""`%%mistral` and `%mistral`: settings (traits) and the cell magic's arguments; the manual is `manual.MANUAL`.
 
 Each `%mistral` command is a method of `commands.Commands`; errors become one line in
 `errors.guard`.
@@ -22,91 +22,13 @@ from IPython.core.magic_arguments import (
     argument,
     magic_arguments,
 )
-from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, Unicode, observe
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, Unicode, observe
 
 from .commands import Commands, parse
 from .errors import guard
+from .manual import MANUAL
 
 FORMATS = ("markdown", "text", "code")
-
-MANUAL = """Ask a Mistral model from a cell; the answer streams in (`%%mistral`), or run a command (`%mistral`).
-
-Load with ``%load_ext mistral_magic``. With no API key the built-in offline server
-answers (local, deterministic, free); with ``MISTRAL_API_KEY`` (or ``%mistral key``,
-or a ``.env`` file) cells go to La Plateforme.
-
-Ask, and follow up — each cell is a turn of its chat, re-running a cell replaces
-its turn::
-
-    %%mistral
-    Explain the bias-variance trade-off in three bullet points.
-
-    %%mistral -t 0.2 --max-tokens 200
-    Now give a one-line example with a decision tree.
-
-Variables come from the notebook (``{{`` / ``}}`` for literal braces)::
-
-    %%mistral -c review -s "You are a terse data reviewer." -o verdict
-    Is anything odd in this table? {df}
-
-Code straight into the next cell, a dry run, JSON and schema-typed DataFrames::
-
-    %%mistral --format code
-    Write a pandas function that winsorises every numeric column at 1%/99%.
-
-    %%mistral --dry-run
-    How much would this prompt cost?
-
-    %%mistral --schema "name, age int, city" --many -o people
-    Extract the people: {text}
-
-Pictures (a Figure kept as ``fig, ax = plt.subplots()``, an image, array, bytes, path
-or URL) and documents (uploaded once, sent by signed URL); ``%mistral ocr`` reads one::
-
-    %%mistral --image fig --file report.pdf
-    Does the plot agree with the report?
-
-Answers are kept in ``.mistral_magic/store.sqlite`` (``MistralMagics.cache_path``):
-after a restart, a cell whose exact request was answered before gets that answer at
-$0, marked cached; running a cell again in the same kernel, or ``--refresh``, asks
-again. ``%config MistralMagics.cache = "replay"`` never sends (no key needed): ship
-``%mistral cache export answers.sqlite`` with a notebook, and point ``cache_path`` at it.
-
-Codestral fills the one ``<FILL>`` in a cell of code; the completed code becomes the
-next cell (``{braces}`` are sent as written)::
-
-    %%mistral --fim
-    def mean(values):
-        <FILL>
-
-Commands::
-
-    %mistral history [-c CHAT]   %mistral reset [-c CHAT | --all]   %mistral undo [-c CHAT]
-    %mistral chats               %mistral usage [--all]             %mistral models
-    %mistral config              %mistral key [--clear]             %mistral backend
-    %mistral tokens TEXT         %mistral schema SPEC [--many]
-    %mistral batch list | status ID | cancel ID
-    %mistral cache [clear | export FILE [--all] | import FILE]
-    %mistral meter               %mistral panel                     %mistral chat NAME
-    %mistral fix [-m MODEL]      %mistral moderate TEXT
-    %mistral ocr PATH_OR_URL [--pages 0-2] [--schema SPEC | --tables] [-o VAR] [-m MODEL]
-
-``%mistral fix`` explains the last error and puts the corrected cell next; ``Err`` holds
-the last tracebacks as text (``{Err[-1]}`` in a prompt).
-
-Commands expand ``$name`` and ``{name}`` like any line magic:
-``%mistral batch status {job_id}``. In a cell, ``{name}`` is the prompt's own
-interpolation (names and attributes starting with ``_`` are refused).
-
-Settings (``%config MistralMagics`` lists them)::
-
-    %config MistralMagics.model = "mistral-large-latest"
-    %config MistralMagics.budget_usd = 0.50
-    %config MistralMagics.server_url = "http://localhost:8000"   # its key: MISTRAL_SERVER_KEY
-
-The La Plateforme key goes only to Mistral's own hosts over https; a self-hosted
-``server_url`` gets ``MistralMagics.server_key`` or ``MISTRAL_SERVER_KEY``, or none.
-"""
 
 
 class SecretUnicode(Unicode):
@@ -226,6 +148,15 @@ class MistralMagics(Magics):
         '"replay": never send, a cell with no stored answer is an error (no key needed); '
         '"off": the store is neither read nor written.',
     ).tag(config=True)
+    tools = List(
+        Unicode(), help="Tools every cell may call (names of notebook functions, or of lists or "
+        "dicts of them), as if given with --tools.",
+    ).tag(config=True)
+    think = CaselessStrEnum(
+        ["none", "low", "medium", "high"], default_value=None, allow_none=True,
+        help="Reasoning effort of every cell and the chat panel, as --think; None leaves the "
+        "model's default. A model that does not take the effort refuses it in one line.",
+    ).tag(config=True)
     cache_path = Unicode(
         None, allow_none=True,
         help="The store (answers, finished rows, ledger): a file or a folder; None is "
@@ -289,6 +220,13 @@ class MistralMagics(Magics):
     @argument("--file", action="append", metavar="F",
               help="A document to send (repeatable): a PDF, DOCX, PPTX or text file, uploaded "
               "once and sent by signed URL.")
+    @argument("--tools", metavar="NAMES", help="Notebook functions the model may call: f,g.")
+    @argument("--tool-choice", metavar="C", help="auto, any, none or a tool's name.")
+    @argument("--max-steps", type=_positive_int, help="Most model calls of a --tools cell (default 5).")
+    @argument("--approve", action="store_true", help="Ask before each tool call runs.")
+    @argument("--think", nargs="?", const="high", choices=("none", "low", "medium", "high"),
+              help="Reasoning effort (--think alone: high).")
+    @argument("--keep-thinking", action="store_true", help="Keep the reasoning in the history.")
     @line_cell_magic
     @_with_doc(MANUAL)
     def mistral(self, line: str = "", cell: str | None = None, local_ns: dict | None = None):
@@ -344,6 +282,9 @@ class MistralMagics(Magics):
             response_format = spec.response_format(many=args.many)
         elif args.json:
             response_format = {"type": "json_object"}
+        from .toolloop import from_arguments
+
+        toolbox, choice = from_arguments(args, self.tools, self.shell.user_ns)
         cell_id = None if args.no_history else session.cell_id
         inputs = None
         if args.image or args.file:
@@ -356,19 +297,20 @@ class MistralMagics(Magics):
             prompt, chat=args.chat, model=args.model, system=args.system,
             temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
             history=not args.no_history, new=args.new, response_format=response_format,
-            cell_id=cell_id, images=inputs.chunks() if inputs else None,
+            cell_id=cell_id, images=inputs.chunks() if inputs else None, think=args.think,
+            tools=toolbox.definitions() if toolbox else None, tool_choice=choice,
         )
         if inputs:
             inputs.show()
         if args.dry_run:
             return self._dry_run(request, args.output)
         try:
-            return self._send(args, request, spec, cell_id)
+            return self._send(args, request, spec, cell_id, toolbox)
         finally:
             # Answered (or tried): running this cell again in this kernel asks again.
             session.responses.ran(session.cell_id)
 
-    def _send(self, args, request: dict, spec, cell_id: str | None):
+    def _send(self, args, request: dict, spec, cell_id: str | None, toolbox=None):
         """Send a cell's request (or answer it from the cache), render it, fill -o VAR."""
         from .display import StreamView
 
@@ -379,16 +321,20 @@ class MistralMagics(Magics):
         structured = "response_format" in request
         view = StreamView(self.shell, "code" if structured else args.format)
         stream = self.stream and not args.no_stream
-        if structured:
+        chat = None if args.no_history else args.chat
+        if toolbox is not None:
+            from .toolloop import ToolLoop
+
+            answer = ToolLoop.for_cell(session, request, toolbox, args, view=view, chat=chat,
+                                       cell_id=cell_id, stream=stream, reuse=reuse).run()
+        elif structured:
             answer = session.ask_structured(
-                request, spec=spec, many=args.many, chat=None if args.no_history else args.chat,
-                view=view, stream=stream, cell_id=cell_id, reuse=reuse,
+                request, spec=spec, many=args.many, chat=chat, view=view, stream=stream,
+                cell_id=cell_id, reuse=reuse, keep_thinking=args.keep_thinking,
             )
         else:
-            answer = session.ask(
-                request, chat=None if args.no_history else args.chat, view=view, stream=stream,
-                cell_id=cell_id, reuse=reuse,
-            )
+            answer = session.ask(request, chat=chat, view=view, stream=stream, cell_id=cell_id,
+                                 reuse=reuse, keep_thinking=args.keep_thinking)
         result = answer.value if structured else answer.text
         if args.format == "code" and not structured and answer.status == "ok":
             from .render import first_code_block

@@ -16,6 +16,12 @@ JupyterLab typesets it and nothing else.
 Text that is ours but may carry outside pieces (footers, notes, widget labels and
 tables with model and chat names) is escaped here too, never elsewhere.
 
+A model's reasoning and the tool calls of a cell are collapsed blocks (`details`,
+the only element with state, and its `summary`): the reasoning above the answer
+(`reasoning`), each tool call under it (`tool_block`). Their summaries are escaped
+and their bodies are Markdown made safe like any answer; the block is sanitised
+again as a whole, so no `ontoggle` or other handler can ride on it.
+
 markdown-it-py, its plugins and nh3 are imported on the first render, not on load.
 """
 
@@ -33,8 +39,10 @@ MATH_CLASS = "math mathjax_process"
 TAGS = frozenset({
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "em", "strong", "s", "del",
     "code", "pre", "blockquote", "ul", "ol", "li", "a",
-    "table", "thead", "tbody", "tr", "th", "td", "span", "div",
+    "table", "thead", "tbody", "tr", "th", "td", "span", "div", "details", "summary",
 })
+# Our own classes on the collapsed blocks (the only classes kept besides math and code).
+BLOCK_CLASSES = frozenset({"mistral-reasoning", "mistral-tool", "mistral-tool error"})
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
 # A fence's info string is the model's text: only a plain language name becomes a class.
 LANGUAGE_CLASS = re.compile(r"language-[\w+#.-]{1,40}")
@@ -58,36 +66,72 @@ def markdown_html(text: str) -> str:
     return _cleaner().clean(_markdown().render(text))
 
 
-def markdown(text: str, footer: str = "", *, plain: str | None = None) -> dict:
-    """The bundle of a Markdown answer (or note) with an optional cost footer under it."""
+def markdown(text: str, footer: str = "", *, plain: str | None = None, above: str = "",
+             below: str = "") -> dict:
+    """The bundle of a Markdown answer (or note) with an optional cost footer under it.
+
+    `above` and `below` are blocks made here (`reasoning`, `tool_blocks`), shown around it.
+    """
     if plain is None:
         plain = f"{text}\n\n{footer}" if footer else text
-    return {"text/html": block(text, footer), "text/plain": plain}
+    return {"text/html": block(text, footer, above, below), "text/plain": plain}
 
 
-def block(text: str, footer: str = "") -> str:
+def block(text: str, footer: str = "", above: str = "", below: str = "") -> str:
     """A Markdown answer and its footer as one sanitised HTML block (the bundle's text/html)."""
-    return CONTAINER.format(markdown_html(text) + _footer(footer))
+    return CONTAINER.format(above + markdown_html(text) + below + _footer(footer))
 
 
-def partial(text: str) -> dict:
+def partial(text: str, above: str = "", below: str = "") -> dict:
     """A streamed answer so far; HTML only, so each update stays small."""
-    return {"text/html": CONTAINER.format(markdown_html(text))}
+    return {"text/html": CONTAINER.format(above + markdown_html(text) + below)}
 
 
-def code(text: str, language: str = "", footer: str = "", *, plain: str | None = None) -> dict:
+def details(summary: str, body: str, *, kind: str, open_: bool = False) -> str:
+    """A collapsed block: an escaped one-line `summary` over `body` rendered as safe Markdown."""
+    state = " open" if open_ else ""
+    markup = (f'<details class="{escape(kind)}"{state}><summary>{escape(summary)}</summary>'
+              f"{markdown_html(body)}</details>")
+    return _cleaner().clean(markup)
+
+
+def reasoning(thinking: str, tokens: int | None = None, *, open_: bool = False) -> str:
+    """A model's reasoning as a collapsed "Reasoning" block (open while it streams alone)."""
+    if not thinking:
+        return ""
+    summary = "Reasoning…" if tokens is None else f"Reasoning · {tokens:,} tokens"
+    return details(summary, thinking, kind="mistral-reasoning", open_=open_)
+
+
+def reasoning_plain(tokens: int | None) -> str:
+    """The line a terminal (or text/plain) shows for the reasoning: its size, not its text."""
+    return "" if not tokens else f"[Reasoning · {tokens:,} tokens, hidden]"
+
+
+def tool_blocks(runs: Sequence[Any]) -> tuple[str, str]:
+    """Tool runs (`tools.ToolRun`) as collapsed blocks, and as text lines for text/plain."""
+    html_blocks, lines = [], []
+    for run in runs:
+        kind = "mistral-tool error" if run.error else "mistral-tool"
+        html_blocks.append(details(run.summary(), run.details(), kind=kind))
+        lines.append(run.plain())
+    return "".join(html_blocks), "\n".join(lines)
+
+
+def code(text: str, language: str = "", footer: str = "", *, plain: str | None = None,
+         above: str = "") -> dict:
     """Text shown verbatim as a code block (a request body, a schema), with a footer."""
     cls = f' class="language-{language}"' if LANGUAGE_CLASS.fullmatch(f"language-{language}") else ""
     body = f"<pre><code{cls}>{escape(text)}</code></pre>"
     if plain is None:
         plain = f"{text}\n\n{footer}" if footer else text
-    return {"text/html": CONTAINER.format(body + _footer(footer)), "text/plain": plain}
+    return {"text/html": CONTAINER.format(above + body + _footer(footer)), "text/plain": plain}
 
 
-def frame(value, footer: str = "") -> dict:
+def frame(value, footer: str = "", above: str = "") -> dict:
     """A DataFrame (pandas escapes every cell, index and column name) with a footer."""
     return {
-        "text/html": CONTAINER.format(value._repr_html_() + _footer(footer)),
+        "text/html": CONTAINER.format(above + value._repr_html_() + _footer(footer)),
         "text/plain": f"{value!r}\n\n{footer}" if footer else repr(value),
     }
 
@@ -233,6 +277,8 @@ def _keep_attribute(tag: str, name: str, value: str) -> str | None:
         return value
     if tag == "code":
         return value if LANGUAGE_CLASS.fullmatch(value) else None
+    if tag == "details":
+        return value if value in BLOCK_CLASSES else None
     return value if value == MATH_CLASS else None
 
 
@@ -250,7 +296,7 @@ def _cleaner():
         tags=set(TAGS),
         clean_content_tags={"script", "style"},
         attributes={"a": {"href", "title"}, "ol": {"start"}, "code": {"class"},
-                    "span": {"class"}, "div": {"class"}},
+                    "span": {"class"}, "div": {"class"}, "details": {"class", "open"}},
         tag_attribute_values={"th": {"align": set(ALIGNMENTS)}, "td": {"align": set(ALIGNMENTS)}},
         attribute_filter=_keep_attribute,
         url_schemes=set(URL_SCHEMES),

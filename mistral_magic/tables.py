@@ -79,31 +79,44 @@ def usage_all_frame(session):
 
 
 def models_frame(session):
-    """Models the backend offers, with context length, capabilities and list prices."""
+    """Models the backend offers: context, what each can do (reason, call tools, see images,
+    read documents), capabilities and list prices.
+
+    ``documents`` comes from the model catalogue (Mistral's docs: document chunks in chat),
+    which the API's cards do not carry; NA for a model the catalogue does not know.
+    """
     import pandas as pd
+
+    from .offline import catalogue
 
     prices = session.prices
     listing = session.backend.client.models.list()
     rows = []
     for card in listing.data or []:
         capabilities = getattr(card, "capabilities", None)
-        caps = []
-        if capabilities is not None:
-            caps = [name for name, on in capabilities.model_dump().items() if on is True]
+        flags = capabilities.model_dump() if capabilities is not None else {}
+        caps = [name for name, on in flags.items() if on is True]
         price = prices.price(card.id)
+        known = catalogue.find(card.id)
         rows.append(
             {
                 "id": card.id,
                 "aliases": ", ".join(getattr(card, "aliases", None) or []),
                 "context": getattr(card, "max_context_length", None),
+                "reasoning": flags.get("reasoning"),
+                "tools": flags.get("function_calling"),
+                "vision": flags.get("vision"),
+                "documents": None if known is None else known.documents,
                 "capabilities": ", ".join(caps),
                 "input_per_1m": price[0] if price else None,
                 "output_per_1m": price[1] if price else None,
             }
         )
-    columns = ["id", "aliases", "context", "capabilities", "input_per_1m", "output_per_1m"]
+    columns = ["id", "aliases", "context", "reasoning", "tools", "vision", "documents",
+               "capabilities", "input_per_1m", "output_per_1m"]
+    flag = dict.fromkeys(("reasoning", "tools", "vision", "documents"), "boolean")
     return pd.DataFrame(rows, columns=columns).astype(
-        {"context": "Int64", "input_per_1m": "float64", "output_per_1m": "float64"}
+        {"context": "Int64", **flag, "input_per_1m": "float64", "output_per_1m": "float64"}
     )
 
 

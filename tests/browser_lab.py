@@ -294,7 +294,7 @@ _RENDER_PROBLEMS = """() => {
         '.jp-OutputArea-output .jp-RenderedHTMLCommon, .jp-OutputArea-output .widget-html-content');
     const forbidden = new Set(['script', 'iframe', 'frame', 'frameset', 'svg', 'math', 'object',
         'embed', 'form', 'img', 'link', 'meta', 'base', 'input', 'textarea', 'button', 'select',
-        'video', 'audio', 'source', 'details', 'template', 'marquee', 'applet']);
+        'video', 'audio', 'source', 'template', 'marquee', 'applet']);
     const urls = new Set(['href', 'src', 'action', 'formaction', 'data', 'xlink:href', 'poster',
         'background', 'srcset', 'cite']);
     const bad = [];
@@ -305,6 +305,9 @@ _RENDER_PROBLEMS = """() => {
             if (forbidden.has(tag) && !(tag === 'math' && el.closest('mjx-container'))) {
                 bad.push(`<${tag}>`);
             }
+            // Collapsed blocks are render's own (reasoning, tool calls), never a model's.
+            if (tag === 'details' && !['mistral-reasoning', 'mistral-tool', 'mistral-tool error']
+                    .includes(el.getAttribute('class'))) bad.push('<details> not made by render');
             if (tag === 'style' && /__xss|javascript|expression/i.test(el.textContent)) {
                 bad.push(`<style>${el.textContent.slice(0, 80)}`);
             }

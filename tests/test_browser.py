@@ -279,6 +279,54 @@ def test_documents_show_thumbnails_pages_and_tables(lab, notebook):
         screenshot(page, "documents", readme=True)
 
 
+def test_tool_calls_and_reasoning_show_as_collapsed_blocks(lab, notebook):
+    from playwright.sync_api import expect
+
+    page = notebook("tools.ipynb")
+    with artifacts_on_failure(page, lab, "tools"):
+        watch_render_problems(page)
+        watch_output(page, "--think high")
+        run_all(page)
+        wait_for_run(page, "%mistral usage")
+
+        # Each tool call is a collapsed block under the answer; Lab's sanitiser keeps them.
+        asked = code_cell(page, "-o summary").locator(".jp-RenderedHTMLCommon").filter(
+            has_text="Offline answer")
+        blocks = asked.locator("details.mistral-tool")
+        expect(blocks).to_have_count(2)
+        expect(blocks.locator("summary").first).to_contain_text(re.compile(r"⚙ \w+\(column='price'"))
+        expect(blocks.locator("table")).not_to_be_visible()  # collapsed
+        expect(asked.locator("sub"), TYPESET_HINT).to_contain_text("2 steps, 2 tool calls")
+        expect(code_cell(page, "-o summary").locator("img")).to_have_count(1)  # the tool's plot
+
+        # The reasoning streamed into an open block before the answer, then folded above it.
+        states = watched_states(page)
+        alone = [s for s in states if "Reasoning" in s and "Offline answer" not in s]
+        assert len(set(alone)) >= 2, f"the reasoning did not stream: {states[:6]}"
+        thought = code_cell(page, "--think high").locator(".jp-RenderedHTMLCommon").filter(
+            has_text="Offline answer")
+        reasoning = thought.locator("details.mistral-reasoning")
+        expect(reasoning).to_have_count(1)
+        expect(reasoning).not_to_have_attribute("open", re.compile(".*"))
+        expect(reasoning.locator("summary")).to_have_text(re.compile(r"Reasoning · \d+ tokens"))
+        expect(thought.locator("sub"), TYPESET_HINT).to_contain_text(re.compile(r"\(\d+ thinking\)"))
+        assert_no_math(page)
+        assert not render_problems(page)
+
+        # Opened, for the README: the follow-up's calls and the reasoning above its answer.
+        follow = code_cell(page, "Now plot the qty").locator(".jp-RenderedHTMLCommon").filter(
+            has_text="Offline answer")
+        follow.locator("details.mistral-tool summary").first.click()
+        expect(follow.locator("details.mistral-tool[open]")).to_have_count(1)
+        reasoning.locator("summary").click()
+        expect(reasoning).to_have_attribute("open", "")
+        expect(reasoning).to_contain_text("Offline reasoning trace")
+        page.set_viewport_size({"width": 1280, "height": 1180})
+        follow.locator("details.mistral-tool").first.evaluate(
+            "el => el.scrollIntoView({block: 'start'})")
+        screenshot(page, "tools", readme=True)
+
+
 def test_model_text_never_runs_in_the_page(lab, notebook):
     from playwright.sync_api import expect
 

@@ -213,7 +213,7 @@ def test_chat_panel_holds_its_worst_case_while_a_cell_runs(ip, session, magic_se
     panel = widgets.ChatPanel(session, "side")
     streaming = threading.Event()
     on_text = panel._on_text
-    panel._on_text = lambda parts: (on_text(parts), streaming.set())
+    panel._on_text = lambda parts, thinking=(): (on_text(parts, thinking), streaming.set())
     panel.send("A long answer, please.")
     held = session.budget.reserved
     panel_prompt = count_messages([{"role": "user", "content": "A long answer, please."}])

@@ -152,7 +152,39 @@ def test_semantic(tmp_path, monkeypatch):
         assert kind in usage
 
 
-CHECKED = {"quickstart.ipynb", "extraction.ipynb", "teaching.ipynb", "semantic.ipynb", "documents.ipynb"}
+def test_tools(tmp_path, monkeypatch):
+    nb = execute("tools.ipynb", tmp_path, monkeypatch)
+    asked = cell(nb, "%%mistral --tools describe_column,plot_hist -o summary")
+    html, meta = answer(asked)
+    assert meta["steps"] == 2 and meta["status"] == "ok"
+    calls = {c["name"]: c for c in meta["tool_calls"]}
+    assert calls["describe_column"]["arguments"] == {"column": "price"}
+    assert calls["plot_hist"]["arguments"] == {"column": "price", "bins": 12}
+    assert html.count('<details class="mistral-tool">') == 2
+    assert "| mean | 15.3 |" in text_of(asked)  # the DataFrame result came back as a table
+    assert '"counts": [12, 7, 2' in text_of(asked) and "2 steps, 2 tool calls" in text_of(asked)
+    assert any("image/png" in o.get("data", {}) for o in asked.outputs)  # the tool drew its plot
+    follow = cell(nb, "%%mistral --tools describe_column,plot_hist\nNow plot")
+    _, meta = answer(follow)
+    assert {"name": "plot_hist", "arguments": {"column": "qty", "bins": 5}} in [
+        {k: c[k] for k in ("name", "arguments")} for c in meta["tool_calls"]]
+    # the follow-up sent the first cell's calls and results: its prompt holds them
+    assert meta["usage"]["prompt_tokens"] > 1000
+    history = text_of(cell(nb, "%mistral history"))
+    assert history.count(" tool ") >= 4
+    thought = cell(nb, "%%mistral --think high")
+    html, meta = answer(thought)
+    assert meta["params"]["reasoning_effort"] == "high" and meta["thinking_tokens"] > 50
+    assert html.index('<details class="mistral-reasoning">') < html.index("Offline answer")
+    assert f"({meta['thinking_tokens']} thinking)" in text_of(thought)
+    models = text_of(cell(nb, "models = %mistral models"))
+    assert "magistral-medium-latest" in models and "open-mistral-nemo" not in models
+    usage = cell(nb, "%mistral usage").outputs[-1]["data"]["text/plain"]
+    assert usage.count("mistral-small-latest") == 5  # two steps, two steps, one answer
+
+
+CHECKED = {"quickstart.ipynb", "extraction.ipynb", "teaching.ipynb", "semantic.ipynb", "tools.ipynb",
+           "documents.ipynb"}
 
 
 def test_every_notebook_is_checked():

@@ -57,8 +57,11 @@ CORPUS = "\n\n".join(text for _, text in PAYLOADS)
 FORBIDDEN_TAGS = frozenset({
     "script", "iframe", "frame", "frameset", "svg", "math", "object", "embed", "form", "img",
     "style", "link", "meta", "base", "input", "button", "textarea", "select", "video", "audio",
-    "source", "details", "template", "body", "html", "marquee", "applet",
+    "source", "template", "body", "html", "marquee", "applet",
 })
+# A collapsed block is ours only (reasoning, tool calls): a `details` of any other class
+# (say, one a model wrote) is a problem like a forbidden tag.
+OUR_BLOCKS = frozenset({"mistral-reasoning", "mistral-tool", "mistral-tool error"})
 URL_ATTRIBUTES = frozenset({"href", "src", "action", "formaction", "data", "xlink:href",
                             "poster", "background", "srcset", "cite"})
 SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -85,6 +88,8 @@ class _Inspector(HTMLParser):
     def handle_starttag(self, tag, attrs):
         if tag in FORBIDDEN_TAGS and tag not in self.allow_tags:
             self.problems.append(f"<{tag}>")
+        if tag == "details" and dict(attrs).get("class") not in OUR_BLOCKS:
+            self.problems.append("<details> not made by render")
         for name, value in attrs:
             value = value or ""
             if name.startswith("on"):

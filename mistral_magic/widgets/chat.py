@@ -1,4 +1,9 @@
-"""`ChatPanel`: a chat box on a named chat, streaming on the background loop."""
+"""`ChatPanel`: a chat box on a named chat, streaming on the background loop.
+
+A turn shows as the cell showed it: a thinking model's reasoning in a collapsed block
+above the answer (streaming into it while it comes), the tool calls a ``--tools``
+cell made as collapsed blocks under it.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,16 @@ def _markdown(markdown: str, plain: str) -> dict:
     return render.output(render.markdown(markdown, plain=plain))
 
 
+def _reply(who: str, answer: str, thinking: str = "", tokens: int | None = None,
+           streaming: bool = False, tools=()) -> dict:
+    """The assistant's output: its name, reasoning (collapsed), answer, then its tool calls."""
+    above = render.markdown_html(f"**{who}**") + render.reasoning(thinking, tokens,
+                                                                   open_=streaming)
+    html, lines = render.tool_blocks(tools)
+    plain = "\n".join(p for p in (render.reasoning_plain(tokens), f"{who}: {answer}", lines) if p)
+    return render.output(render.markdown(answer, plain=plain, above=above, below=html))
+
+
 def _turn_outputs(turn) -> list[dict]:
     """A turn as two outputs rendered from Markdown: the prompt, then the answer and its end."""
     from ..answer import FAILED_MARK, INTERRUPTED_MARK
@@ -26,7 +41,7 @@ def _turn_outputs(turn) -> list[dict]:
         answer += INTERRUPTED_MARK
     elif turn.status == "error":
         answer = f"{answer}{FAILED_MARK}\n\n*{turn.error}*" if answer else f"*⚠ {turn.error}*"
-    return [user, _markdown(f"**{who}**\n\n{answer}", f"{who}: {answer}")]
+    return [user, _reply(who, answer, turn.thinking, turn.thinking_tokens, tools=turn.tools)]
 
 
 def chat_text(session, name: str, fallback: bool = False) -> str:
@@ -64,6 +79,7 @@ class ChatPanel(View):
         self.name = name
         self.future = None
         self._parts: list[str] = []
+        self._thinking: list[str] = []
         self.last = None  # the last Answer the panel got
         self.updates = 0  # renders of the streaming answer
         self._task: asyncio.Task | None = None
@@ -147,7 +163,7 @@ class ChatPanel(View):
             self.input.value = ""
         with self._state:
             self._stop_requested = False
-        self._prompt, self._model, self._parts = prompt, request["model"], []
+        self._prompt, self._model, self._parts, self._thinking = prompt, request["model"], [], []
         self._render_live(waiting=True)
         self._set_busy(True)
         try:
@@ -236,22 +252,24 @@ class ChatPanel(View):
         """The answer streamed so far by the running (or last) request."""
         return "".join(self._parts)
 
-    def _on_text(self, parts: list[str]) -> None:
+    def _on_text(self, parts: list[str], thinking: list[str] = ()) -> None:
         # On the loop thread, once per chunk: render at a bounded, falling rate, and
         # join the pieces only then (a join per chunk would be quadratic).
-        self._parts = parts
+        self._parts, self._thinking = parts, thinking
         if time.monotonic() - self._shown_at >= update_interval(self._shown_len):
             self._render_live()
 
     def _render_live(self, waiting: bool = False) -> None:
         with self._lock:
-            partial = self.partial
+            partial, thinking = self.partial, "".join(self._thinking)
             answer = "*…waiting for the first token…*" if waiting else partial + CURSOR
+            if thinking and not partial:
+                answer = ""  # the reasoning streams alone, in its open block
             self.live.outputs = (
                 _markdown(f"**You**\n\n{self._prompt}", f"You: {self._prompt}"),
-                _markdown(f"**{self._model}**\n\n{answer}", answer),
+                _reply(self._model, answer, thinking, streaming=bool(thinking) and not partial),
             )
-            self._shown_at, self._shown_len = time.monotonic(), len(partial)
+            self._shown_at, self._shown_len = time.monotonic(), len(partial) + len(thinking)
             if not waiting:
                 self.updates += 1
 
