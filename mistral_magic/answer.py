@@ -6,8 +6,9 @@ reasoning a thinking model showed and the tool calls it asked for. A cell whose
 model called tools (`toolloop`) answers with one `Answer` for all its steps: the
 usage and cost summed, the tool runs and the messages between the prompt and the
 final reply. Its footer is the one line under a rendered answer (model, tokens and
-thinking tokens, cost, steps, speed, backend, chat and the session's total); its
-provenance is the output metadata (never a key).
+thinking tokens, cost, steps, speed, backend, chat and the session's total; an OCR
+call shows its pages instead of tokens); its provenance is the output metadata
+(never a key).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class Answer:
     streamed: bool = True
     cached: bool = False  # served from the response cache: nothing sent, cost 0
     saved: float | None = None  # what the cached answer cost when it was first paid for
+    pages: int | None = None  # an OCR call's pages (priced per page); None for token-priced calls
+    annotated: bool = False  # those pages were read with an annotation format (their own price)
     thinking: str = ""  # the reasoning shown (every step's, for a tool exchange)
     thinking_tokens: int | None = None  # counted with the tokenizer, the two markers included
     final_thinking: str | None = None  # the last step's reasoning (None: `thinking`)
@@ -73,7 +76,10 @@ def footer(answer: Answer, totals: dict, budget_left: float | None) -> str:
     """The line under an answer; `totals` are the ledger's, `budget_left` what the budget has."""
     from .usage import format_cost, format_tokens
 
-    tokens = f"{format_tokens(answer.prompt_tokens)} in / {format_tokens(answer.completion_tokens)} out"
+    if answer.pages is not None:
+        tokens = f"{answer.pages:,} page{'' if answer.pages == 1 else 's'}"
+    else:
+        tokens = f"{format_tokens(answer.prompt_tokens)} in / {format_tokens(answer.completion_tokens)} out"
     if answer.thinking_tokens:
         tokens += f" ({format_tokens(answer.thinking_tokens)} thinking)"
     parts = [answer.model, tokens]
@@ -122,6 +128,7 @@ def provenance(answer: Answer) -> dict:
         "usage": {
             "prompt_tokens": answer.prompt_tokens,
             "completion_tokens": answer.completion_tokens,
+            **({} if answer.pages is None else {"pages": answer.pages}),
         },
         "cost_usd": answer.cost,
         "latency_s": round(answer.latency_s or 0.0, 4),

@@ -65,6 +65,7 @@ class LineResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+    pages: int | None = None  # an OCR line's pages read (its ``usage_info``)
 
 
 def encode_line(custom_id: str, body: dict) -> bytes:
@@ -145,7 +146,7 @@ def outcome(line: dict, reply: Callable[[dict], Any]) -> LineResult:
         return LineResult(custom_id, error=f"batch line has no answer the job can read "
                                            f"({type(exc).__name__}: {exc})")
     return LineResult(custom_id, answer.values[0], answer.prompt_tokens or 0,
-                      answer.completion_tokens or 0)
+                      answer.completion_tokens or 0, pages=answer.pages)
 
 
 # -- the jobs this folder started ----------------------------------------------------------

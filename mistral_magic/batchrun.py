@@ -136,18 +136,21 @@ def _write_parts(run, pending: list[int], estimates: list) -> list[Part]:
     try:
         for k, (i, estimate) in enumerate(zip(pending, estimates, strict=True)):
             body = run.job.batch_body(run.requests[i])
-            line = batch.encode_line(str(i), body)
+            keyed = batch.encode_line(str(i), body)
+            sent = run.job.batch_sent(body)
+            if capped:  # sent capped, keyed as it would be sent without a budget
+                sent = {**sent, "max_tokens": estimate.max_completion_tokens}
+            line = keyed if sent is body else batch.encode_line(str(i), sent)
             if not parts or parts[-1].full(len(line)):
                 parts.append(Part(start=k, stop=k, digest=hashlib.sha256(head)))
             part = parts[-1]
-            part.digest.update(line)
-            if capped:  # sent capped, keyed as it would be sent without a budget
-                line = batch.encode_line(str(i), {**body, "max_tokens": estimate.max_completion_tokens})
+            part.digest.update(keyed)
             part.file.write(line)
             part.size += len(line)
             part.stop += 1
-            cost = prices.cost(run.model, prompt_bound(estimate.prompt_tokens, run.exact),
-                               estimate.max_completion_tokens, batch=True)
+            cost = estimate.worst_cost if run.job.per_page else prices.cost(  # pages: their price
+                run.model, prompt_bound(estimate.prompt_tokens, run.exact),
+                estimate.max_completion_tokens, batch=True)
             part.worst = None if cost is None or part.worst is None else part.worst + cost
             part.answer = max(part.answer, estimate.max_completion_tokens)
     except BaseException:
@@ -229,8 +232,8 @@ def _reserve(run, fresh: list[Part]) -> None:
     rows = sum(p.rows for p in fresh)
     worst = None if any(p.worst is None for p in fresh) else sum(p.worst for p in fresh)
     answer = max(p.answer for p in fresh)
-    what = (f"{'a batch job' if len(fresh) == 1 else _jobs(len(fresh))} of {rows:,} rows "
-            f"(up to {format_tokens(answer)} answer tokens each)")
+    what = (f"{'a batch job' if len(fresh) == 1 else _jobs(len(fresh))} of {rows:,} rows"
+            + ("" if run.job.per_page else f" (up to {format_tokens(answer)} answer tokens each)"))
     # The whole first, so a refusal names what the call needs; then one hold per job, so
     # a job that could not be submitted gives its hold back alone.
     budget.reserve_total(worst, what, model=run.model, running=False).release()
@@ -371,12 +374,18 @@ def _record(run, outcome: batch.LineResult):
 
     ok = outcome.error is None
     prompt, completion = (outcome.prompt_tokens, outcome.completion_tokens) if ok else (0, 0)
-    cost = run.session.prices.cost(run.model, prompt, completion, batch=True)
+    pages = None
+    if run.job.per_page:  # OCR lines are priced by the pages they read
+        pages = (outcome.pages or 0) if ok else 0
+        cost = run.session.prices.page_cost(run.model, pages, batch=True,
+                                            annotated=run.job.annotated)
+    else:
+        cost = run.session.prices.cost(run.model, prompt, completion, batch=True)
     run.spent += cost or 0.0
     return CallRecord(
         model=run.model, kind="batch", chat=None, prompt_tokens=prompt,
         completion_tokens=completion, cost=cost, status="ok" if ok else "error",
-        backend=run.backend.kind, batch=True, error=outcome.error,
+        backend=run.backend.kind, batch=True, error=outcome.error, pages=pages,
     )
 
 

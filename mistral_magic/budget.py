@@ -14,7 +14,8 @@ chat panel, each extraction row and re-ask, a batch job) first takes a `Reservat
   batch line without one is capped at `estimates.DEFAULT_MAX_TOKENS` too). An answer cut
   there says "cut by budget" in its footer;
 - *refused*: a call that cannot afford its prompt plus `MIN_ANSWER_TOKENS` (16)
-  answer tokens, or a batch job whose whole worst case does not fit, raises a
+  answer tokens, or a batch job (or an OCR call, priced per page, whose worst case
+  is fixed) whose whole worst case does not fit, raises a
   one-line `BudgetExceeded` before anything is sent, with what is left, what the
   call needs, and the fix.
 
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 #: its prompt plus this many answer tokens (or its own ``max_tokens``, when smaller) is
 #: refused before it is sent; 16 tokens is about one short sentence or a small record.
 MIN_ANSWER_TOKENS = 16
+FIX_TOTAL = "lower max_tokens or send fewer rows"
 
 
 class Reservation:
@@ -189,6 +191,14 @@ class Budget:
         anything, so the rows of an extraction share the budget instead of cutting or
         refusing each other.
         """
+        return await self._waiting(lambda wake: self._reserve(
+            prices, model, prompt_tokens, max_tokens, batch, n, default_cap, exact_prompt,
+            waiter=wake))
+
+    async def _waiting(self, attempt: Callable[[Callable[[], None]], Reservation | None]
+                       ) -> Reservation:
+        """`attempt(wake)` until it holds: it returns None (after adding `wake` to the
+        waiters) while running calls hold what it needs, and is tried again when one settles."""
         import asyncio
 
         loop = asyncio.get_running_loop()
@@ -201,8 +211,7 @@ class Budget:
                 except RuntimeError:  # the loop is closing: nothing waits any more
                     pass
 
-            reservation = self._reserve(prices, model, prompt_tokens, max_tokens, batch, n,
-                                        default_cap, exact_prompt, waiter=wake)
+            reservation = attempt(wake)
             if reservation is not None:
                 return reservation
             try:
@@ -213,18 +222,31 @@ class Budget:
                         self._waiters.remove(wake)
 
     def reserve_total(self, worst_cost: float | None, what: str, *, model: str,
-                      running: bool = False) -> Reservation:
+                      running: bool = False, fix: str = FIX_TOTAL) -> Reservation:
         """Hold a fixed worst case (a batch job's); raise `BudgetExceeded` if it does not fit.
 
         `running=False` marks a hold that may last (a batch job runs on after an
         interrupt), so calls do not wait for it to come back.
         """
+        return self._total(worst_cost, what, model, running, fix, waiter=None)
+
+    async def reserve_total_async(self, worst_cost: float | None, what: str, *,
+                                  model: str, fix: str = FIX_TOTAL) -> Reservation:
+        """`reserve_total` for a call on the background loop (an OCR row, priced per page):
+        waits while running calls hold what it needs, refuses only when none does."""
+        return await self._waiting(
+            lambda wake: self._total(worst_cost, what, model, True, fix, waiter=wake))
+
+    def _total(self, worst_cost, what, model, running, fix, waiter) -> Reservation | None:
         limit = self._priced_limit(worst_cost, model)
         if limit is None:
             return Reservation(self, 0.0, running=running)
         with self._lock:
-            self._refuse_past(limit, worst_cost, f"{what} may cost up to",
-                              "lower max_tokens or send fewer rows")
+            fits = not self._passes(self._committed(), worst_cost, limit)
+            if not fits and waiter is not None and any(r.running for r in self._holds.values()):
+                self._waiters.append(waiter)
+                return None
+            self._refuse_past(limit, worst_cost, f"{what} may cost up to", fix)
             return self._hold(Reservation(self, worst_cost, running=running))
 
     def require(self, cost: float | None, what: str, *, model: str) -> None:

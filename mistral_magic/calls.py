@@ -65,6 +65,8 @@ class Call:
         self.thinking: list[str] = []
         self.calls = ToolCalls()
         self.failure: BaseException | None = None
+        self.per_page = False  # priced per page (OCR): `expect_pages` was called
+        self.paged = False  # the server reported the pages it read
         self.sent = False
         self.started = time.perf_counter()
 
@@ -114,6 +116,18 @@ class Call:
         self.answer.prompt_tokens = prompt_tokens
         self.answer.completion_tokens = completion_tokens
 
+    def expect_pages(self, pages: int | None, annotated: bool = False) -> None:
+        """Price this call per page (OCR): `pages` stands until the server reports its own
+        (what an interrupted call is taken to have read; None when unknown)."""
+        self.answer.pages = pages
+        self.answer.annotated = annotated
+        self.per_page = True
+
+    def take_pages(self, pages: int, annotated: bool = False) -> None:
+        """The pages the server reports it read (OCR's ``usage_info.pages_processed``)."""
+        self.expect_pages(pages, annotated)
+        self.paged = True
+
     def interrupted(self) -> None:
         self.answer.status = "interrupted"
 
@@ -146,6 +160,13 @@ class Call:
         from .tokens import THINK_MARKERS, count_text
 
         answer = self.answer
+        if self.per_page:
+            if answer.status == "error" and not self.paged:
+                answer.pages = 0  # refused or failed before reading: nothing to pay for
+            answer.prompt_tokens, answer.completion_tokens = 0, 0
+            answer.cost = self.session.prices.page_cost(answer.model, answer.pages,
+                                                        annotated=answer.annotated)
+            return
         if answer.thinking:
             # Reported usage does not split out the reasoning: it is counted here.
             answer.thinking_tokens = count_text(answer.thinking) + THINK_MARKERS
@@ -168,7 +189,7 @@ class Call:
             model=answer.model, chat=answer.chat, kind=self.kind,
             prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
             cost=answer.cost, latency_s=answer.latency_s, ttft_s=answer.ttft_s,
-            status=answer.status, backend=answer.backend, error=answer.error,
+            status=answer.status, backend=answer.backend, error=answer.error, pages=answer.pages,
         )
 
 
@@ -218,11 +239,13 @@ class CallPath:
         call = Call(self, request, reservation, backend=backend.kind, chat=chat, kind=kind,
                     stream=stream, cache_as=identity(backend.kind, backend.url))
         try:
+            # Documents are uploaded (once) and signed before anything is shown as sent.
+            args = (sdk_request(self.uploads.resolve(call.request, backend)) if endpoint == "chat"
+                    else call.request)
             if view is not None:
                 view.start()
             call.sending()
             api = getattr(backend.client, endpoint)
-            args = sdk_request(call.request) if endpoint == "chat" else call.request
             try:
                 if stream:
                     with api.stream(**args) as events:
@@ -253,7 +276,8 @@ class CallPath:
         options = {} if pacing is None else {"retries": pacing.retries}
 
         async def send() -> None:
-            args = {**sdk_request(call.request), **options}
+            sent = await self.uploads.resolve_async(call.request, backend)
+            args = {**sdk_request(sent), **options}
             if not stream:
                 call.take(await backend.client.chat.complete_async(**args))
                 return
@@ -399,6 +423,7 @@ def _user_message(request: dict) -> dict:
 
 
 def _split_content(chunks: list) -> tuple[str, list[dict]]:
+    """A user message's text, and what came with it (pictures, documents) for the turn to keep."""
     text = "".join(c.get("text", "") for c in chunks if c.get("type") == "text")
-    images = [c for c in chunks if c.get("type") == "image_url"]
-    return text, images
+    attached = [c for c in chunks if c.get("type") != "text"]
+    return text, attached

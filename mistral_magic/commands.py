@@ -220,6 +220,32 @@ class Commands:
             raise UsageError("%mistral moderate needs text, e.g. %mistral moderate You are an idiot")
         return moderation_table(RowEngine(self.session, progress=False), text)
 
+    def cmd_ocr(self, args):
+        from IPython.display import display
+
+        from . import ocr, render
+        from .inputs import value_of
+
+        if args.schema and args.tables:
+            raise UsageError("%mistral ocr takes --schema or --tables, not both")
+        user_ns = self.magics.shell.user_ns
+        result = ocr.read(self.session, value_of(args.source, user_ns), args.source,
+                          pages=args.pages, schema=args.schema, model=args.model)
+        value: object = result
+        if args.schema:
+            value = ocr.annotation_frame(result, args.schema, self.session)
+            display(render.frame(value, result.footer), raw=True)
+        elif args.tables:
+            value = result.tables()
+            for table in value:
+                display(render.frame(table), raw=True)
+            display(render.note(f"{len(value)} table{'' if len(value) == 1 else 's'} in "
+                                f"{result.name} · {result.footer}"), raw=True)
+        else:
+            display(result)
+        if args.output:
+            user_ns[args.output] = value
+
     def cmd_schema(self, args):
         from .schema import SchemaSpec
 
@@ -267,4 +293,12 @@ def _command_parsers() -> dict[str, MagicArgumentParser | None]:
         "fix": parser("fix", (("-m", "--model"), {"default": None,
                                                    "help": "model (default: MistralMagics.model)"})),
         "moderate": None,
+        "ocr": parser(
+            "ocr", (("source",), {"help": "a path, an http(s) URL, or a name holding bytes or a path"}),
+            (("--pages",), {"default": None, "help": "pages from 0, e.g. 0-2 or 0,3,5-7"}),
+            (("--schema",), {"default": None, "help": "fields to read into a typed one-row DataFrame"}),
+            (("--tables",), {"action": "store_true", "help": "the pages' tables as DataFrames"}),
+            (("-o", "--output"), {"default": None, "help": "keep the result in this variable"}),
+            (("-m", "--model"), {"default": None, "help": "OCR model (default: mistral-ocr-latest)"}),
+        ),
     }

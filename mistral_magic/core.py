@@ -12,6 +12,7 @@ parsing.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from .answer import Answer
@@ -59,6 +60,21 @@ class Session(CallPath):
         self.batch_holds: dict[str, Any] = {}
 
     # -- settings-derived state -------------------------------------------------
+
+    @cached_property
+    def uploads(self):
+        """Documents sent by reference: uploaded once per content and backend, signed when sent
+        (`uploads.Uploads`)."""
+        from .uploads import Uploads
+
+        return Uploads(self)
+
+    @cached_property
+    def capabilities(self):
+        """What each model of the backend can do, from its model cards (`capabilities`)."""
+        from .capabilities import Capabilities
+
+        return Capabilities(self)
 
     @property
     def cache(self):
@@ -156,7 +172,9 @@ class Session(CallPath):
         `system` and `new` shape this request only; `apply_chat_settings` makes them
         the chat's when the request is really sent. `think` (else `MistralMagics.think`)
         adds the model's reasoning controls (`reasoning.controls`); `tools` the tools'
-        definitions and `tool_choice` how the model must use them.
+        definitions and `tool_choice` how the model must use them. `images` are the chunks
+        that follow the prompt (`inputs.CellInputs.chunks`: pictures, and documents by
+        reference, which are signed only when the request is sent).
         """
         from .reasoning import controls
 
@@ -201,7 +219,17 @@ class Session(CallPath):
         return estimate_call(
             self.prices, request["model"], request["messages"], tools=request.get("tools"),
             max_tokens=request.get("max_tokens"), batch=batch,
+            prompt_tokens=self._attachment_tokens(request),
         )
+
+    def _attachment_tokens(self, request: dict, exact: bool = True) -> int | None:
+        """The prompt's count when it carries documents or picture URLs (`inputs.count_prompt`:
+        their bounds), else None: the messages are counted as they are."""
+        from .inputs import count_prompt, has_attachments
+
+        if not has_attachments(request["messages"]):
+            return None
+        return count_prompt(self, request["messages"], request.get("tools"), exact=exact)
 
     def reserve(self, request: dict, *, exact: bool | None = None, batch: bool = False,
                 default_cap: int | None = None, prompt_tokens: int | None = None,
@@ -231,16 +259,22 @@ class Session(CallPath):
         if prompt_tokens is None and self.budget.limit_usd is None:
             # Nothing is held without a limit: the count only stands in for usage the
             # server does not report, so it is taken then, not before the first send.
+            def count() -> int:
+                counted = self._attachment_tokens(request, exact is not False)
+                return (count_messages(request["messages"], request.get("tools"))
+                        if counted is None else counted)
+
             return dict(
-                prices=self.prices, model=request["model"],
-                prompt_tokens=lambda: count_messages(request["messages"], request.get("tools")),
+                prices=self.prices, model=request["model"], prompt_tokens=count,
                 max_tokens=request.get("max_tokens") if max_tokens is None else max_tokens,
                 batch=batch, n=request.get("n") or 1, default_cap=default_cap,
             )
-        if prompt_tokens is None:
-            prompt_tokens = count_messages(request["messages"], tools=request.get("tools"))
         if exact is None:
             exact = self.backend_spec().kind == "offline"
+        if prompt_tokens is None:
+            prompt_tokens = self._attachment_tokens(request, exact)
+        if prompt_tokens is None:
+            prompt_tokens = count_messages(request["messages"], tools=request.get("tools"))
         return dict(
             prices=self.prices, model=request["model"],
             prompt_tokens=prompt_bound(prompt_tokens, exact), exact_prompt=prompt_tokens,
@@ -275,6 +309,10 @@ def preview_request(request: dict, head: int = PREVIEW_HEAD, tail: int = PREVIEW
     """A copy of a request for showing: each long text keeps its head and tail, the rest counted."""
 
     def cut(text: str) -> str:
+        if text.startswith("data:") and "," in text[:100] and len(text) > 200:
+            # A picture's base64 says nothing to a reader: its type and length do.
+            keep = text.index(",") + 1
+            return f"{text[:keep]}… [{len(text) - keep:,} characters hidden]"
         hidden = len(text) - head - tail
         if hidden <= 0:
             return text

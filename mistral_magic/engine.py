@@ -42,7 +42,7 @@ from .batchrun import run_job
 from .budget import MIN_ANSWER_TOKENS
 from .cache import request_key, stored_text
 from .calls import Call, run_async
-from .errors import APIError, ConfigError, user_message
+from .errors import APIError, ConfigError, ReplayMiss, user_message
 from .estimates import DEFAULT_MAX_TOKENS, prompt_bound
 from .limiter import Pacing, RateLimiter
 from .reask import Reasks
@@ -182,14 +182,15 @@ class RowRun:
         display(note(
             f"{self.job.verb} {_rows(len(pending))}{how} with {self.model}"
             + (f" ({skipped})" if skipped else "")
-            + f": {format_tokens(sum(e.prompt_tokens for e in estimates))} prompt tokens "
+            + f": {self._amount(estimates)} "
             f"({format_cost(_total(e.prompt_cost for e in estimates))}), "
             f"worst case {format_cost(_total(e.worst_cost for e in estimates))}."
         ), raw=True)
         if not batch:
             # Each row reserves and is capped as it goes; refuse up front only what cannot
-            # finish even with the least useful answer for every row.
+            # finish even with the least useful answer for every row (a page costs what it costs).
             least = _total(
+                e.worst_cost if self.job.per_page else
                 self.session.prices.cost(self.model, prompt_bound(e.prompt_tokens, self.exact),
                                          min(MIN_ANSWER_TOKENS, e.max_completion_tokens))
                 for e in estimates
@@ -197,6 +198,15 @@ class RowRun:
             self.session.budget.require(
                 least, f"{self.job.verb.lower()} {len(pending):,} rows", model=self.model)
         return estimates
+
+    def _amount(self, estimates: list) -> str:
+        """What the pending rows send: prompt tokens, or pages for a job priced per page."""
+        if not self.job.per_page:
+            return f"{format_tokens(sum(e.prompt_tokens for e in estimates))} prompt tokens"
+        known = [e.pages for e in estimates if e.pages is not None]
+        unknown = len(estimates) - len(known)
+        pages = f"{sum(known):,} page{'' if sum(known) == 1 else 's'}"
+        return pages + (f" and {_rows(unknown)} of unknown length" if unknown else "")
 
     # -- row by row -------------------------------------------------------------------
 
@@ -320,24 +330,37 @@ class RowRun:
 
     async def _call_rows(self, rows: list[int]) -> list:
         """One call of a job's own (`RowJob.send`), carrying `rows`; a record or error per row."""
-        request = self.job.pack([self.requests[i] for i in rows])
-        estimate = self.job.estimate(request)
-        reservation = await self.session.reserve_async(
-            request, exact=self.exact, prompt_tokens=estimate.prompt_tokens,
-            max_tokens=estimate.max_completion_tokens)
+        if self.replaying:  # nothing is sent: a row not finished before has no answer
+            raise ReplayMiss("no stored result for this row, and MistralMagics.cache is 'replay', "
+                             "which never sends; record it with %config MistralMagics.cache = 'on'")
+        job = self.job
+        request = job.pack([self.requests[i] for i in rows])
+        estimate = job.estimate(request)
+        if job.per_page:
+            reservation = await self.session.budget.reserve_total_async(
+                estimate.worst_cost, f"{job.kind} of {_rows(len(rows))}", model=self.model,
+                fix="read fewer pages (pages=...) or send fewer rows")
+        else:
+            reservation = await self.session.reserve_async(
+                request, exact=self.exact, prompt_tokens=estimate.prompt_tokens,
+                max_tokens=estimate.max_completion_tokens)
         call = Call(self.session, request, reservation, backend=self.backend.kind,
-                    kind=self.job.kind, stream=False)
+                    kind=job.kind, stream=False)
+        if job.per_page:
+            call.expect_pages(estimate.pages, job.annotated)
         values: list = []
 
         async def send() -> None:
-            reply = await self.job.send(self.backend.client, request, self.pacing.retries)
+            reply = await job.send(self.backend.client, request, self.pacing.retries)
             call.take_usage(reply.prompt_tokens, reply.completion_tokens)
+            if reply.pages is not None:
+                call.take_pages(reply.pages, job.annotated)
             values[:] = reply.values
 
         self._spend(await run_async(call, send, self.pacing))
         if len(values) != len(rows):
             raise APIError(f"the server sent {len(values)} results for {_rows(len(rows))}")
-        return [_parsed(self.job.parse, value) for value in values]
+        return [_parsed(job.parse, value) for value in values]
 
     def _spend(self, answer) -> None:
         """Count a call's cost, and end the row as its call ended (interrupted, failed)."""

@@ -40,6 +40,7 @@ class Estimate:
     prompt_cost: float | None
     model: str | None = None
     batch: bool = False
+    pages: int | None = None  # pages an OCR call reads (priced per page); None: unknown or tokens
 
 
 def estimate_call(
@@ -50,16 +51,18 @@ def estimate_call(
     max_tokens: int | None = None,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
     batch: bool = False,
+    prompt_tokens: int | None = None,
 ) -> Estimate:
     """Count the prompt (Tekken, via `tokens.count_messages`) and price the worst case.
 
     The worst case is the prompt plus `max_tokens` completion tokens. When the call
     sets no `max_tokens`, `default_max_tokens` (1024) is assumed rather than the
     model's whole context, which would make any budget refuse every call.
+    `prompt_tokens`, when given, is the prompt's count (one made with attachments' bounds).
     """
     from .tokens import count_messages
 
-    prompt = count_messages(messages, tools=tools)
+    prompt = count_messages(messages, tools=tools) if prompt_tokens is None else prompt_tokens
     completion = int(max_tokens if max_tokens is not None else default_max_tokens)
     return Estimate(
         prompt_tokens=prompt,

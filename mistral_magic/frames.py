@@ -165,17 +165,33 @@ class MistralAccessor:
         seed: int | None = None,
         batch: bool = False,
         progress: bool = True,
+        image: str | None = None,
     ):
         """Extract `schema` fields from every row; returns a DataFrame aligned to the index.
 
         `schema` is a pydantic model, a JSON Schema dict, or the DSL
         (`"name, age int, price float: in euros, tags list, born date"`); with no
         schema the model answers in JSON mode and its keys become the columns.
+        `image` names a column of pictures (paths, http(s) URLs or bytes) sent with each
+        row's text to a model that sees images (`pictures`: downscaled, encoded once).
         """
         engine = self._engine(concurrency, requests_per_second, tokens_per_minute, max_retries,
                               progress)
         job = Extraction(engine.session, self._df, prompt, schema, model=model,
-                         max_tokens=max_tokens, temperature=temperature, seed=seed)
+                         max_tokens=max_tokens, temperature=temperature, seed=seed, image=image)
+        return engine.run(job, batch=batch)
+
+
+    def ocr(self, column: str, schema: Any = None, *, model: str | None = None,
+            pages: str | None = None, concurrency: int = 8,
+            requests_per_second: float | None = None, max_retries: int | None = None,
+            batch: bool = False, progress: bool = True):
+        """Read the document in each row of `column` (paths, http(s) URLs or bytes) with Mistral
+        OCR; returns ``text`` and ``pages`` per row, or `schema`'s typed fields (see `ocr`)."""
+        from .ocr import OCRJob
+
+        engine = self._engine(concurrency, requests_per_second, None, max_retries, progress)
+        job = OCRJob(engine.session, self._df, column, schema, model=model, pages=pages)
         return engine.run(job, batch=batch)
 
 
@@ -186,8 +202,15 @@ class Extraction(RowJob):
     verb = "Extracting"
 
     def __init__(self, session, df, prompt, schema, *, model=None, max_tokens=None,
-                 temperature=None, seed=None):
+                 temperature=None, seed=None, image=None):
+        from .errors import ConfigError
         from .schema import SchemaSpec
+
+        if image is not None and image not in df.columns:
+            raise ConfigError(f"image={image!r} is not a column of the frame "
+                              f"({', '.join(str(c) for c in df.columns)})")
+        self.image = image
+        self._picture = None  # the row being built's image chunk
 
         self.spec = SchemaSpec.from_spec(schema, session.shell.user_ns) if schema is not None else None
         # Built once and shared by every row's request (building it copies the schema).
@@ -199,13 +222,34 @@ class Extraction(RowJob):
             "seed": seed,
         }
         super().__init__(session, df, prompt, model=model)
+        if image is not None:
+            session.capabilities.require(self.model, "vision")
+
+    def _request(self, i: int, text):
+        if self.image is not None and text is not None:
+            from .errors import ConfigError
+            from .pictures import picture
+
+            value = self.df[self.image].iloc[i]
+            if self._missing(i, [self.image], {self.image: value}):
+                return None
+            try:
+                self._picture = picture(value, f"row {i} of {self.image!r}").chunk()
+            except ConfigError as exc:
+                self.errors[i] = str(exc)
+                self.refused_rows.add(i)
+                return None
+        return super()._request(i, text)
 
     def request(self, text: str) -> dict:
         from .core import chat_request
 
+        content: object = text
+        if self._picture is not None:
+            content = [{"type": "text", "text": text}, self._picture]
         return chat_request(
             self.model,
-            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}],
+            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}],
             response_format=self.response_format,
             **self.options,
         )

@@ -1,4 +1,4 @@
-"""`%%mistral` and `%mistral`: settings (traits) and the cell magic's arguments; the manual is `MANUAL`.
+"""`%%mistral` and `%mistral`: settings (traits) and the cell magic's arguments; the manual is `manual.MANUAL`.
 
 Each `%mistral` command is a method of `commands.Commands`; errors become one line in
 `errors.guard`.
@@ -26,88 +26,9 @@ from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, Unicode, ob
 
 from .commands import Commands, parse
 from .errors import guard
+from .manual import MANUAL
 
 FORMATS = ("markdown", "text", "code")
-
-MANUAL = """Ask a Mistral model from a cell; the answer streams in (`%%mistral`), or run a command (`%mistral`).
-
-Load with ``%load_ext mistral_magic``. With no API key the built-in offline server
-answers (local, deterministic, free); with ``MISTRAL_API_KEY`` (or ``%mistral key``,
-or a ``.env`` file) cells go to La Plateforme.
-
-Ask, and follow up — each cell is a turn of its chat, re-running a cell replaces
-its turn::
-
-    %%mistral
-    Explain the bias-variance trade-off in three bullet points.
-
-    %%mistral -t 0.2 --max-tokens 200
-    Now give a one-line example with a decision tree.
-
-Variables come from the notebook (``{{`` / ``}}`` for literal braces)::
-
-    %%mistral -c review -s "You are a terse data reviewer." -o verdict
-    Is anything odd in this table? {df}
-
-Code straight into the next cell, a dry run, JSON and schema-typed DataFrames::
-
-    %%mistral --format code
-    Write a pandas function that winsorises every numeric column at 1%/99%.
-
-    %%mistral --dry-run
-    How much would this prompt cost?
-
-    %%mistral --schema "name, age int, city" --many -o people
-    Extract the people: {text}
-
-Answers are kept in ``.mistral_magic/store.sqlite`` (``MistralMagics.cache_path``):
-after a restart, a cell whose exact request was answered before gets that answer at
-$0, marked cached; running a cell again in the same kernel, or ``--refresh``, asks
-again. ``%config MistralMagics.cache = "replay"`` never sends (no key needed): ship
-``%mistral cache export answers.sqlite`` with a notebook, and point ``cache_path`` at it.
-
-Notebook functions as tools (each call shown under the answer), and reasoning::
-
-    %%mistral --tools describe_column,plot_hist [--approve] [--max-steps 5]
-    Describe the price column, then plot its histogram with 20 bins.
-
-    %%mistral --think high
-    Which region should we look at first, and why?
-
-Codestral fills the one ``<FILL>`` in a cell of code; the completed code becomes the
-next cell (``{braces}`` are sent as written)::
-
-    %%mistral --fim
-    def mean(values):
-        <FILL>
-
-Commands::
-
-    %mistral history [-c CHAT]   %mistral reset [-c CHAT | --all]   %mistral undo [-c CHAT]
-    %mistral chats               %mistral usage [--all]             %mistral models
-    %mistral config              %mistral key [--clear]             %mistral backend
-    %mistral tokens TEXT         %mistral schema SPEC [--many]
-    %mistral batch list | status ID | cancel ID
-    %mistral cache [clear | export FILE [--all] | import FILE]
-    %mistral meter               %mistral panel                     %mistral chat NAME
-    %mistral fix [-m MODEL]      %mistral moderate TEXT
-
-``%mistral fix`` explains the last error and puts the corrected cell next; ``Err`` holds
-the last tracebacks as text (``{Err[-1]}`` in a prompt).
-
-Commands expand ``$name`` and ``{name}`` like any line magic:
-``%mistral batch status {job_id}``. In a cell, ``{name}`` is the prompt's own
-interpolation (names and attributes starting with ``_`` are refused).
-
-Settings (``%config MistralMagics`` lists them)::
-
-    %config MistralMagics.model = "mistral-large-latest"
-    %config MistralMagics.budget_usd = 0.50
-    %config MistralMagics.server_url = "http://localhost:8000"   # its key: MISTRAL_SERVER_KEY
-
-The La Plateforme key goes only to Mistral's own hosts over https; a self-hosted
-``server_url`` gets ``MistralMagics.server_key`` or ``MISTRAL_SERVER_KEY``, or none.
-"""
 
 
 class SecretUnicode(Unicode):
@@ -293,6 +214,12 @@ class MistralMagics(Magics):
     @argument("--no-interpolate", action="store_true", help="Send {braces} as they are.")
     @argument("--fim", action="store_true",
               help="Fill the cell's one <FILL> with Codestral; the completed code is the next cell.")
+    @argument("--image", action="append", metavar="X",
+              help="A picture to send (repeatable): a name holding a Figure, Axes, PIL image, "
+              "array, bytes or IPython Image; plt (the current figure); a path; an http(s) URL.")
+    @argument("--file", action="append", metavar="F",
+              help="A document to send (repeatable): a PDF, DOCX, PPTX or text file, uploaded "
+              "once and sent by signed URL.")
     @argument("--tools", metavar="NAMES", help="Notebook functions the model may call: f,g.")
     @argument("--tool-choice", metavar="C", help="auto, any, none or a tool's name.")
     @argument("--max-steps", type=_positive_int, help="Most model calls of a --tools cell (default 5).")
@@ -308,6 +235,8 @@ class MistralMagics(Magics):
         args = parse(self.mistral.parser, line)
         if not cell.strip():
             raise UsageError("%%mistral needs a prompt in the cell body, below the %%mistral line")
+        if args.fim and (args.image or args.file):
+            raise UsageError("--image and --file go with a chat cell, not --fim")
         if args.fim:
             from . import fim
 
@@ -357,14 +286,22 @@ class MistralMagics(Magics):
 
         toolbox, choice = from_arguments(args, self.tools, self.shell.user_ns)
         cell_id = None if args.no_history else session.cell_id
+        inputs = None
+        if args.image or args.file:
+            from .inputs import gather
+
+            inputs = gather(session, args.image, args.file, self.shell.user_ns,
+                            args.model or self.model, check=not args.dry_run)
         # Built without touching the chat, so that a dry run changes nothing.
         request = session.build_request(
             prompt, chat=args.chat, model=args.model, system=args.system,
             temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
             history=not args.no_history, new=args.new, response_format=response_format,
-            cell_id=cell_id, think=args.think,
+            cell_id=cell_id, images=inputs.chunks() if inputs else None, think=args.think,
             tools=toolbox.definitions() if toolbox else None, tool_choice=choice,
         )
+        if inputs:
+            inputs.show()
         if args.dry_run:
             return self._dry_run(request, args.output)
         try:

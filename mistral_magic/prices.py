@@ -15,7 +15,9 @@ override given for an alias applies to that model. A model with no known price
 costs ``None`` (shown as "unknown"), never 0; a call that used no tokens costs 0,
 whatever its price, so a failed call never makes a total unknown. Batch calls cost
 ``batch_discount`` (0.5) of the list price. OCR is priced per page (`page_cost`),
-not per token, so its token `price`/`cost` is ``None``.
+not per token, so its token `price`/`cost` is ``None``; a page read with an annotation
+format costs ``per_annotated_page`` instead of ``per_page`` (the price list's "USD per
+page with an annotation format").
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class ModelPrice:
     output: float | None = None
     per_page: float | None = None
     context: int | None = None
+    per_annotated_page: float | None = None
 
 
 class PriceTable:
@@ -113,12 +116,17 @@ class PriceTable:
         usd = ((prompt_tokens or 0) * price[0] + (completion_tokens or 0) * price[1]) / 1e6
         return usd * self.batch_discount if batch else usd
 
-    def page_cost(self, model: str | None, pages: int, batch: bool = False) -> float | None:
-        """USD for an OCR call of `pages` pages; None if the model is not priced per page."""
+    def page_cost(self, model: str | None, pages: int | None, batch: bool = False,
+                  annotated: bool = False) -> float | None:
+        """USD for an OCR call of `pages` pages (annotated: with an annotation format); None if
+        the model is not priced per page (or `pages` is unknown). No pages cost 0."""
+        if pages == 0:
+            return 0.0
         entry = self.entry(model)
-        if entry is None or entry.per_page is None:
+        if entry is None or entry.per_page is None or pages is None:
             return None
-        usd = pages * entry.per_page
+        each = entry.per_annotated_page if annotated and entry.per_annotated_page else entry.per_page
+        usd = pages * each
         return usd * self.batch_discount if batch else usd
 
     def with_overrides(self, overrides: Mapping[str, Any] | None) -> PriceTable:
@@ -169,13 +177,23 @@ def _parse_override(name: str, value: Any, known: ModelPrice | None) -> ModelPri
         raise ConfigError(
             f"MistralMagics.prices[{name!r}] = {value!r} is not a price: {_OVERRIDE_FORM}"
         )
-    unknown = set(value) - {"input", "output", "per_page"}
+    unknown = set(value) - {"input", "output", "per_page", "per_annotated_page"}
     if unknown:
         raise ConfigError(
             f"MistralMagics.prices[{name!r}] has unknown keys {sorted(unknown)}: {_OVERRIDE_FORM}"
         )
     if "per_page" in value:
-        return ModelPrice(per_page=_number(name, "per_page", value["per_page"]), context=context)
+        annotated = value.get("per_annotated_page")
+        return ModelPrice(
+            per_page=_number(name, "per_page", value["per_page"]), context=context,
+            per_annotated_page=None if annotated is None
+            else _number(name, "per_annotated_page", annotated),
+        )
+    if "per_annotated_page" in value:
+        raise ConfigError(
+            f"MistralMagics.prices[{name!r}] needs a 'per_page' price beside 'per_annotated_page': "
+            f"{_OVERRIDE_FORM}"
+        )
     if "input" not in value:
         raise ConfigError(
             f"MistralMagics.prices[{name!r}] needs an 'input' price: {_OVERRIDE_FORM}"
@@ -205,6 +223,7 @@ def _load_base() -> PriceTable:
                     output=entry.get("output"),
                     per_page=entry.get("per_page"),
                     context=entry.get("context"),
+                    per_annotated_page=entry.get("per_annotated_page"),
                 )
                 for alias in entry.get("aliases", []):
                     aliases[alias] = model_id

@@ -19,7 +19,11 @@ none). It may carry several rows in one call: up to `rows_per_call` rows, and (w
 `tokens_per_call` is set) up to that many prompt tokens, are packed greedily, in
 order, and joined by `pack` into one request; the `Reply` holds one value per row, in
 order. Each row keeps its own request as its cache key, so a re-run pays only for
-rows not done.
+rows not done. For ``batch=True`` a job's rows go as `batch_body` lines (keyed as they
+are, so a job is found again), sent as `batch_sent` makes them (OCR signs its documents'
+URLs there), and each result line becomes a `Reply` through `batch_reply`. A job priced
+per page (OCR: `per_page`) has estimates that count pages, and replies that say how
+many were read.
 
 `request(text)` may raise `RowRefused` for a row that cannot be sent as it is (a
 text past the model's input limit): that row is not sent, and its `_error` says why.
@@ -61,6 +65,7 @@ class Reply:
     values: list[Any]
     prompt_tokens: int | None = None
     completion_tokens: int | None = 0
+    pages: int | None = None  # pages read, for a job priced per page
 
 
 class RowJob:
@@ -73,6 +78,8 @@ class RowJob:
     tokens_per_call: int | None = None  # with rows_per_call > 1: a call's prompt tokens at most
     batch_endpoint: str | None = "/v1/chat/completions"  # None: batch=True is not offered
     send = None  # async (client, request, retries) -> Reply, for endpoints other than chat
+    per_page = False  # priced per page (OCR): estimates count pages, replies say how many
+    annotated = False  # with per_page: pages read with an annotation format (their own price)
 
     def __init__(self, session, df, prompt: str, *, model: str | None = None):
         self.session = session
@@ -118,6 +125,10 @@ class RowJob:
     def batch_body(self, request: dict) -> dict:
         """A row's batch line body, as the endpoint takes it on the wire (the job names the model)."""
         return {name: value for name, value in request.items() if name != "model"}
+
+    def batch_sent(self, body: dict) -> dict:
+        """A line's body as it is sent (the job is keyed by `batch_body`'s): the same here."""
+        return body
 
     def batch_reply(self, body: dict) -> Reply:
         """One batch line's answer from its response body, and its usage (a chat completion

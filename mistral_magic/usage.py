@@ -8,6 +8,8 @@ Record times are timezone-aware UTC (`datetime.now(timezone.utc)`), so ledgers
 from kernels in different zones line up; convert with ``.dt.tz_convert`` to show
 local time. A record's cost is ``None`` when the model's price is unknown, never 0;
 an answer served from the response cache is a record with ``cached=True`` and cost 0.
+An OCR call is priced per page: its record carries `pages` (None for calls priced by
+tokens), and its token counts are 0.
 
 This module imports pandas only for `Ledger.to_frame`.
 """
@@ -78,6 +80,7 @@ class CallRecord:
     batch: bool = False
     cached: bool = False  # answered from the response cache: cost 0, nothing was sent
     error: str | None = None
+    pages: int | None = None  # pages read by an OCR call (priced per page); None otherwise
 
     @property
     def total_tokens(self) -> int:
@@ -98,20 +101,22 @@ FRAME_COLUMNS = (
     "backend",
     "cached",
     "error",
+    "pages",
 )
 
 
 def _totals(records: Iterable[CallRecord]) -> dict[str, Any]:
-    calls = prompt = completion = 0
+    calls = prompt = completion = pages = 0
     cost = 0.0
     known = True
     for rec in records:
         calls += 1
         prompt += rec.prompt_tokens or 0
         completion += rec.completion_tokens or 0
+        pages += rec.pages or 0
         if rec.cost is None:
-            # A call that used no tokens cost nothing, priced or not.
-            known = known and rec.total_tokens == 0
+            # A call that used no tokens (or pages) cost nothing, priced or not.
+            known = known and rec.total_tokens == 0 and not rec.pages
         else:
             cost += rec.cost
     return {
@@ -120,6 +125,7 @@ def _totals(records: Iterable[CallRecord]) -> dict[str, Any]:
         "completion_tokens": completion,
         "cost": cost,
         "cost_known": known,
+        "pages": pages,
     }
 
 
@@ -170,7 +176,7 @@ class Ledger:
             return self._spent
 
     def totals(self) -> dict[str, Any]:
-        """calls, prompt_tokens, completion_tokens, cost (known costs summed), cost_known."""
+        """calls, prompt_tokens, completion_tokens, cost (known costs summed), cost_known, pages."""
         return _totals(self.records)
 
     def by_model(self) -> dict[str, dict[str, Any]]:
@@ -227,6 +233,7 @@ class Ledger:
                 "backend": pd.Series(column["backend"], dtype=object),
                 "cached": pd.Series([bool(v) for v in column["cached"]], dtype=bool),
                 "error": pd.Series(column["error"], dtype=object),
+                "pages": pd.Series(column["pages"], dtype="Int64"),
             },
             columns=list(FRAME_COLUMNS),
         )

@@ -256,6 +256,29 @@ def assert_cost_shown(shown: str, expected: float) -> None:
     assert abs(value - expected) <= half_unit * 1.001, f"${shown} shown, ${expected:.8f} spent"
 
 
+def test_documents_show_thumbnails_pages_and_tables(lab, notebook):
+    from playwright.sync_api import expect
+
+    page = notebook("documents.ipynb")
+    with artifacts_on_failure(page, lab, "documents"):
+        run_all(page)
+        wait_for_run(page, "%mistral usage")
+        asked = code_cell(page, "--image fig")
+        thumb = asked.locator(".jp-RenderedImage img")
+        expect(thumb).to_have_count(1)  # the thumbnail sheet, a PNG we made
+        assert thumb.evaluate("img => img.naturalHeight") <= 96
+        expect(asked.locator(".jp-RenderedHTMLCommon").last).to_contain_text("1 image received")
+        ocr = code_cell(page, "%mistral ocr invoices/INV-1001.pdf").locator(".jp-RenderedHTMLCommon")
+        expect(ocr.locator("table")).to_have_count(1)  # the page's Markdown table, rendered
+        expect(ocr.locator("sub")).to_contain_text("1 page")
+        expect(code_cell(page, "table = invoices.mistral.ocr").locator("table").last).to_contain_text(
+            "Katherine Johnson")
+        assert_no_math(page)
+        assert not render_problems(page)
+        asked.evaluate("el => el.scrollIntoView({block: 'start'})")
+        screenshot(page, "documents", readme=True)
+
+
 def test_tool_calls_and_reasoning_show_as_collapsed_blocks(lab, notebook):
     from playwright.sync_api import expect
 

@@ -183,7 +183,8 @@ def test_tools(tmp_path, monkeypatch):
     assert usage.count("mistral-small-latest") == 5  # two steps, two steps, one answer
 
 
-CHECKED = {"quickstart.ipynb", "extraction.ipynb", "teaching.ipynb", "semantic.ipynb", "tools.ipynb"}
+CHECKED = {"quickstart.ipynb", "extraction.ipynb", "teaching.ipynb", "semantic.ipynb", "tools.ipynb",
+           "documents.ipynb"}
 
 
 def test_every_notebook_is_checked():
@@ -258,3 +259,32 @@ def test_teaching(tmp_path, monkeypatch):
     exported = text_of(cell(nb, "%mistral cache export"))
     assert "Exported 3 answers to `lesson-answers.sqlite`" in exported
     assert "cache = 'replay'" in exported and (tmp_path / "lesson-answers.sqlite").exists()
+
+
+def test_documents(tmp_path, monkeypatch):
+    import base64
+
+    nb = execute("documents.ipynb", tmp_path, monkeypatch)
+    asked = cell(nb, "%%mistral --image fig")
+    thumbs = [o for o in asked.outputs if "image/png" in o.get("data", {})]
+    assert len(thumbs) == 1 and base64.b64decode(thumbs[0]["data"]["image/png"])[:4] == b"\x89PNG"
+    said, meta = answer(asked)
+    assert "1 image received" in said and "PNG" in said
+    assert "fig: " in text_of(asked) and "tokens" in text_of(asked)
+    assert "data:image" not in str(asked.outputs)  # thumbnails only: the picture is not kept twice
+    follow, _ = answer(cell(nb, "%%mistral\nWhat would"))
+    assert "1 earlier image" in follow
+    page = text_of(next(c for c in nb.cells if c.source == "%mistral ocr invoices/INV-1001.pdf"))
+    assert "Customer: Ada Lovelace" in page and "1 page" in page and " in / " not in page
+    tables = text_of(cell(nb, "%mistral ocr invoices/INV-1001.pdf --tables"))
+    assert "Widget" in tables and "float64" in tables and "1 table in INV-1001.pdf" in tables
+    table = text_of(cell(nb, "table = invoices.mistral.ocr"))
+    for name, total in [("Ada Lovelace", "40.0"), ("Grace Hopper", "52.0"), ("Katherine Johnson", "76.0")]:
+        assert name in table and total in table
+    assert "INV-1003" in table and "4 pages" in table
+    dtypes = text_of(cell(nb, "table.dtypes"))
+    assert "datetime64" in dtypes and "float64" in dtypes
+    filed, _ = answer(cell(nb, "%%mistral --new --file"))
+    assert "Document read: INV-1002.pdf" in filed and "Grace Hopper" in filed
+    usage = text_of(cell(nb, "%mistral usage"))
+    assert "mistral-ocr-latest" in usage and "pages" in usage

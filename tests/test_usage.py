@@ -241,6 +241,7 @@ def test_ledger_totals_and_by_model():
         "completion_tokens": 0,
         "cost": 0.0,
         "cost_known": True,
+        "pages": 0,
     }
     ledger.record(_rec("a", 10, 5, 0.25))
     ledger.record(_rec("b", 1, 2, None))
@@ -285,8 +286,10 @@ def test_to_frame_columns_and_dtypes():
         "backend",
         "cached",
         "error",
+        "pages",
     ]
     assert str(frame["cached"].dtype) == "bool" and not frame["cached"].any()
+    assert str(frame["pages"].dtype) == "Int64" and frame["pages"].isna().all()
     assert str(frame["prompt_tokens"].dtype) == "Int64"
     assert str(frame["completion_tokens"].dtype) == "Int64"
     assert str(frame["cost"].dtype) == "float64"
@@ -300,7 +303,7 @@ def test_to_frame_columns_and_dtypes():
 
 def test_to_frame_empty_has_columns_and_dtypes():
     frame = Ledger().to_frame()
-    assert len(frame) == 0 and len(frame.columns) == 13
+    assert len(frame) == 0 and len(frame.columns) == 14
     assert str(frame["prompt_tokens"].dtype) == "Int64" and str(frame["cost"].dtype) == "float64"
 
 

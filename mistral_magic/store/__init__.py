@@ -1,6 +1,6 @@
 """The store: one SQLite file that outlives the kernel, shared by every kernel in a folder.
 
-It keeps four things:
+It keeps five things:
 
 - **the response cache**: each successful call's answer, keyed by its exact request
   (`request_key`), with its usage and cost at the time, how often it was reused (and
@@ -11,7 +11,9 @@ It keeps four things:
 - **the Batch API jobs** this folder started (``store.jobs``), so the same call
   reattaches to its job;
 - **the ledger** of every call across kernels (``store.ledger``), for
-  ``%mistral usage --all``.
+  ``%mistral usage --all``;
+- **uploads** (``store.uploads``): which file id a backend gave a document's content,
+  so sending the same file again does not upload it again (never its signed URL).
 
 Where
     ``.mistral_magic/store.sqlite`` in the working directory (resolved when the `Store`
@@ -93,7 +95,7 @@ from .db import (
 )
 from .schema import now
 from .secrets import Scrubber, is_secret_name
-from .tables import BatchJob, BatchJobs, Records, StoredLedger
+from .tables import BatchJob, BatchJobs, Records, StoredLedger, Uploads
 from .transfer import COLUMNS, UPSERT, note_uses
 
 __all__ = ["BatchJob", "Entry", "Store", "StoreError", "StoreStats", "request_key"]
@@ -170,6 +172,8 @@ class Store(Database):
         self.jobs = BatchJobs(self)
         #: every call of every kernel: ``store.ledger.append/frame``
         self.ledger = StoredLedger(self)
+        #: documents uploaded to a backend, by content: ``store.uploads.get/put/forget``
+        self.uploads = Uploads(self)
 
     def __enter__(self) -> Store:
         return self

@@ -157,6 +157,29 @@ def m005_batch_jobs_read(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE batch_jobs ADD COLUMN read TEXT")
 
 
+@migration
+def m006_uploads(db: sqlite3.Connection) -> None:
+    # Files uploaded to a backend (its URL) for their content (sha256), so a re-run sends
+    # the file id again instead of the file; signed URLs are never kept here.
+    db.execute(
+        """CREATE TABLE uploads (
+            backend TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            file_id TEXT NOT NULL,
+            name TEXT,
+            bytes INTEGER,
+            created TEXT NOT NULL,
+            PRIMARY KEY (backend, sha256)
+        ) WITHOUT ROWID"""
+    )
+
+
+@migration
+def m007_ledger_pages(db: sqlite3.Connection) -> None:
+    # OCR calls are priced per page: the ledger keeps how many.
+    db.execute("ALTER TABLE ledger ADD COLUMN pages INTEGER")
+
+
 def now() -> str:
     """The current UTC time as ISO 8601 text: sortable, and readable in any SQLite tool."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")

@@ -1,7 +1,7 @@
-"""The store's other tables: row jobs' resume state, batch jobs, and the ledger across kernels.
+"""The store's other tables: row jobs' resume state, batch jobs, the ledger across kernels, uploads.
 
 Each is a view on a `mistral_magic.store.Store`, sharing its connection, lock and
-scrubbing: ``store.records``, ``store.jobs`` and ``store.ledger``.
+scrubbing: ``store.records``, ``store.jobs``, ``store.ledger`` and ``store.uploads``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ _JOB_READ = (*_JOB_COLUMNS, "read")
 #: from the cache; the kernel's session id is kept beside them.
 LEDGER_FIELDS = (
     "time", "chat", "model", "kind", "prompt_tokens", "completion_tokens", "cost",
-    "latency_s", "ttft_s", "status", "backend", "batch", "cached", "error",
+    "latency_s", "ttft_s", "status", "backend", "batch", "cached", "error", "pages",
 )
 _LEDGER_DEFAULTS = {"kind": "chat", "status": "ok", "batch": False, "cached": False}
 
@@ -222,7 +222,7 @@ class StoredLedger:
         frame = {name: pd.Series(data[name], dtype=object) for name in columns}
         frame["time"] = pd.Series(pd.to_datetime(data["time"], utc=True),
                                   dtype="datetime64[ns, UTC]")
-        for name in ("prompt_tokens", "completion_tokens"):
+        for name in ("prompt_tokens", "completion_tokens", "pages"):
             frame[name] = pd.Series(data[name], dtype="Int64")
         for name in ("cost", "latency_s", "ttft_s"):
             frame[name] = pd.Series([math.nan if v is None else v for v in data[name]],
@@ -250,4 +250,44 @@ def _ledger_value(record: Any, name: str, secrets: list[str]) -> Any:
         return now() if value is None else str(value)
     if name in ("batch", "cached"):
         return int(bool(value))
+    if name == "pages":
+        return value
     return Scrubber.text(value, secrets)
+
+
+class Uploads:
+    """Files uploaded to a backend, by content: (backend URL, sha256) -> file id.
+
+    A file id is no secret (it needs the key to be read); signed URLs are never kept.
+    """
+
+    def __init__(self, store: Store):
+        self._store = store
+
+    def get(self, backend: str, sha256: str) -> str | None:
+        """The id of the file with this content on `backend`, or None."""
+        with self._store.reading() as conn:
+            row = None if conn is None else conn.execute(
+                "SELECT file_id FROM uploads WHERE backend = ? AND sha256 = ?", (backend, sha256)
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def put(self, backend: str, sha256: str, file_id: str, *, name: str | None = None,
+            size: int | None = None) -> None:
+        """Remember that `backend` holds this content as `file_id` (replacing an older id)."""
+        secrets = self._store.scrub.secrets()
+        with self._store.writing() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO uploads (backend, sha256, file_id, name, bytes, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (Scrubber.text(backend, secrets), sha256, file_id, Scrubber.text(name, secrets),
+                 size, now()),
+            )
+
+    def forget(self, backend: str, sha256: str) -> bool:
+        """Forget an upload the backend no longer has (a 404): the next use uploads again."""
+        if not self._store.exists:
+            return False
+        with self._store.writing() as conn:
+            return conn.execute("DELETE FROM uploads WHERE backend = ? AND sha256 = ?",
+                                (backend, sha256)).rowcount > 0
