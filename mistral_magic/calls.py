@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .answer import Answer, footer, provenance
 from .backend import close_error_response, sdk_request
@@ -130,6 +132,17 @@ class Call:
 
     def interrupted(self) -> None:
         self.answer.status = "interrupted"
+
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        """Around a synchronous send: an interrupt or an SDK, transport or server error is
+        recorded on the answer (the caller raises it, as one line, after `settle`)."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.interrupted()
+        except Exception as exc:
+            self.failed(exc)
 
     def failed(self, exc: BaseException) -> None:
         self.answer.status = "error"
@@ -246,7 +259,7 @@ class CallPath:
                 view.start()
             call.sending()
             api = getattr(backend.client, endpoint)
-            try:
+            with call.recording():
                 if stream:
                     with api.stream(**args) as events:
                         for event in events:
@@ -254,10 +267,6 @@ class CallPath:
                                 view.feed(call.parts, call.thinking)
                 else:
                     call.take(api.complete(**args))
-            except KeyboardInterrupt:
-                call.interrupted()
-            except Exception as exc:  # SDK, transport or server errors: recorded, then one line
-                call.failed(exc)
         finally:
             answer = call.settle()
         self.last = answer

@@ -179,14 +179,10 @@ def read(session, value: Any, name: str, *, pages: str | None = None, schema: An
     try:
         args = session.uploads.resolve(call.request, backend)
         call.sending()
-        try:
+        with call.recording():
             body = backend.client.ocr.process(**args).model_dump(mode="json")
             call.take_pages(int((body.get("usage_info") or {}).get("pages_processed") or 0),
                             annotated)
-        except KeyboardInterrupt:
-            call.interrupted()
-        except Exception as exc:  # SDK, transport or server errors: recorded, then one line
-            call.failed(exc)
     finally:
         answer = call.settle()
     session.last = answer
