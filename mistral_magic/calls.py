@@ -30,7 +30,10 @@ and read like chat's; such a request has no messages, so its caller gives its
 ``prompt_tokens``.
 An interrupt in the kernel's thread, or cancelling a task on the loop (the panel's
 Stop, an interrupted row job), ends a call as "interrupted" with its partial text;
-an SDK, transport or server error ends it as "error" with a one-line message.
+an SDK, transport or server error ends it as "error" with a one-line message. A cell
+then ends as interrupted (`stop_if_interrupted` raises `errors.Interrupted`), after its
+partial answer is shown, recorded in the ledger and kept in its chat; the panel's Stop
+ends only the panel's answer.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from .answer import Answer, footer, provenance
 from .backend import close_error_response, sdk_request
 from .cache import Reuse, identity
 from .chat import DEFAULT_CHAT, Turn
-from .errors import APIError, user_message
+from .errors import APIError, Interrupted, user_message
 from .events import ToolCalls, delta_events
 
 
@@ -317,6 +320,7 @@ class CallPath:
         if view is not None:
             self._finish_text(view, answer)
         self._raise(failure, answer)
+        stop_if_interrupted(answer, chat if record_turn else None)
         return answer
 
     def ask_structured(self, request: dict, *, spec=None, many: bool = False,
@@ -375,6 +379,7 @@ class CallPath:
                 raw=answer.text,
             )
         self._raise(failure, answer)
+        stop_if_interrupted(answer, chat)
         return answer
 
     def record_turn(self, answer: Answer, request: dict, chat: str | None, cell_id, *,
@@ -385,6 +390,12 @@ class CallPath:
         the reply's reasoning only with `keep_thinking`.
         """
         if chat is None:
+            return None
+        if answer.status == "interrupted" and not answer.text:
+            # Stopped before any text: nothing to continue from, so the cell keeps no turn.
+            found = self.chats.find(chat)
+            if found is not None:
+                found.forget(cell_id)
             return None
         user = _user_message(request)["content"]
         prompt, images = (user, []) if isinstance(user, str) else _split_content(user)
@@ -424,6 +435,23 @@ class CallPath:
         if self.settings.debug:
             raise failure
         raise APIError(answer.error, getattr(failure, "status_code", None)) from failure
+
+
+def stop_if_interrupted(answer: Answer, chat: str | None) -> None:
+    """After the kernel's interrupt, with the partial answer shown and recorded: end the cell
+    as interrupted (`Interrupted`), in one line saying what was kept."""
+    if answer.status != "interrupted":
+        return
+    from .usage import format_tokens
+
+    if not answer.text:
+        kept = f"; nothing was kept in chat {chat!r}" if chat is not None else ""
+        raise Interrupted(f"Stopped before any answer arrived{kept}", partial=answer)
+    arrived = f"Stopped after {format_tokens(answer.completion_tokens or 0)} answer tokens"
+    if chat is None:
+        raise Interrupted(f"{arrived}; the partial answer is shown above", partial=answer)
+    raise Interrupted(f"{arrived}; the partial answer is kept in chat {chat!r}, marked "
+                      "interrupted, so a next cell can ask to continue", partial=answer)
 
 
 def _user_message(request: dict) -> dict:

@@ -2,8 +2,10 @@
 
 A `Chat` is an ordered list of `Turn`s. A turn is keyed by the id of the cell that
 made it, so re-running a cell replaces its turn in place instead of appending a
-copy, and the history sent for it is the turns before it. Only turns that finished
-(`status == "ok"`) are ever sent back to the model as context.
+copy, and the history sent for it is the turns before it. Turns that finished
+(`status == "ok"`) are sent back to the model as context, and so is the partial answer
+of an interrupted turn, so that "please continue" works; a failed turn is not, nor an
+interrupted one that had no text yet (it is not kept at all).
 
 A turn is the whole exchange of its cell: when the model called tools, the
 assistant's tool calls and the tool results sit between the prompt and the reply
@@ -49,7 +51,8 @@ class Turn:
 
     @property
     def in_context(self) -> bool:
-        return self.status == "ok"
+        """Whether the turn is sent back to the model: finished, or interrupted with text."""
+        return self.status == "ok" or (self.status == "interrupted" and bool(self.answer))
 
     def messages(self) -> list[dict]:
         user: Any = self.prompt
@@ -133,6 +136,15 @@ class Chat:
             else:
                 self.turns[index] = turn
         self._changed()
+        return turn
+
+    def forget(self, cell_id: str | None) -> Turn | None:
+        """Remove and return the turn of `cell_id` (None: no such turn)."""
+        with self._lock:
+            index = self._index(cell_id)
+            turn = None if index is None else self.turns.pop(index)
+        if turn is not None:
+            self._changed()
         return turn
 
     def undo(self) -> Turn | None:

@@ -19,8 +19,9 @@
   `cache.request_key` of each row's request), so running the same call again, also
   after a restart, pays only for the rest; a row whose stored answer (the response
   cache) fits its columns is not sent either, and replaying sends nothing at all
-  (see `mistral_magic.cache`). The kernel's interrupt cancels cleanly and says in one
-  line how many rows are done and left.
+  (see `mistral_magic.cache`). The kernel's interrupt cancels the rows under way, then
+  ends the call as `Interrupted`, in one line saying how many rows are done and left
+  (its `partial` is the frame so far).
 - The result is the job's columns aligned to `df.index`, plus `_error` (None on
   success): no row is lost or duplicated; a row that failed, was refused, was not
   sent (missing text) or was interrupted says so there.
@@ -42,7 +43,7 @@ from .batchrun import run_job
 from .budget import MIN_ANSWER_TOKENS
 from .cache import request_key, stored_text
 from .calls import Call, run_async
-from .errors import APIError, ConfigError, ReplayMiss, user_message
+from .errors import APIError, ConfigError, Interrupted, ReplayMiss, user_message
 from .estimates import DEFAULT_MAX_TOKENS, prompt_bound
 from .limiter import Pacing, RateLimiter
 from .reask import Reasks
@@ -260,7 +261,7 @@ class RowRun:
             self.show(bar, done[0])
             bar.close()
         if interrupted:
-            self._say_interrupted()
+            self.stop()
         return self.frame()
 
     def units(self, pending: list[int]) -> list[list[int]]:
@@ -385,14 +386,17 @@ class RowRun:
                             refresh=False)
         bar.refresh()
 
-    def _say_interrupted(self) -> None:
-        """The one line an interrupted run ends with: done, left, and how to finish."""
+    def stop(self) -> None:
+        """End an interrupted run as interrupted, in one line: done, left, and how to finish.
+
+        The rows done are kept (the store, and the exception's `partial` frame)."""
         done = sum(r is not None for r in self.records)
         left = sum(e == INTERRUPTED for e in self.errors)
-        display(note(
-            f"Interrupted: {done:,} of {_rows(len(self.records))} done, {left:,} left; "
-            "run the same call again to finish them (the rows done come from the cache)."
-        ), raw=True)
+        raise Interrupted(
+            f"{done:,} of {_rows(len(self.records))} done, {left:,} left; run the same call "
+            "again to finish them (the rows done come from the cache, at $0)",
+            partial=self.frame(),
+        ) from None
 
     def frame(self):
         """The result so far, aligned to the input's index, with `_error`."""

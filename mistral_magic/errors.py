@@ -58,8 +58,20 @@ class ReplayMiss(MistralMagicError):
     """``MistralMagics.cache = "replay"`` never sends, and no stored answer fits the request."""
 
 
-class Interrupted(MistralMagicError):
-    """The kernel's interrupt stopped a request; what finished is kept."""
+class Interrupted(KeyboardInterrupt):
+    """The kernel's interrupt stopped the cell, after what arrived was kept and shown.
+
+    A `KeyboardInterrupt` (so no ``except Exception`` carries on past it): the cell ends as
+    interrupted and Jupyter drops the cells queued after it. It shows as one line saying what
+    was kept; `partial` holds it (the partial `Answer`, the rows done as a DataFrame), or None.
+    """
+
+    def __init__(self, message: str, partial=None):
+        super().__init__(message)
+        self.partial = partial
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
 
 
 _STATUS_HINTS = {

@@ -25,7 +25,7 @@ from IPython.core.magic_arguments import (
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, Unicode, observe
 
 from .commands import Commands, parse
-from .errors import guard
+from .errors import Interrupted, guard
 from .manual import MANUAL
 
 FORMATS = ("markdown", "text", "code")
@@ -322,19 +322,26 @@ class MistralMagics(Magics):
         view = StreamView(self.shell, "code" if structured else args.format)
         stream = self.stream and not args.no_stream
         chat = None if args.no_history else args.chat
-        if toolbox is not None:
-            from .toolloop import ToolLoop
+        try:
+            if toolbox is not None:
+                from .toolloop import ToolLoop
 
-            answer = ToolLoop.for_cell(session, request, toolbox, args, view=view, chat=chat,
-                                       cell_id=cell_id, stream=stream, reuse=reuse).run()
-        elif structured:
-            answer = session.ask_structured(
-                request, spec=spec, many=args.many, chat=chat, view=view, stream=stream,
-                cell_id=cell_id, reuse=reuse, keep_thinking=args.keep_thinking,
-            )
-        else:
-            answer = session.ask(request, chat=chat, view=view, stream=stream, cell_id=cell_id,
-                                 reuse=reuse, keep_thinking=args.keep_thinking)
+                answer = ToolLoop.for_cell(session, request, toolbox, args, view=view, chat=chat,
+                                           cell_id=cell_id, stream=stream, reuse=reuse).run()
+            elif structured:
+                answer = session.ask_structured(
+                    request, spec=spec, many=args.many, chat=chat, view=view, stream=stream,
+                    cell_id=cell_id, reuse=reuse, keep_thinking=args.keep_thinking,
+                )
+            else:
+                answer = session.ask(request, chat=chat, view=view, stream=stream,
+                                     cell_id=cell_id, reuse=reuse,
+                                     keep_thinking=args.keep_thinking)
+        except Interrupted as stopped:
+            # The partial text is worth keeping in -o VAR; a partial JSON answer is not a value.
+            if args.output and not structured and stopped.partial is not None:
+                self.shell.user_ns[args.output] = stopped.partial.text
+            raise
         result = answer.value if structured else answer.text
         if args.format == "code" and not structured and answer.status == "ok":
             from .render import first_code_block

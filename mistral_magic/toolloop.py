@@ -186,6 +186,16 @@ class ToolLoop:
                          "to answer with the tool results it had, without calling more tools")
         total = self.finish(time.perf_counter() - started)
         session._raise(failure, total)
+        if self.interrupted:  # during the tools: no reply yet, so the cell keeps no turn
+            from .errors import Interrupted
+
+            ran = sum(run.status != "skipped" for run in self.runs)
+            kept = f"; nothing was kept in chat {self.chat!r}" if self.chat is not None else ""
+            raise Interrupted(f"Stopped during the tool calls ({ran} of {len(self.runs)} ran)"
+                              f"{kept}; run the cell again to ask anew", partial=total)
+        from .calls import stop_if_interrupted
+
+        stop_if_interrupted(total, self.chat)
         return total
 
     def run_tools(self, step: int, answer: Answer) -> None:

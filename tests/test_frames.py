@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 import mistral_magic
 from mistral_magic.batch import job_store
+from mistral_magic.errors import Interrupted
 
 REVIEWS = [
     "Bought the Acme X100 blender for 79.99 euros. Rating: 4 stars. Works great, recommended.",
@@ -182,10 +183,12 @@ def test_interrupt_keeps_finished_rows_and_rerun_resumes(ip, magic_server):
     session = mistral_magic.session()
     stop_watching = interrupt_after_rows(session, magic_server, rows=8)
     try:
-        out = df.mistral.extract("{review}", schema="stars int", concurrency=4, progress=False)
+        with pytest.raises(Interrupted) as stopped:
+            df.mistral.extract("{review}", schema="stars int", concurrency=4, progress=False)
     finally:
         stop_watching()
         magic_server.set_faults(None)
+    out = stopped.value.partial
     done = out["_error"].isna()
     assert 8 <= done.sum() < 60
     assert out.loc[~done, "_error"].str.contains("interrupt").all()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import _thread
+import re
+import signal
 import threading
 import time
 
@@ -22,6 +24,11 @@ def one_line_error(capsys) -> str:
     text = (out.out + out.err).strip()
     assert text.count("\n") == 0, text
     return text
+
+
+def plain(text: str) -> str:
+    """Terminal text without its colours."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
 CHAT = "/v1/chat/completions"
@@ -170,11 +177,9 @@ def test_unknown_model_names_the_fix(ip, capsys):
     assert "no-such-model" in line and "%mistral models" in line
 
 
-def test_interrupt_ends_stream_cleanly_and_keeps_partial(ip, magic_server):
-    magic_server.set_faults({"token_delay_ms": 15, "answer_tokens": 600})
-    publisher = ip.display_pub
+def interrupt_when_streaming(publisher) -> None:
+    """The kernel's interrupt, fired once the first streamed update reached the front end."""
     seen_text = threading.Event()
-
     original = publisher.publish
 
     def watch(data, *args, **kwargs):
@@ -184,25 +189,70 @@ def test_interrupt_ends_stream_cleanly_and_keeps_partial(ip, magic_server):
 
     publisher.publish = watch
 
-    def interrupt_when_streaming():
+    def interrupt():
         if seen_text.wait(10):
             _thread.interrupt_main()
 
-    threading.Thread(target=interrupt_when_streaming, daemon=True).start()
-    result = run(ip, "%%mistral\nA very long answer please.", cell_id="long", ok=False)
-    assert result.success, "an interrupt ends the stream cleanly, without an error"
+    threading.Thread(target=interrupt, daemon=True).start()
+
+
+def test_interrupt_ends_the_cell_as_interrupted_and_keeps_the_partial_answer(ip, magic_server,
+                                                                            capsys):
+    magic_server.set_faults({"token_delay_ms": 15, "answer_tokens": 600})
+    publisher = ip.display_pub
+    interrupt_when_streaming(publisher)
+    result = run(ip, "%%mistral -o essay\nA very long answer please.",
+                 cell_id="long", ok=False)
+    # The cell ends as interrupted (Jupyter then drops the queued cells), in one line.
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert type(result.error_in_exec).__name__ == "Interrupted"
+    line = plain(one_line_error(capsys))
+    assert line.startswith("Interrupted: Stopped after ") and "kept in chat 'default'" in line
     session = mistral_magic.session()
     last = session.last
     assert last.status == "interrupted"
     assert 0 < last.completion_tokens < 600
+    assert ip.user_ns["essay"] == last.text and last.text  # -o keeps what arrived
     final = publisher.finals()[-1]
     assert "interrupted" in final["data"]["text/html"]
     assert final["metadata"]["mistral_magic"]["status"] == "interrupted"
     assert session.ledger.records[-1].status == "interrupted"
-    assert session.chats.get("default").turns[-1].status == "interrupted"
+    turn = session.chats.get("default").turns[-1]
+    assert turn.status == "interrupted" and turn.answer == last.text
     magic_server.set_faults(None)
-    run(ip, "%%mistral\nStill usable?", cell_id="after")
-    assert [m["role"] for m in session.last.request["messages"]] == ["user"]
+    # "continue" works: the partial answer is in the context the next cell sends.
+    run(ip, "%%mistral\nPlease continue.", cell_id="after")
+    messages = session.last.request["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+    assert messages[1]["content"] == turn.answer
+    history = ip.run_line_magic("mistral", "history")
+    assert history["status"].tolist()[:2] == ["interrupted", "interrupted"]
+
+
+def test_interrupt_before_any_text_keeps_no_turn_and_says_so(ip, magic_server, capsys):
+    magic_server.set_faults({"ttft_ms": 20_000})
+    before = magic_server.request_count()
+
+    main = threading.main_thread().ident
+
+    def interrupt_once_sent():
+        for _ in range(2000):
+            if magic_server.request_count() > before:
+                # A real SIGINT to the kernel's thread, as Jupyter sends: it wakes a blocked read.
+                signal.pthread_kill(main, signal.SIGINT)
+                return
+            time.sleep(0.005)
+
+    threading.Thread(target=interrupt_once_sent, daemon=True).start()
+    result = run(ip, "%%mistral -o answer\nHello?", cell_id="quiet", ok=False)
+    assert type(result.error_in_exec).__name__ == "Interrupted"
+    line = plain(one_line_error(capsys))
+    assert line == ("Interrupted: Stopped before any answer arrived; nothing was kept in "
+                    "chat 'default'")
+    session = mistral_magic.session()
+    assert session.chats.get("default").turns == []
+    assert session.ledger.records[-1].status == "interrupted"
+    assert session.budget.reserved == 0
 
 
 OPTION_WORDS = ["-m", "-t", "--max-tokens", "--seed", "-s", "-c", "--new", "--no-history", "-o",

@@ -316,12 +316,14 @@ def test_stop_keeps_partial_answer_marked_interrupted(ip, session, magic_server)
     assert "interrupted" in panel.status.value
     assert not panel.busy and not panel.send_button.disabled and panel.stop_button.disabled
     assert panel.stop() is False  # nothing left to stop
-    # the loop and the kernel are fine: send again; the cut answer is not context
+    # the loop and the kernel are fine: send again; the cut answer is context, so the
+    # model can be asked to continue it
     magic_server.set_faults(None)
     again = panel.send("Shorter, please.").result(30)
     assert again.status == "ok"
-    assert [m["role"] for m in session.build_request("x", chat="slow")["messages"]] == [
-        "user", "assistant", "user"]
+    sent = session.build_request("x", chat="slow")["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user", "assistant", "user"]
+    assert sent[1]["content"] == turn.answer
     run(ip, "%%mistral -c slow\nStill here?")
     assert len(session.chats.get("slow")) == 3
     assert [r.status for r in session.ledger.records] == ["interrupted", "ok", "ok"]
