@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["__version__", "load_ipython_extension", "session", "unload_ipython_extension"]
 
@@ -20,13 +20,9 @@ _magics = None
 
 def session():
     """The Session of the loaded extension: chats, ledger, backend and settings."""
-    if _magics is None:
-        from .errors import ConfigError
+    from .core import loaded
 
-        raise ConfigError(
-            "mistral_magic is not loaded (or was unloaded); run %load_ext mistral_magic first"
-        )
-    return _magics.session
+    return loaded()
 
 
 def _pre_run_cell(info) -> None:
@@ -37,12 +33,12 @@ def _pre_run_cell(info) -> None:
 
 def _register_accessor() -> None:
     # df.mistral needs pandas: register it now if pandas is imported, else when it is.
-    from . import importhook
+    from .notebook import importhook
 
     if "pandas" in sys.modules:
-        from . import frames
+        from .rows import accessor
 
-        frames.register()
+        accessor.register()
     else:
         importhook.after_import("pandas", _register_accessor)
 
@@ -51,14 +47,16 @@ def load_ipython_extension(ipython) -> None:
     """Register the magics, the cell-id and error hooks (`Err`) and the accessor; nothing heavy
     is imported."""
     global _magics
-    from . import fix
-    from .magics import MistralMagics
+    from . import core
+    from .notebook import fix
+    from .notebook.magics import MistralMagics
 
     if _magics is not None:
         if _magics.shell is ipython:
             return
         unload_ipython_extension(_magics.shell)
     _magics = MistralMagics(shell=ipython)
+    core.attach(_magics.session)
     ipython.register_magics(_magics)
     ipython.events.register("pre_run_cell", _pre_run_cell)
     fix.install(ipython, _magics)
@@ -72,7 +70,8 @@ def unload_ipython_extension(ipython) -> None:
     extension again when used.
     """
     global _magics
-    from . import fix, importhook
+    from . import core
+    from .notebook import fix, importhook
 
     importhook.cancel("pandas")
     if _magics is None:
@@ -83,3 +82,4 @@ def unload_ipython_extension(ipython) -> None:
         ipython.magics_manager.magics[kind].pop("mistral", None)
     _magics.session.close()
     _magics = None
+    core.attach(None)

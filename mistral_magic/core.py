@@ -15,17 +15,38 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from .answer import Answer
-from .backend import (
+from .calls.backend import (
     Backend,
     BackgroundLoop,
     key_from_environment,
     resolve,
     server_key_from_environment,
 )
-from .cache import Responses
-from .calls import CallPath
+from .calls.cache import Responses
+from .calls.path import CallPath
 from .chat import DEFAULT_CHAT, Chats
+from .show.answer import Answer
+
+
+_loaded: Session | None = None
+
+
+def loaded() -> Session:
+    """The Session of the loaded extension (`mistral_magic.session()`, the ``df.mistral``
+    accessor)."""
+    if _loaded is None:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            "mistral_magic is not loaded (or was unloaded); run %load_ext mistral_magic first"
+        )
+    return _loaded
+
+
+def attach(session: Session | None) -> None:
+    """Make `session` the loaded extension's (None: unloaded)."""
+    global _loaded
+    _loaded = session
 
 
 class Session(CallPath):
@@ -35,8 +56,8 @@ class Session(CallPath):
         self.shell = shell
         self.settings = settings
         self.chats = Chats()
-        from .budget import Budget
-        from .usage import Ledger
+        from .calls.budget import Budget
+        from .money.usage import Ledger
 
         self.ledger = Ledger()
         # The hard cap every call reserves against; the limit is read live from the settings.
@@ -65,14 +86,14 @@ class Session(CallPath):
     def uploads(self):
         """Documents sent by reference: uploaded once per content and backend, signed when sent
         (`uploads.Uploads`)."""
-        from .uploads import Uploads
+        from .inputs.uploads import Uploads
 
         return Uploads(self)
 
     @cached_property
     def capabilities(self):
         """What each model of the backend can do, from its model cards (`capabilities`)."""
-        from .capabilities import Capabilities
+        from .money.capabilities import Capabilities
 
         return Capabilities(self)
 
@@ -127,7 +148,7 @@ class Session(CallPath):
 
     @property
     def prices(self):
-        from .prices import load_prices
+        from .money.prices import load_prices
 
         overrides = dict(self.settings.prices or {})
         if self._prices is None or self._prices_for != overrides:
@@ -142,7 +163,7 @@ class Session(CallPath):
         self._notices.add(name)
         from IPython.display import display
 
-        from .render import markdown
+        from .show.render import markdown
 
         display(markdown(f"*{text}*", plain=text), raw=True)
 
@@ -176,7 +197,7 @@ class Session(CallPath):
         that follow the prompt (`inputs.CellInputs.chunks`: pictures, and documents by
         reference, which are signed only when the request is sent).
         """
-        from .reasoning import controls
+        from .tools.reasoning import controls
 
         s = self.settings
         conversation = self.chats.find(chat)
@@ -214,7 +235,7 @@ class Session(CallPath):
         return conversation
 
     def estimate(self, request: dict, batch: bool = False):
-        from .estimates import estimate_call
+        from .calls.estimates import estimate_call
 
         return estimate_call(
             self.prices, request["model"], request["messages"], tools=request.get("tools"),
@@ -225,7 +246,7 @@ class Session(CallPath):
     def _attachment_tokens(self, request: dict, exact: bool = True) -> int | None:
         """The prompt's count when it carries documents or picture URLs (`inputs.count_prompt`:
         their bounds), else None: the messages are counted as they are."""
-        from .inputs import count_prompt, has_attachments
+        from .inputs.chunks import count_prompt, has_attachments
 
         if not has_attachments(request["messages"]):
             return None
@@ -253,8 +274,8 @@ class Session(CallPath):
 
     def _reservation_args(self, request, exact, batch, default_cap, prompt_tokens,
                           max_tokens) -> dict:
-        from .estimates import prompt_bound
-        from .tokens import count_messages
+        from .calls.estimates import prompt_bound
+        from .money.tokens import count_messages
 
         if prompt_tokens is None and self.budget.limit_usd is None:
             # Nothing is held without a limit: the count only stands in for usage the

@@ -97,8 +97,8 @@ class Lab:
             startup = base / "ipython" / "profile_default" / "startup" / "50-offline-faults.py"
             startup.parent.mkdir(parents=True)
             startup.write_text(
-                "import mistral_magic.backend\n"
-                f"mistral_magic.backend.offline_server().set_faults({faults!r})\n"
+                "import mistral_magic.calls.backend\n"
+                f"mistral_magic.calls.backend.offline_server().set_faults({faults!r})\n"
             )
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(

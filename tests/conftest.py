@@ -76,7 +76,7 @@ class CapturingPublisher(DisplayPublisher):
 @pytest.fixture
 def magic_server():
     """The process's offline server that the extension uses; faults cleared after each test."""
-    from mistral_magic import backend
+    from mistral_magic.calls import backend
 
     server = backend.offline_server()
     server.set_faults(None)

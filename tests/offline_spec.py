@@ -1,4 +1,4 @@
-"""The spec beside the repository as pytest fixtures: `spec`, `check(body, path, method)`, `check_error(response, ...)`.
+"""Mistral's OpenAPI spec (vendored in tests/spec/) as pytest fixtures: `spec`, `check(body, path, method)`, `check_error(response, ...)`.
 
 Imported by the offline-server tests: `from offline_spec import check_fixture, ...  # noqa: F401`.
 """
@@ -12,22 +12,16 @@ import pytest
 import yaml
 
 SPEC_URI = "urn:mistral-openapi"
-# The spec is Mistral's official OpenAPI 3.1 description (see MISTRAL_FACTS.md).
-# It lives in shared/reference/, beside the repository (in CI too), not in it.
-SPEC_PLACES = [
-    os.environ.get("MISTRAL_OPENAPI_SPEC", ""),
-    Path(__file__).resolve().parents[2] / "shared" / "reference" / "mistral-openapi.yaml",
-]
+# Mistral's official OpenAPI 3.1 description, vendored in tests/spec/ with its source and
+# date; MISTRAL_OPENAPI_SPEC points at another copy.
+SPEC = Path(os.environ.get("MISTRAL_OPENAPI_SPEC") or Path(__file__).parent / "spec" / "mistral-openapi.yaml")
 
 
 @pytest.fixture(scope="module", name="spec")
 def spec_fixture():
-    path = next((Path(p) for p in SPEC_PLACES if p and Path(p).is_file()), None)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("mistral-openapi.yaml not found beside the repository in CI")
-        pytest.skip("mistral-openapi.yaml not found (set MISTRAL_OPENAPI_SPEC)")
-    with open(path, encoding="utf-8") as handle:
+    if not SPEC.is_file():
+        pytest.fail(f"the OpenAPI spec is missing: {SPEC} (tests/spec/ holds it; see its README)")
+    with open(SPEC, encoding="utf-8") as handle:
         loaded = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     # Spec quirk: ChatCompletionResponse (and FIMCompletionResponse through it) requires a
     # `data` property that neither the API's examples nor the SDK have. Drop just that.

@@ -18,14 +18,14 @@ from mistralai.client import Mistral
 from test_frames import assert_rows_match_their_text, reviews
 
 import mistral_magic
-from mistral_magic import batch
-from mistral_magic.batch import job_store
+from mistral_magic.calls.estimates import Estimate
 from mistral_magic.core import chat_request
-from mistral_magic.engine import RowEngine
 from mistral_magic.errors import Interrupted
-from mistral_magic.estimates import Estimate
-from mistral_magic.rows import Reply, RowJob
-from mistral_magic.tokens import count_text
+from mistral_magic.money.tokens import count_text
+from mistral_magic.rows import batch
+from mistral_magic.rows.batch import job_store
+from mistral_magic.rows.engine import RowEngine
+from mistral_magic.rows.job import Reply, RowJob
 
 SCHEMA = "product, stars int"
 MODEL = "mistral-small-latest"
@@ -431,7 +431,7 @@ KERNEL_SETUP = (
     "%config MistralMagics.budget_usd = 5.0\n"
     "import json, threading, time, _thread\n"
     "import pandas as pd, mistral_magic\n"
-    "from mistral_magic.batch import job_store\n"
+    "from mistral_magic.rows.batch import job_store\n"
     "df = pd.DataFrame({{'text': [f'Person {{i}} is {{20 + i}} years old.' for i in range(30)]}},\n"
     "                  index=range(300, 0, -10))"
 )

@@ -35,8 +35,8 @@ from browser_lab import (
 )
 from xss_corpus import CORPUS, FLAGS, PAYLOADS
 
-from mistral_magic.answer import INTERRUPTED_MARK
-from mistral_magic.display import CURSOR
+from mistral_magic.show.answer import INTERRUPTED_MARK
+from mistral_magic.show.display import CURSOR
 
 pytestmark = pytest.mark.browser
 
@@ -184,8 +184,8 @@ def test_teaching_widgets_chat_and_stop(lab, notebook):
         screenshot(page, "teaching", readme=True)
 
         # Stop ends a long answer, keeps it marked interrupted, and the kernel stays usable.
-        run_new_cell(page, "import mistral_magic.backend\n"
-                           f"mistral_magic.backend.offline_server().set_faults({LONG_ANSWER!r})")
+        run_new_cell(page, "import mistral_magic.calls.backend\n"
+                           f"mistral_magic.calls.backend.offline_server().set_faults({LONG_ANSWER!r})")
         chat.locator("textarea").fill("Tell me everything about regularisation.")
         send.click()
         expect(live).to_contain_text("Offline answer")  # partial text is streaming in
@@ -223,9 +223,9 @@ def xss_cells() -> list[str]:
     """The corpus through a --no-history cell, a chat's cell (then history) and the chat panel."""
     return [
         "%load_ext mistral_magic",
-        "import json\nimport mistral_magic\nimport mistral_magic.backend\n\n"
+        "import json\nimport mistral_magic\nimport mistral_magic.calls.backend\n\n"
         "# Fast enough for many answers, slow enough for streamed updates.\n"
-        "mistral_magic.backend.offline_server().set_faults({'token_delay_ms': 2})\n"
+        "mistral_magic.calls.backend.offline_server().set_faults({'token_delay_ms': 2})\n"
         f"PROMPTS = {quotable_prompts()!r}",
         "for prompt in PROMPTS:\n"
         "    get_ipython().run_cell_magic('mistral', '--no-history --no-interpolate', prompt)",

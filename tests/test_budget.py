@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 import mistral_magic
 from mistral_magic import widgets
-from mistral_magic.budget import MIN_ANSWER_TOKENS
+from mistral_magic.calls.budget import MIN_ANSWER_TOKENS
 from mistral_magic.errors import BudgetExceeded, MistralMagicError
-from mistral_magic.tokens import count_messages
-from mistral_magic.usage import CallRecord, format_cost
+from mistral_magic.money.tokens import count_messages
+from mistral_magic.money.usage import CallRecord, format_cost
 
 MODEL = "mistral-small-latest"
 PRICES = {MODEL: {"input": 100, "output": 300}}
@@ -302,7 +302,7 @@ def test_batch_job_reserves_its_whole_worst_case_before_submitting(ip, session, 
 
 
 def _batch_messages(df) -> list[list[dict]]:
-    from mistral_magic.frames import SYSTEM
+    from mistral_magic.rows.accessor import SYSTEM
 
     return [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
             for text in df["review"]]
@@ -362,7 +362,7 @@ def test_offline_prompt_usage_equals_what_is_reserved(ip, session, sdk, shape):
 
 
 def test_hosted_prompts_are_held_with_a_margin(ip, session):
-    from mistral_magic.estimates import PROMPT_MARGIN, PROMPT_SLACK
+    from mistral_magic.calls.estimates import PROMPT_MARGIN, PROMPT_SLACK
 
     set_budget(ip, 1.0)
     request = {"model": MODEL, "max_tokens": 10, **SHAPES["history"]}
@@ -488,7 +488,7 @@ def test_extraction_spend_never_passes_the_budget(ip, session, magic_server, row
                                                    padding, max_tokens, bad_json, errors, share):
     """Budgets just above what the rows need at least, so re-asks and concurrent rows
     meet the cap in almost every example; a small max_tokens lets several rows run at once."""
-    from mistral_magic.frames import SYSTEM
+    from mistral_magic.rows.accessor import SYSTEM
 
     session.ledger.clear()
     session.cache.clear()

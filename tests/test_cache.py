@@ -69,7 +69,7 @@ def test_a_fresh_kernel_gets_the_stored_answer_at_no_cost(ip, magic_server, tmp_
     assert answer.saved == pytest.approx(first.cost)
     # Shown the same way: the same final render, the footer says cached and what it saved.
     assert shown(ip).startswith(text)
-    assert f"cached · $0 (saved {mistral_magic.usage.format_cost(first.cost)})" in shown(ip)
+    assert f"cached · $0 (saved {mistral_magic.money.usage.format_cost(first.cost)})" in shown(ip)
     assert final(ip)["metadata"]["mistral_magic"]["cached"] is True
     assert "<h" in final(ip)["data"]["text/html"] or "<p>" in final(ip)["data"]["text/html"]
     records = session.ledger.records

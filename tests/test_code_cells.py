@@ -8,7 +8,7 @@ from IPython.core.error import UsageError
 
 import mistral_magic
 from mistral_magic.errors import BudgetExceeded, PromptError
-from mistral_magic.tokens import count_text
+from mistral_magic.money.tokens import count_text
 from tests.conftest import run
 
 FIM = "/v1/fim/completions"

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from mistral_magic.budget import MIN_ANSWER_TOKENS, Budget
+from mistral_magic.calls.budget import MIN_ANSWER_TOKENS, Budget
 from mistral_magic.errors import BudgetExceeded
-from mistral_magic.prices import load_prices
-from mistral_magic.tokens import count_messages, count_text
+from mistral_magic.money.prices import load_prices
+from mistral_magic.money.tokens import count_messages, count_text
 
 MODEL = "mistral-small-latest"
 PROMPT = "Say hello in one short sentence."

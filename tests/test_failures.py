@@ -18,8 +18,8 @@ from IPython.core.error import UsageError
 from standalone import KEY, standalone_server
 
 import mistral_magic
-from mistral_magic import tokens
 from mistral_magic.errors import ConfigError, PromptError, SchemaError, StructuredOutputError
+from mistral_magic.money import tokens
 from mistral_magic.offline import OfflineServer
 
 
@@ -104,7 +104,7 @@ def test_debug_still_shows_the_sdk_error(ip):
 
 
 def test_commands_expand_names_like_any_line_magic(ip):
-    from mistral_magic import batch
+    from mistral_magic.rows import batch
 
     client = mistral_magic.session().backend.client
     job_id = batch.submit(client, "mistral-small-latest", [
@@ -281,7 +281,7 @@ def test_huge_integer_in_a_schema_cell_is_one_line_and_keeps_the_raw_text(ip, ca
 
 
 def test_numbers_too_large_for_their_column_are_refused_by_parse():
-    from mistral_magic.schema import SchemaSpec
+    from mistral_magic.structured.schema import SchemaSpec
 
     spec = SchemaSpec.from_spec("age int, score float")
     with pytest.raises(StructuredOutputError, match=r"\$\.age .* 64-bit"):
@@ -417,7 +417,7 @@ def test_the_pandas_watch_is_removed_on_unload():
         shell.run_line_magic("unload_ext", "mistral_magic")
         import pandas as pd
         print(watched, importhook.watching("pandas"), hasattr(pd.DataFrame, "mistral"),
-              any(type(f).__module__ == "mistral_magic.importhook" for f in sys.meta_path))
+              any(type(f).__module__ == "mistral_magic.notebook.importhook" for f in sys.meta_path))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False", "False", "False"], out.stdout + out.stderr

@@ -16,7 +16,7 @@ import pytest
 from conftest import run
 
 import mistral_magic
-from mistral_magic import tokens
+from mistral_magic.money import tokens
 
 FOOTER = re.compile(
     r"^(?P<model>\S+) · (?P<prompt>[\d,]+) in / (?P<completion>[\d,]+) out · "

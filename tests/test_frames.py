@@ -11,8 +11,8 @@ from conftest import run
 from pydantic import BaseModel
 
 import mistral_magic
-from mistral_magic.batch import job_store
 from mistral_magic.errors import Interrupted
+from mistral_magic.rows.batch import job_store
 
 REVIEWS = [
     "Bought the Acme X100 blender for 79.99 euros. Rating: 4 stars. Works great, recommended.",
@@ -245,7 +245,7 @@ def test_batch_path_end_to_end(ip, magic_server):
 
 
 def test_batch_cancel_command(ip, magic_server):
-    from mistral_magic import batch
+    from mistral_magic.rows import batch
 
     client = mistral_magic.session().backend.client
     job_id = batch.submit(client, "mistral-small-latest", [
@@ -263,7 +263,7 @@ def test_json_and_schema_cells(ip):
     run(ip, "%%mistral --json -o data\nList three fruits as items with name and color.")
     data = ip.user_ns["data"]
     # -o gets the parsed answer: the JSON the model sent, as records in a DataFrame.
-    from mistral_magic.structured import json_records_to_frame
+    from mistral_magic.structured.frames import json_records_to_frame
 
     expected = json_records_to_frame(json.loads(mistral_magic.session().last.text))
     assert isinstance(data, pd.DataFrame)

@@ -79,7 +79,7 @@ def test_a_url_is_sent_as_it_is_and_counted_as_a_typical_picture(ip):
 def test_big_pictures_are_downscaled_and_their_tokens_estimated_exactly(ip):
     from PIL import Image
 
-    from mistral_magic.tokens import image_tokens
+    from mistral_magic.money.tokens import image_tokens
 
     ip.user_ns["big"] = Image.new("RGB", (3000, 1500), (200, 30, 30))
     run(ip, "%%mistral --image big\nDescribe it.")

@@ -6,7 +6,7 @@ import pytest
 from conftest import run
 
 import mistral_magic
-from mistral_magic.backend import SERVERS, Backend, is_mistral_host, key_for, resolve
+from mistral_magic.calls.backend import SERVERS, Backend, is_mistral_host, key_for, resolve
 from mistral_magic.offline import OfflineServer
 
 PLATFORM_KEY = "sk-platform-key-for-mistral-only"

@@ -9,7 +9,7 @@ from IPython.core.error import UsageError
 
 import mistral_magic
 from mistral_magic.errors import BudgetExceeded, ConfigError, StructuredOutputError
-from mistral_magic.labels import Classification, Condition
+from mistral_magic.rows.labels import Classification, Condition
 
 CHAT = "/v1/chat/completions"
 MODERATIONS = "/v1/moderations"

@@ -9,7 +9,7 @@ import pytest
 from conftest import run
 
 import mistral_magic
-from mistral_magic import tokens
+from mistral_magic.money import tokens
 
 
 def final_answer(shell) -> dict:
@@ -156,7 +156,7 @@ def test_interpolation_of_names_frames_and_braces(ip):
 def test_long_frame_cells_are_cut_in_the_prompt(ip):
     import pandas as pd
 
-    from mistral_magic.prompt import MAX_CELL
+    from mistral_magic.inputs.prompt import MAX_CELL
 
     long_text = " ".join(f"word{i}" for i in range(200))  # about 1,400 characters
     ip.user_ns["df"] = pd.DataFrame({"note": [long_text, "short | piped\nline"]})
@@ -231,7 +231,7 @@ def test_price_override(ip):
 
 
 def test_a_model_missing_from_the_price_file_costs_unknown(ip, monkeypatch):
-    from mistral_magic import prices
+    from mistral_magic.money import prices
 
     # A model released after the price file's date: the server lists it, the file does not.
     base = prices.load_prices()

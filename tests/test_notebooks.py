@@ -9,9 +9,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from mistral_magic import tokens
-from mistral_magic.prices import load_prices
-from mistral_magic.usage import format_cost
+from mistral_magic.money import tokens
+from mistral_magic.money.prices import load_prices
+from mistral_magic.money.usage import format_cost
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 

@@ -14,7 +14,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 import mistral_magic
-from mistral_magic import tokens
+from mistral_magic.money import tokens
 from mistral_magic.offline import OfflineServer
 
 MODEL = "mistral-small-latest"
@@ -243,7 +243,7 @@ def _reask(feedback, previous='{"name": "Ada Love'):
 
 
 def test_a_reask_fills_values_from_the_users_text_not_the_feedback(http):
-    from mistral_magic.structured import reask_request
+    from mistral_magic.structured.frames import reask_request
 
     feedback = ("Your previous answer was not valid: The answer is not valid JSON (line 1 column 9): "
                 "Unterminated string starting at: line 1 column 9. Answer again with only JSON matching the schema.")

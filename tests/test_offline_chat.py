@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from mistralai.client import errors
 from pydantic import BaseModel
 
-from mistral_magic import tokens
+from mistral_magic.money import tokens
 
 MODEL = "mistral-small-latest"
 

@@ -86,7 +86,7 @@ def test_classifications_score_the_moderation_target(sdk):
 
 
 def test_usage_counts_the_inputs_as_prompt_tokens(offline_server):
-    from mistral_magic import tokens
+    from mistral_magic.money import tokens
 
     response = httpx.post(offline_server.url + "/v1/moderations", timeout=30,
                           headers={"Authorization": f"Bearer {offline_server.api_key}"},

@@ -13,7 +13,7 @@ from mistralai.client import errors
 from offline_documents import data_url, docx, invoice_pdf, picture, report_pdf
 from offline_spec import check_error_fixture, check_fixture, spec_fixture  # noqa: F401
 
-from mistral_magic import tokens
+from mistral_magic.money import tokens
 
 MODEL = "mistral-small-latest"
 PDF_MIME = "application/pdf"

@@ -12,7 +12,7 @@ import pytest
 from mistralai.client import Mistral, errors
 from mistralai.client.utils import BackoffStrategy, RetryConfig
 
-from mistral_magic import tokens
+from mistral_magic.money import tokens
 from mistral_magic.offline import FaultPlan, OfflineServer
 
 MODEL = "mistral-small-latest"

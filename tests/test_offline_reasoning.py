@@ -8,7 +8,7 @@ import httpx
 import pytest
 from mistralai.client.models import TextChunk, ThinkChunk
 
-from mistral_magic import tokens
+from mistral_magic.money import tokens
 
 QUESTION = [{"role": "user", "content": "What is 17 * 23? Explain the multiplication."}]
 

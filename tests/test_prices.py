@@ -9,9 +9,9 @@ import pytest
 from conftest import run
 
 import mistral_magic
-from mistral_magic.budget import Budget
-from mistral_magic.estimates import estimate_call
-from mistral_magic.prices import load_prices
+from mistral_magic.calls.budget import Budget
+from mistral_magic.calls.estimates import estimate_call
+from mistral_magic.money.prices import load_prices
 
 MESSAGES = [{"role": "user", "content": "How much will this cost?"}]
 # Priced per unit of something other than tokens: the raw entry names the unit.

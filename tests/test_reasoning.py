@@ -11,9 +11,10 @@ import pytest
 from conftest import run
 
 import mistral_magic
-from mistral_magic import tokens, widgets
+from mistral_magic import widgets
 from mistral_magic.errors import ConfigError
-from mistral_magic.reasoning import controls
+from mistral_magic.money import tokens
+from mistral_magic.tools.reasoning import controls
 
 QUESTION = "What is 17 * 23? Explain the multiplication."
 OPEN_BLOCK = '<details class="mistral-reasoning" open="">'
@@ -127,7 +128,7 @@ def test_models_lists_what_each_model_can_do(ip):
 def test_think_alone_is_high_and_a_terminal_writes_the_reasoning_dimmed(ip, capsys):
     from IPython.core.displaypub import DisplayPublisher
 
-    from mistral_magic.display import DIM, UNDIM
+    from mistral_magic.show.display import DIM, UNDIM
 
     run(ip, "%%mistral --think --dry-run -o body\nHi")
     assert ip.user_ns["body"]["reasoning_effort"] == "high"

@@ -83,8 +83,8 @@ def test_retry_after_headers_set_the_extraction_pause(sdk, offline_server):
     import httpx2
     from mistralai.client import errors
 
-    from mistral_magic.backend import retry_config
-    from mistral_magic.limiter import retry_after
+    from mistral_magic.calls.backend import retry_config
+    from mistral_magic.calls.limiter import retry_after
 
     offline_server.set_faults({"rate_limit_rps": SLOW_RPS})
     try:

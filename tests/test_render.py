@@ -17,8 +17,9 @@ from conftest import run
 from xss_corpus import CORPUS, PAYLOADS, problems, unsafe_url
 
 import mistral_magic
-from mistral_magic import render, widgets
+from mistral_magic import widgets
 from mistral_magic.errors import MistralMagicError
+from mistral_magic.show import render
 
 TEXTS = [text for _, text in PAYLOADS]
 

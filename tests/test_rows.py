@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 
 import mistral_magic
+from mistral_magic.calls.estimates import Estimate
 from mistral_magic.core import chat_request
-from mistral_magic.engine import RowEngine
 from mistral_magic.errors import BudgetExceeded, ConfigError
-from mistral_magic.estimates import Estimate
-from mistral_magic.rows import Reply, RowJob
-from mistral_magic.tokens import count_messages, count_text
-from mistral_magic.usage import format_cost
+from mistral_magic.money.tokens import count_messages, count_text
+from mistral_magic.money.usage import format_cost
+from mistral_magic.rows.engine import RowEngine
+from mistral_magic.rows.job import Reply, RowJob
 
 CHAT = "/v1/chat/completions"
 EMBED = "/v1/embeddings"

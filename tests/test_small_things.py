@@ -74,7 +74,7 @@ def test_usage_times_are_rounded_to_the_second(ip):
 
 
 def test_batch_job_times_are_datetimes(ip):
-    from mistral_magic import batch
+    from mistral_magic.rows import batch
 
     client = mistral_magic.session().backend.client
     job_id = batch.submit(client, "mistral-small-latest", [

@@ -310,7 +310,7 @@ def test_batch_jobs_are_found_again_after_a_restart(tmp_path):
 def test_the_ledger_across_kernels(tmp_path):
     import pandas as pd
 
-    from mistral_magic.usage import CallRecord, Ledger
+    from mistral_magic.money.usage import CallRecord, Ledger
 
     path = tmp_path / "store.sqlite"
     early = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -705,7 +705,7 @@ def test_a_store_that_cannot_be_created_is_a_one_line_error(tmp_path):
 def test_importing_the_store_imports_only_the_standard_library():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     ours = "[m for m in sys.modules if m.startswith('mistral_magic.store')]"
-    heavy = ("pandas", "mistralai", "mistral_common", "IPython", "traitlets", "mistral_magic.usage",
+    heavy = ("pandas", "mistralai", "mistral_common", "IPython", "traitlets", "mistral_magic.money.usage",
              "mistral_magic.core")
     checks = {
         f"import mistral_magic.store\nprint([m for m in {heavy!r} if m in sys.modules])": "[]",

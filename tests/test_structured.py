@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
-from mistral_magic.dsl import parse_dsl
 from mistral_magic.errors import SchemaError, StructuredOutputError
-from mistral_magic.schema import SchemaSpec, make_strict
-from mistral_magic.structured import json_records_to_frame, validation_feedback
+from mistral_magic.structured.dsl import parse_dsl
+from mistral_magic.structured.frames import json_records_to_frame, validation_feedback
+from mistral_magic.structured.schema import SchemaSpec, make_strict
 
 FULL_DSL = (
     "name, age int, price float: in euros, tags list, born date, ok bool, seen datetime, "

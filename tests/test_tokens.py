@@ -1,6 +1,6 @@
 """Counts stay mistral-common's: the fast vocabulary, its cache, and the chat-template count.
 
-`mistral_magic.tokens` counts plain text with Tekken's vocabulary on tiktoken and
+`mistral_magic.money.tokens` counts plain text with Tekken's vocabulary on tiktoken and
 text-only chat templates by mistral-common's v3 rules, without importing
 mistral-common; these tests hold every count to mistral-common's own.
 """
@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mistral_magic import tokens, vocab
-from mistral_magic.tokens import _mistral_common_count, _split_images, _template_count
+from mistral_magic.money import tokens, vocab
+from mistral_magic.money.tokens import _mistral_common_count, _split_images, _template_count
 
 SPECIAL_TEXT = ["[INST]", "[/INST]", "<s>", "</s>", "<unk>", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]",
                 "[TOOL_RESULTS]", "[IMG]", "[PREFIX]", "<SPECIAL_12>", "<pad>", "[SYSTEM_PROMPT]"]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 import mistral_magic
 from mistral_magic.errors import ToolError
-from mistral_magic.tools import Tool, Toolbox, collect
+from mistral_magic.tools.functions import Tool, Toolbox, collect
 
 SETUP = '''
 import pandas as pd
@@ -421,8 +421,8 @@ def describe_column(column: str) -> dict:
 def test_names_arguments_results_and_reasoning_are_data_never_markup():
     from xss_corpus import CORPUS, problems
 
-    from mistral_magic import render
-    from mistral_magic.tools import ToolRun
+    from mistral_magic.show import render
+    from mistral_magic.tools.functions import ToolRun
 
     hostile = ToolRun(call_id="abcdefghi", name="<img src=x onerror=alert(1)>",
                       arguments={"<b onclick=x()>": CORPUS}, content=CORPUS, value=CORPUS)

@@ -12,12 +12,12 @@ from importlib import resources
 
 import pytest
 
-from mistral_magic.budget import Budget
+from mistral_magic.calls.budget import Budget
+from mistral_magic.calls.estimates import DEFAULT_MAX_TOKENS, Estimate, estimate_call
 from mistral_magic.errors import BudgetExceeded, ConfigError
-from mistral_magic.estimates import DEFAULT_MAX_TOKENS, Estimate, estimate_call
-from mistral_magic.prices import ModelPrice, PriceTable, load_prices
-from mistral_magic.tokens import count_messages
-from mistral_magic.usage import CallRecord, Ledger, format_cost, format_tokens
+from mistral_magic.money.prices import ModelPrice, PriceTable, load_prices
+from mistral_magic.money.tokens import count_messages
+from mistral_magic.money.usage import CallRecord, Ledger, format_cost, format_tokens
 
 # -- prices -------------------------------------------------------------------------
 
@@ -176,7 +176,7 @@ def test_bad_overrides_are_one_line_config_errors(overrides):
 
 
 def test_price_table_can_be_built_directly():
-    from mistral_magic.prices import ModelPrice
+    from mistral_magic.money.prices import ModelPrice
 
     table = PriceTable({"m": ModelPrice(input=1, output=2)}, {"m-latest": "m"}, source="test")
     assert table.cost("m-latest", 1_000_000, 1_000_000) == pytest.approx(3.0)
@@ -327,7 +327,7 @@ def test_failing_subscriber_does_not_break_recording(caplog):
 
     ledger.subscribe(broken)
     ledger.subscribe(seen.append)
-    with caplog.at_level("ERROR", logger="mistral_magic.usage"):
+    with caplog.at_level("ERROR", logger="mistral_magic.money.usage"):
         ledger.record(_rec())
     assert len(ledger) == 1 and len(seen) == 1
     assert "subscriber failed" in caplog.text
@@ -489,8 +489,8 @@ def test_budget_limit_must_be_a_number(limit):
 
 def test_import_is_cheap():
     code = (
-        "import sys, mistral_magic.usage, mistral_magic.prices, mistral_magic.estimates, "
-        "mistral_magic.budget, mistral_magic.structured; "
+        "import sys, mistral_magic.money.usage, mistral_magic.money.prices, mistral_magic.calls.estimates, "
+        "mistral_magic.calls.budget, mistral_magic.structured.frames; "
         "heavy = [m for m in ('pandas', 'mistralai', 'mistral_common', 'pydantic', 'jsonschema')"
         " if m in sys.modules]; print(heavy)"
     )

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 import mistral_magic
-from mistral_magic import vectors
 from mistral_magic.errors import BudgetExceeded, ConfigError
-from mistral_magic.tokens import count_text
+from mistral_magic.money.tokens import count_text
+from mistral_magic.rows import vectors
 
 EMBED = "/v1/embeddings"
 TICKETS = [

@@ -20,10 +20,11 @@ import pytest
 from conftest import run
 
 import mistral_magic
-from mistral_magic import tokens, widgets
-from mistral_magic.answer import INTERRUPTED_MARK
+from mistral_magic import widgets
 from mistral_magic.errors import BudgetExceeded
-from mistral_magic.usage import CallRecord
+from mistral_magic.money import tokens
+from mistral_magic.money.usage import CallRecord
+from mistral_magic.show.answer import INTERRUPTED_MARK
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW = {"token_delay_ms": 20, "answer_tokens": 2000}  # about 40 s if nobody stops it

@@ -39,7 +39,7 @@ What it serves (everything it makes up is labelled as offline output):
   them; `document_url` and `file` chunks are read (a PDF's text layer with pypdf, DOCX,
   PPTX, text) and quoted, their text counted in the prompt. Models without vision or
   document reading refuse them.
-  Usage is counted with `mistral_magic.tokens`, so client estimates match exactly.
+  Usage is counted with `mistral_magic.money.tokens`, so client estimates match exactly.
 - Sampling: the same request with the same `random_seed` gets the same answer, and
   temperature 0 ignores the seed. Without a seed answers vary as the hosted API's do:
   the k-th repeat of a request gets the k-th answer, so a fresh server replays a

@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .. import tokens
+from ..money import tokens
 from . import catalogue, endpoints, files, limits, unserved
 from .batch import BatchJobs
 from .faults import HEADER, FaultPlan, FaultState

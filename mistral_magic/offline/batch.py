@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from .. import tokens
+from ..money import tokens
 from . import endpoints, limits
 from .faults import FaultPlan, FaultState
 from .files import FileStore

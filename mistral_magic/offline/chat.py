@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .. import tokens
+from ..money import tokens
 from . import instances, lengths, prose, reasoning, tools, words
 from .faults import FaultPlan
 from .inputs import Attachments, plain

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .. import tokens
+from ..money import tokens
 from . import (
     catalogue,
     chat,

@@ -2,7 +2,7 @@
 
 Pictures (`image_url` chunks) are read from data URLs (format and size with Pillow);
 an http(s) URL is not fetched (the offline server has no network) and is described as
-a URL. They count as the hosted API counts them, through `mistral_magic.tokens`
+a URL. They count as the hosted API counts them, through `mistral_magic.money.tokens`
 (16-pixel patches, longest side capped at 1024, (ceil(w/16)+1)·ceil(h/16)), which the
 client's estimates share. A model without vision refuses pictures (400).
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import tokens
+from ..money import tokens
 from . import catalogue, documents, sources
 from .files import FileStore
 from .wire import (

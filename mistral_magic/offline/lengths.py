@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import tokens
+from ..money import tokens
 
 
 def cut_tokens(text: str, limit: int) -> str:

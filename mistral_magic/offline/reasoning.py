@@ -25,7 +25,7 @@ import operator
 import random
 import re
 
-from .. import tokens
+from ..money import tokens
 from . import catalogue, words
 from .wire import ChatRequest, RequestError, error_body
 

@@ -94,7 +94,7 @@ class OfflineServer:
         """Serve in a daemon thread; returns once connections are accepted."""
         if self.running:
             return self
-        from .. import tokens
+        from ..money import tokens
 
         # The vocabulary loads while uvicorn starts; only requests that count wait for it.
         tokens.warm()

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 _JOB_COLUMNS = ("key", "job_id", "backend", "model", "rows", "status", "created", "updated")
 _JOB_READ = (*_JOB_COLUMNS, "read")
 
-#: a ledger row: `mistral_magic.usage.CallRecord`'s fields and whether the answer came
+#: a ledger row: `mistral_magic.money.usage.CallRecord`'s fields and whether the answer came
 #: from the cache; the kernel's session id is kept beside them.
 LEDGER_FIELDS = (
     "time", "chat", "model", "kind", "prompt_tokens", "completion_tokens", "cost",

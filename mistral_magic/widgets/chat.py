@@ -11,8 +11,8 @@ import asyncio
 import threading
 import time
 
-from .. import render
-from ..display import CURSOR, update_interval
+from ..show import render
+from ..show.display import CURSOR, update_interval
 from .base import DEFAULT_CHAT, View
 
 
@@ -32,7 +32,7 @@ def _reply(who: str, answer: str, thinking: str = "", tokens: int | None = None,
 
 def _turn_outputs(turn) -> list[dict]:
     """A turn as two outputs rendered from Markdown: the prompt, then the answer and its end."""
-    from ..answer import FAILED_MARK, INTERRUPTED_MARK
+    from ..show.answer import FAILED_MARK, INTERRUPTED_MARK
 
     user = _markdown(f"**You**\n\n{turn.prompt}", f"You: {turn.prompt}")
     who = turn.model or "assistant"

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from .. import render
+from ..show import render
 from .base import Throttle, View, text_table
 
 
 def _cost_text(totals: dict) -> str:
-    from ..usage import format_cost
+    from ..money.usage import format_cost
 
     text = format_cost(totals["cost"])
     return text if totals.get("cost_known", True) else f"{text} + unknown"
 
 
 def _model_rows(session) -> list[list[str]]:
-    from ..usage import format_tokens
+    from ..money.usage import format_tokens
 
     return [
         [model, str(t["calls"]), format_tokens(t["prompt_tokens"]),
@@ -28,7 +28,7 @@ _MODEL_HEADER = ["model", "calls", "tokens in", "tokens out", "cost"]
 
 def _budget(session, spent: float) -> tuple[float | None, str]:
     """(fraction of the budget spent, or None without one; the label)."""
-    from ..usage import format_cost
+    from ..money.usage import format_cost
 
     limit = session.settings.budget_usd
     if limit is None:
@@ -38,7 +38,7 @@ def _budget(session, spent: float) -> tuple[float | None, str]:
 
 
 def _summary(totals: dict) -> str:
-    from ..usage import format_tokens
+    from ..money.usage import format_tokens
 
     calls = totals["calls"]
     return (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from .. import render
+from ..show import render
 from .base import View, default_chat
 
 TEMPERATURE_MAX = 1.5

@@ -1,0 +1,201 @@
+"""One call from its reservation to its ledger row: what every way of sending shares.
+
+`Call` holds a request, its budget reservation and the `Answer` it becomes: it takes
+stream chunks (text, reasoning and tool-call events) or a whole response, counts the
+tokens the server did not report (an interrupt, a dropped stream), prices them (per
+token, or per page for OCR) and settles the reservation with one ledger row, exactly
+once, whether the call finished, failed or was interrupted; a call never sent records
+nothing. `run_async` runs a send on the background loop and settles it. The call path
+(`calls.path`) and the row engine build on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..errors import user_message
+from ..show.answer import Answer
+from .backend import close_error_response
+from .events import ToolCalls, delta_events
+
+
+class Call:
+    """One call from its reservation to its ledger row: what every way of sending shares."""
+
+    def __init__(self, session, request: dict, reservation, *, backend: str, chat=None,
+                 kind: str = "chat", stream: bool = True, cache_as: str | None = None):
+        self.session = session
+        self.reservation = reservation
+        self.kind = kind
+        self.asked = request
+        # The backend's `cache.identity` when the answer is kept in the response cache.
+        self.cache_as = cache_as
+        self.request = reservation.apply(request)
+        self.answer = Answer(text="", model=self.request["model"], chat=chat, status="ok",
+                             request=self.request, backend=backend,
+                             budget_capped=reservation.capped, streamed=stream)
+        self.parts: list[str] = []
+        self.thinking: list[str] = []
+        self.calls = ToolCalls()
+        self.failure: BaseException | None = None
+        self.per_page = False  # priced per page (OCR): `expect_pages` was called
+        self.paged = False  # the server reported the pages it read
+        self.sent = False
+        self.started = time.perf_counter()
+
+    def sending(self) -> None:
+        """The request goes now (again, after a 429): it counts from here."""
+        self.sent = True
+        self.started = time.perf_counter()
+
+    def absorb(self, chunk) -> bool:
+        """Take one stream chunk into the answer; True when it brought text or reasoning."""
+        answer = self.answer
+        if chunk.usage is not None:
+            answer.prompt_tokens = chunk.usage.prompt_tokens
+            answer.completion_tokens = chunk.usage.completion_tokens
+        brought = False
+        for choice in chunk.choices:
+            if choice.finish_reason:
+                answer.finish_reason = str(choice.finish_reason)
+            brought = self._events(choice.delta) or brought
+        return brought
+
+    def _events(self, delta) -> bool:
+        """Sort one delta's (or message's) events; True when it brought text or reasoning."""
+        brought = False
+        for event in delta_events(delta):
+            if event.kind == "tool_call":
+                self.calls.add(event)
+                continue
+            if self.answer.ttft_s is None:
+                self.answer.ttft_s = time.perf_counter() - self.started
+            (self.parts if event.kind == "text" else self.thinking).append(event.text)
+            brought = True
+        return brought
+
+    def take(self, response) -> None:
+        """Take a whole chat response (not streamed)."""
+        answer = self.answer
+        answer.ttft_s = time.perf_counter() - self.started
+        choice = response.choices[0]
+        self.parts = []
+        self._events(choice.message)
+        answer.finish_reason = str(choice.finish_reason) if choice.finish_reason else None
+        self.take_usage(response.usage.prompt_tokens, response.usage.completion_tokens)
+
+    def take_usage(self, prompt_tokens: int | None, completion_tokens: int | None) -> None:
+        """The usage the server reported (any endpoint)."""
+        self.answer.prompt_tokens = prompt_tokens
+        self.answer.completion_tokens = completion_tokens
+
+    def expect_pages(self, pages: int | None, annotated: bool = False) -> None:
+        """Price this call per page (OCR): `pages` stands until the server reports its own
+        (what an interrupted call is taken to have read; None when unknown)."""
+        self.answer.pages = pages
+        self.answer.annotated = annotated
+        self.per_page = True
+
+    def take_pages(self, pages: int, annotated: bool = False) -> None:
+        """The pages the server reports it read (OCR's ``usage_info.pages_processed``)."""
+        self.expect_pages(pages, annotated)
+        self.paged = True
+
+    def interrupted(self) -> None:
+        self.answer.status = "interrupted"
+
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        """Around a synchronous send: an interrupt or an SDK, transport or server error is
+        recorded on the answer (the caller raises it, as one line, after `settle`)."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.interrupted()
+        except Exception as exc:
+            self.failed(exc)
+
+    def failed(self, exc: BaseException) -> None:
+        self.answer.status = "error"
+        self.answer.error = user_message(exc, self.answer.model)
+        self.failure = exc
+
+    def settle(self) -> Answer:
+        """Account for what the call used and put it in the ledger as its hold is given back."""
+        answer = self.answer
+        if not self.sent:  # stopped before it went: nothing was used, nothing is recorded
+            self.reservation.release()
+            return answer
+        try:
+            # Whatever arrived is the answer, also when an interrupt or error ended it.
+            answer.text = "".join(self.parts)
+            answer.thinking = "".join(self.thinking)
+            answer.tool_calls = self.calls.calls()
+            answer.latency_s = time.perf_counter() - self.started
+            self._account()
+        finally:
+            self.reservation.settle(self._record())
+        if self.cache_as is not None and answer.status == "ok":
+            self.session.responses.keep(self)
+        return answer
+
+    def _account(self) -> None:
+        """Fill tokens the server did not report (interrupts, drops) from counts, then cost."""
+        from ..money.tokens import THINK_MARKERS, count_text
+
+        answer = self.answer
+        if self.per_page:
+            if answer.status == "error" and not self.paged:
+                answer.pages = 0  # refused or failed before reading: nothing to pay for
+            answer.prompt_tokens, answer.completion_tokens = 0, 0
+            answer.cost = self.session.prices.page_cost(answer.model, answer.pages,
+                                                        annotated=answer.annotated)
+            return
+        if answer.thinking:
+            # Reported usage does not split out the reasoning: it is counted here.
+            answer.thinking_tokens = count_text(answer.thinking) + THINK_MARKERS
+        if answer.status == "error" and not answer.text:
+            answer.prompt_tokens = answer.prompt_tokens or 0
+            answer.completion_tokens = answer.completion_tokens or 0
+        if answer.prompt_tokens is None:
+            answer.prompt_tokens = self.reservation.prompt_tokens
+        if answer.completion_tokens is None:
+            answer.completion_tokens = count_text(answer.text) + (answer.thinking_tokens or 0)
+        answer.cost = self.session.prices.cost(
+            answer.model, answer.prompt_tokens, answer.completion_tokens
+        )
+
+    def _record(self):
+        from ..money.usage import CallRecord
+
+        answer = self.answer
+        return CallRecord(
+            model=answer.model, chat=answer.chat, kind=self.kind,
+            prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
+            cost=answer.cost, latency_s=answer.latency_s, ttft_s=answer.ttft_s,
+            status=answer.status, backend=answer.backend, error=answer.error, pages=answer.pages,
+        )
+
+
+async def run_async(call: Call, send, pacing=None) -> Answer:
+    """Run `send()` for `call` on the background loop (paced, when given), then settle it."""
+    try:
+        try:
+            if pacing is None:
+                call.sending()
+                await send()
+            else:
+                await pacing.send(call, send)
+        except asyncio.CancelledError:
+            # The partial answer is the result; the task ends normally, so the ledger row
+            # is written and the caller decides whether to stop (a row job) or not (Stop).
+            call.interrupted()
+        except Exception as exc:  # SDK, transport or server errors: recorded, one line
+            call.failed(exc)
+            await close_error_response(exc)
+    finally:
+        answer = call.settle()
+    return answer

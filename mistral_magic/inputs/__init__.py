@@ -1,0 +1,10 @@
+"""What goes with a prompt: notebook values, pictures, documents and uploads.
+
+`prompt` (``{name}`` interpolation and DataFrames as text), `chunks` (``--image`` and
+``--file`` as message chunks, counted and shown as thumbnails), `pictures` (whatever a
+notebook holds as a picture, encoded once), `documents` (documents read once, counted before
+sending) and `uploads` (the Files API, once per content and backend; signed URLs).
+
+It may use `show` (thumbnails), `money` (counting), `store` and `errors`; it sends nothing
+but uploads.
+"""

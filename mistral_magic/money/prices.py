@@ -1,0 +1,247 @@
+"""Prices: list prices per model, the user's overrides, and what a call costs.
+
+`load_prices()` reads `prices.json` (list prices in USD per 1M tokens, with their
+source and date) and applies the user's overrides, e.g. from
+``%config MistralMagics.prices = {"my-finetune": {"input": 0.3, "output": 0.9}}``::
+
+    >>> prices = load_prices({"mistral-small-latest": {"input": 0.1, "output": 0.3}})
+    >>> prices.resolve("mistral-small-latest")
+    'mistral-small-2603'
+    >>> prices.cost("mistral-small-latest", 1_000_000, 0)
+    0.1
+
+An alias (``mistral-small-latest``) resolves to the dated model it names; an
+override given for an alias applies to that model. A model with no known price
+costs ``None`` (shown as "unknown"), never 0; a call that used no tokens costs 0,
+whatever its price, so a failed call never makes a total unknown. Batch calls cost
+``batch_discount`` (0.5) of the list price. OCR is priced per page (`page_cost`),
+not per token, so its token `price`/`cost` is ``None``; a page read with an annotation
+format costs ``per_annotated_page`` instead of ``per_page`` (the price list's "USD per
+page with an annotation format").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from ..errors import ConfigError
+
+_OVERRIDE_FORM = (
+    'expected {"model-or-alias": {"input": <USD per 1M>, "output": <USD per 1M>}}, '
+    'e.g. %config MistralMagics.prices = {"my-model": {"input": 0.5, "output": 1.5}}'
+)
+
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """One model's list price: USD per 1M tokens, or per page for OCR."""
+
+    input: float | None = None
+    output: float | None = None
+    per_page: float | None = None
+    context: int | None = None
+    per_annotated_page: float | None = None
+
+
+class PriceTable:
+    """Model prices with aliases; unknown models have no price (``None``), never 0."""
+
+    def __init__(
+        self,
+        models: Mapping[str, ModelPrice],
+        aliases: Mapping[str, str] | None = None,
+        *,
+        source: str = "",
+        date: str = "",
+        currency: str = "USD",
+        batch_discount: float = 0.5,
+    ):
+        self.models: dict[str, ModelPrice] = dict(models)
+        self.aliases: dict[str, str] = dict(aliases or {})
+        self.source = source
+        self.date = date
+        self.currency = currency
+        self.batch_discount = batch_discount
+
+    def __repr__(self) -> str:
+        return f"<PriceTable {len(self.models)} models, {self.source!r}, {self.date}>"
+
+    def resolve(self, model: str | None) -> str | None:
+        """The canonical model id for a model id or alias, or None if not in the table."""
+        if not model:
+            return None
+        model = model.strip()
+        if model in self.models:
+            return model
+        return self.aliases.get(model)
+
+    def entry(self, model: str | None) -> ModelPrice | None:
+        canonical = self.resolve(model)
+        return self.models.get(canonical) if canonical else None
+
+    def price(self, model: str | None) -> tuple[float, float] | None:
+        """(input, output) USD per 1M tokens, or None if unknown or not priced per token."""
+        entry = self.entry(model)
+        if entry is None or entry.input is None:
+            return None
+        return entry.input, entry.output or 0.0
+
+    def context_length(self, model: str | None) -> int | None:
+        """The model's context window in tokens, when the table knows it."""
+        entry = self.entry(model)
+        return entry.context if entry else None
+
+    def cost(
+        self,
+        model: str | None,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        batch: bool = False,
+    ) -> float | None:
+        """USD for a call; None when the model's price is unknown (a call of no tokens costs 0)."""
+        if not prompt_tokens and not completion_tokens:
+            # A call that used nothing (refused, failed before any token) cost nothing,
+            # whatever its price: it must not make a session's total unknown.
+            return 0.0
+        price = self.price(model)
+        if price is None:
+            return None
+        usd = ((prompt_tokens or 0) * price[0] + (completion_tokens or 0) * price[1]) / 1e6
+        return usd * self.batch_discount if batch else usd
+
+    def page_cost(self, model: str | None, pages: int | None, batch: bool = False,
+                  annotated: bool = False) -> float | None:
+        """USD for an OCR call of `pages` pages (annotated: with an annotation format); None if
+        the model is not priced per page (or `pages` is unknown). No pages cost 0."""
+        if pages == 0:
+            return 0.0
+        entry = self.entry(model)
+        if entry is None or entry.per_page is None or pages is None:
+            return None
+        each = entry.per_annotated_page if annotated and entry.per_annotated_page else entry.per_page
+        usd = pages * each
+        return usd * self.batch_discount if batch else usd
+
+    def with_overrides(self, overrides: Mapping[str, Any] | None) -> PriceTable:
+        """A copy with user prices applied (an alias's override applies to its model)."""
+        table = PriceTable(
+            self.models,
+            self.aliases,
+            source=self.source,
+            date=self.date,
+            currency=self.currency,
+            batch_discount=self.batch_discount,
+        )
+        if not overrides:
+            return table
+        if not isinstance(overrides, Mapping):
+            raise ConfigError(f"MistralMagics.prices must be a dict: {_OVERRIDE_FORM}")
+        for name, value in overrides.items():
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigError(
+                    f"MistralMagics.prices has a bad model name {name!r}: {_OVERRIDE_FORM}"
+                )
+            canonical = table.resolve(name) or name.strip()
+            known = table.models.get(canonical)
+            table.models[canonical] = _parse_override(name, value, known)
+        table.source = f"{self.source} (with user overrides)" if self.source else "user overrides"
+        return table
+
+
+def _number(name: str, key: str, value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ConfigError(
+            f"MistralMagics.prices[{name!r}][{key!r}] must be a number >= 0, got {value!r}: {_OVERRIDE_FORM}"
+        )
+    return float(value)
+
+
+def _parse_override(name: str, value: Any, known: ModelPrice | None) -> ModelPrice:
+    context = known.context if known else None
+    # A pair (input, output) is accepted too: it is what people type first.
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        value = {"input": value[0], "output": value[1]}
+    if not isinstance(value, Mapping) or not value:
+        raise ConfigError(
+            f"MistralMagics.prices[{name!r}] = {value!r} is not a price: {_OVERRIDE_FORM}"
+        )
+    unknown = set(value) - {"input", "output", "per_page", "per_annotated_page"}
+    if unknown:
+        raise ConfigError(
+            f"MistralMagics.prices[{name!r}] has unknown keys {sorted(unknown)}: {_OVERRIDE_FORM}"
+        )
+    if "per_page" in value:
+        annotated = value.get("per_annotated_page")
+        return ModelPrice(
+            per_page=_number(name, "per_page", value["per_page"]), context=context,
+            per_annotated_page=None if annotated is None
+            else _number(name, "per_annotated_page", annotated),
+        )
+    if "per_annotated_page" in value:
+        raise ConfigError(
+            f"MistralMagics.prices[{name!r}] needs a 'per_page' price beside 'per_annotated_page': "
+            f"{_OVERRIDE_FORM}"
+        )
+    if "input" not in value:
+        raise ConfigError(
+            f"MistralMagics.prices[{name!r}] needs an 'input' price: {_OVERRIDE_FORM}"
+        )
+    return ModelPrice(
+        input=_number(name, "input", value["input"]),
+        output=_number(name, "output", value.get("output", 0.0)),
+        context=context,
+    )
+
+
+_base_table: PriceTable | None = None
+_base_lock = threading.Lock()
+
+
+def _load_base() -> PriceTable:
+    global _base_table
+    with _base_lock:
+        if _base_table is None:
+            text = resources.files(__package__).joinpath("prices.json").read_text("utf-8")
+            data = json.loads(text)
+            models: dict[str, ModelPrice] = {}
+            aliases: dict[str, str] = {}
+            for model_id, entry in data["models"].items():
+                models[model_id] = ModelPrice(
+                    input=entry.get("input"),
+                    output=entry.get("output"),
+                    per_page=entry.get("per_page"),
+                    context=entry.get("context"),
+                    per_annotated_page=entry.get("per_annotated_page"),
+                )
+                for alias in entry.get("aliases", []):
+                    aliases[alias] = model_id
+            _base_table = PriceTable(
+                models,
+                aliases,
+                source=data.get("source", ""),
+                date=data.get("date", ""),
+                currency=data.get("currency", "USD"),
+                batch_discount=float(data.get("batch_discount", 0.5)),
+            )
+    return _base_table
+
+
+def load_prices(overrides: Mapping[str, Any] | None = None) -> PriceTable:
+    """The bundled price table with `overrides` (``{model_or_alias: {"input", "output"}}``) applied.
+
+    Raises `ConfigError` (one line, showing the expected form) for a malformed override.
+    """
+    return _load_base().with_overrides(overrides)
+

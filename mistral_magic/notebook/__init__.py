@@ -1,0 +1,9 @@
+"""The surface a user types: the magics, the ``%mistral`` commands and their manual.
+
+`magics` (``MistralMagics``: settings and the ``%%mistral`` cell's arguments), `commands`
+(one method per ``%mistral`` command), `manual` (the text of ``%%mistral?``), `fim`
+(``%%mistral --fim``), `fix` (``%mistral fix`` and ``Err``) and `importhook` (``df.mistral``
+registered once pandas is imported).
+
+The top layer: it may use every other part of the package; nothing below imports it.
+"""

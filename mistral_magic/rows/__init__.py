@@ -1,0 +1,10 @@
+"""The row engine and every row method of ``df.mistral``.
+
+`accessor` (the ``df.mistral`` accessor), `job` (``RowJob``: what one row sends and how its
+answer becomes columns), `engine` (concurrency, limiter, budget, resume, progress,
+interrupts, ``_error``), `batch` and `batchrun` (the Batch API, and a job through it),
+`packed` (many texts a request), `vectors` (embed, search, dedup), `labels` (classify,
+filter, moderate) and `ocr` (``%mistral ocr`` and ``df.mistral.ocr``).
+
+It may use the session (`core`) and every layer below it; only the notebook surface uses it.
+"""

@@ -1,0 +1,264 @@
+"""The pandas accessor `df.mistral`: text columns in, typed columns, vectors and labels out.
+
+    people = df.mistral.extract("Who is described here? {bio}", schema="name, age int, city")
+    tickets = tickets.mistral.embed("text")               # + text_embedding (float32 arrays)
+    tickets.mistral.search("refund for a damaged order", k=3)        # best rows + score
+    tickets.mistral.dedup(threshold=0.9)                  # + dup_group, duplicate
+    kind = tickets.mistral.classify("text", labels=["bug", "feature", "question"])
+    refund = tickets.mistral.filter("mentions a refund", column="text")   # boolean mask
+    flags = tickets.mistral.moderate("text")              # a score per category + flagged
+
+`vectors` is the manual of embed, search and dedup; `labels` of classify, filter and
+moderate. What follows holds for every method (search and dedup embed only what
+they need, and offer no batch).
+
+- `prompt` is a template over the row's columns (`"... {text}"`) or a column name.
+- A row whose text is missing (None, NaN, `pd.NA`, or empty / blank text) in the
+  prompt column, or in any column its template names, is not sent (and not paid
+  for): its `_error` says which column is missing. Fill or drop such rows first.
+- The result is aligned to `df.index`: one column per schema field, typed by the
+  schema, plus `_error` (None on success). No row is lost or duplicated.
+- Rows run concurrently on the session's background loop, bounded by `concurrency`
+  and by a rate limiter (`requests_per_second`, `tokens_per_minute`) that pauses
+  every worker on a 429's `Retry-After`; 5xx and connection errors are retried by
+  the SDK's RetryConfig.
+- A `tqdm.auto` bar shows rows done, failures and spend; a cost estimate is shown
+  first and `MistralMagics.budget_usd` applies.
+- The kernel's interrupt cancels cleanly and says in one line how many rows are done
+  and left; finished rows are kept in a cache keyed by request, so running the same
+  call again pays only for the rest. A record is cached only once it fits its
+  columns, so a re-run never meets a bad cached row.
+- `batch=True` sends the rows through Mistral's Batch API instead (half price).
+- A method whose first argument is a column (embed, classify, moderate) refuses a
+  name that is not one of the frame's columns in one line.
+
+Each method is a `rows.RowJob` (what one row sends, how its answer becomes columns)
+run by the row engine (`engine.RowEngine`), which does all of the above.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .job import RowJob
+
+SYSTEM = (
+    "You extract structured data from the user's text. Answer only with JSON that matches "
+    "the schema. Use null for a value the text does not give."
+)
+
+_registered = False
+_lock = threading.Lock()
+
+
+def register() -> None:
+    """Register `df.mistral` with pandas (once; called when pandas is in use)."""
+    global _registered
+    with _lock:
+        if _registered:
+            return
+        import pandas as pd
+
+        pd.api.extensions.register_dataframe_accessor("mistral")(MistralAccessor)
+        _registered = True
+
+
+class MistralAccessor:
+    """`df.mistral`: Mistral's models over the rows of a DataFrame.
+
+    Every method takes the row engine's `concurrency` (8), `requests_per_second`,
+    `tokens_per_minute`, `max_retries` and `progress` (the bar; True).
+    """
+
+    def __init__(self, df):
+        self._df = df
+
+    @staticmethod
+    def _engine(concurrency: int = 8, requests_per_second: float | None = None,
+                tokens_per_minute: float | None = None, max_retries: int | None = None,
+                progress: bool = True):
+        from ..core import loaded
+        from .engine import RowEngine
+
+        return RowEngine(loaded(), concurrency=concurrency,
+                         requests_per_second=requests_per_second,
+                         tokens_per_minute=tokens_per_minute, max_retries=max_retries,
+                         progress=progress)
+
+    def embed(self, column: str, *, model: str = "mistral-embed", dimension: int | None = None,
+              dtype: str | None = None, batch: bool = False, **engine):
+        """The frame with ``{column}_embedding`` (a NumPy vector per row) and `_error`.
+
+        Rows are packed into as few requests as the API takes (512 texts, 16,384
+        tokens); `dimension` and `dtype` ("float", "int8", "uint8", "binary",
+        "ubinary") are codestral-embed's options. See `mistral_magic.rows.vectors`.
+        """
+        from . import vectors
+
+        return vectors.embed(self._engine(**engine), self._df, column, batch=batch, model=model,
+                             dimension=dimension, dtype=dtype)
+
+    def search(self, query: str, k: int = 10, *, column: str | None = None,
+               model: str | None = None, dimension: int | None = None, dtype: str | None = None,
+               **engine):
+        """The `k` rows most similar to `query` (cosine), best first, with a `score` column.
+
+        `column` is a vector column, or a text column (embedded first unless its
+        ``{column}_embedding`` is there; cached vectors are reused).
+        """
+        from . import vectors
+
+        return vectors.search(self._engine(**engine), self._df, query, k=k, column=column,
+                              model=model, dimension=dimension, dtype=dtype)
+
+    def dedup(self, threshold: float = 0.9, *, column: str | None = None,
+              model: str | None = None, dimension: int | None = None, dtype: str | None = None,
+              **engine):
+        """The frame with `dup_group` (near-duplicates share one: cosine >= `threshold`,
+        also through other rows) and `duplicate` (all but the first row of a group)."""
+        from . import vectors
+
+        return vectors.dedup(self._engine(**engine), self._df, threshold=threshold, column=column,
+                             model=model, dimension=dimension, dtype=dtype)
+
+    def classify(self, column: str, labels, *, model: str | None = None,
+                 temperature: float | None = 0.0, seed: int | None = None, batch: bool = False,
+                 **engine):
+        """A categorical Series of `labels` (one per row), aligned to the index; failed rows
+        are NA, with their reasons in ``series.attrs["_error"]``."""
+        from . import labels as jobs
+
+        return jobs.classify(self._engine(**engine), self._df, column, labels, batch=batch,
+                             model=model, temperature=temperature, seed=seed)
+
+    def filter(self, condition: str, column: str, *, model: str | None = None,
+               temperature: float | None = 0.0, seed: int | None = None, batch: bool = False,
+               **engine):
+        """A nullable boolean Series: whether each row's `column` meets `condition`
+        (``df[mask.fillna(False)]``); failed rows are NA, reasons in ``attrs["_error"]``."""
+        from . import labels as jobs
+
+        return jobs.filter_rows(self._engine(**engine), self._df, condition, column, batch=batch,
+                                model=model, temperature=temperature, seed=seed)
+
+    def moderate(self, column: str, *, model: str | None = None, batch: bool = False, **engine):
+        """A DataFrame aligned to the index: a score column per moderation category,
+        `flagged`, `flagged_for` (the flagged categories) and `_error`."""
+        from . import labels as jobs
+
+        return jobs.moderate(self._engine(**engine), self._df, column, model=model, batch=batch)
+
+    def extract(
+        self,
+        prompt: str,
+        schema: Any = None,
+        *,
+        model: str | None = None,
+        concurrency: int = 8,
+        requests_per_second: float | None = None,
+        tokens_per_minute: float | None = None,
+        max_retries: int | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        batch: bool = False,
+        progress: bool = True,
+        image: str | None = None,
+    ):
+        """Extract `schema` fields from every row; returns a DataFrame aligned to the index.
+
+        `schema` is a pydantic model, a JSON Schema dict, or the DSL
+        (`"name, age int, price float: in euros, tags list, born date"`); with no
+        schema the model answers in JSON mode and its keys become the columns.
+        `image` names a column of pictures (paths, http(s) URLs or bytes) sent with each
+        row's text to a model that sees images (`pictures`: downscaled, encoded once).
+        """
+        engine = self._engine(concurrency, requests_per_second, tokens_per_minute, max_retries,
+                              progress)
+        job = Extraction(engine.session, self._df, prompt, schema, model=model,
+                         max_tokens=max_tokens, temperature=temperature, seed=seed, image=image)
+        return engine.run(job, batch=batch)
+
+
+    def ocr(self, column: str, schema: Any = None, *, model: str | None = None,
+            pages: str | None = None, concurrency: int = 8,
+            requests_per_second: float | None = None, max_retries: int | None = None,
+            batch: bool = False, progress: bool = True):
+        """Read the document in each row of `column` (paths, http(s) URLs or bytes) with Mistral
+        OCR; returns ``text`` and ``pages`` per row, or `schema`'s typed fields (see `ocr`)."""
+        from .ocr import OCRJob
+
+        engine = self._engine(concurrency, requests_per_second, None, max_retries, progress)
+        job = OCRJob(engine.session, self._df, column, schema, model=model, pages=pages)
+        return engine.run(job, batch=batch)
+
+
+class Extraction(RowJob):
+    """`extract`'s rows: each asks for one record of the schema (JSON mode without one)."""
+
+    kind = "extract"
+    verb = "Extracting"
+
+    def __init__(self, session, df, prompt, schema, *, model=None, max_tokens=None,
+                 temperature=None, seed=None, image=None):
+        from ..errors import ConfigError
+        from ..structured.schema import SchemaSpec
+
+        if image is not None and image not in df.columns:
+            raise ConfigError(f"image={image!r} is not a column of the frame "
+                              f"({', '.join(str(c) for c in df.columns)})")
+        self.image = image
+        self._picture = None  # the row being built's image chunk
+
+        self.spec = SchemaSpec.from_spec(schema, session.shell.user_ns) if schema is not None else None
+        # Built once and shared by every row's request (building it copies the schema).
+        self.response_format = self.spec.response_format() if self.spec else {"type": "json_object"}
+        settings = session.settings
+        self.options = {
+            "temperature": settings.temperature if temperature is None else temperature,
+            "max_tokens": settings.max_tokens if max_tokens is None else max_tokens,
+            "seed": seed,
+        }
+        super().__init__(session, df, prompt, model=model)
+        if image is not None:
+            session.capabilities.require(self.model, "vision")
+
+    def _request(self, i: int, text):
+        if self.image is not None and text is not None:
+            from ..errors import ConfigError
+            from ..inputs.pictures import picture
+
+            value = self.df[self.image].iloc[i]
+            if self._missing(i, [self.image], {self.image: value}):
+                return None
+            try:
+                self._picture = picture(value, f"row {i} of {self.image!r}").chunk()
+            except ConfigError as exc:
+                self.errors[i] = str(exc)
+                self.refused_rows.add(i)
+                return None
+        return super()._request(i, text)
+
+    def request(self, text: str) -> dict:
+        from ..core import chat_request
+
+        content: object = text
+        if self._picture is not None:
+            content = [{"type": "text", "text": text}, self._picture]
+        return chat_request(
+            self.model,
+            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}],
+            response_format=self.response_format,
+            **self.options,
+        )
+
+    def parse(self, text: str) -> dict:
+        from ..structured.frames import json_record
+
+        return self.spec.parse(text)[0] if self.spec is not None else json_record(text)
+
+    def frame(self, records, index):
+        if self.spec is None:
+            return super().frame(records, index)
+        return self.spec.to_frame(records, index=index)

@@ -1,0 +1,357 @@
+"""OCR: documents and pictures read into Markdown, tables and typed fields, in a cell or a column.
+
+    %mistral ocr invoice.pdf                       # the pages as Markdown, safely rendered
+    %mistral ocr scan.png --pages 0 -o scan        # the result kept as `scan` (an `OCRResult`)
+    %mistral ocr invoice.pdf --schema "number, customer, total float" -o inv   # typed one-row frame
+    %mistral ocr report.pdf --tables -o tables     # the pages' tables as DataFrames
+    invoices = df.mistral.ocr("path", schema="number, customer, total float")  # row-wise
+
+- The source is a path (a PDF, DOCX, PPTX or a picture), the file's bytes, or an
+  http(s) URL (read by the server; nothing is downloaded here). A file goes up through
+  the Files API once per content (`uploads`) and is sent by a signed URL.
+- ``--pages`` takes ``0-2`` or ``0,3,5-7`` (pages count from 0). ``--schema`` (the
+  extraction DSL, a pydantic model or a JSON Schema) asks for a document annotation,
+  read into a one-row DataFrame typed as `df.mistral.extract` types its columns.
+- OCR is priced per page (``per_page`` in `prices.json`, ``per_annotated_page`` with
+  a schema). The pages of a file are counted here before it is sent, so the budget
+  holds the call's exact worst case; a URL's pages are unknown, so under a budget a
+  URL needs ``--pages``. The footer and the ledger show pages, not tokens.
+- Page Markdown is the server's text: it goes through `render` like any answer
+  (images in it become links, never fetched).
+- `df.mistral.ocr(column, schema=...)` runs through the row engine (`engine`): the
+  column holds paths, URLs or bytes; without a schema each row gets ``text`` (every
+  page's Markdown) and ``pages``; ``batch=True`` sends the rows as a Batch API job of
+  ``/v1/ocr`` lines (their URLs signed for a day).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import BudgetExceeded, ConfigError, Interrupted, ReplayMiss, StructuredOutputError
+from .job import Reply, RowJob, RowRefused
+
+DEFAULT_MODEL = "mistral-ocr-latest"
+_PAGES = re.compile(r"\s*\d+\s*(?:-\s*\d+\s*)?(?:,\s*\d+\s*(?:-\s*\d+\s*)?)*")
+
+
+def parse_pages(text: str | None) -> list[int] | None:
+    """``"0-2"`` / ``"0,3,5-7"`` as sorted page numbers; None for all pages."""
+    if text is None:
+        return None
+    if not _PAGES.fullmatch(str(text)):
+        raise ConfigError(f"pages {text!r}: give page numbers from 0, e.g. 0-2 or 0,3,5-7")
+    pages: set[int] = set()
+    for part in str(text).split(","):
+        low, _, high = part.partition("-")
+        first, last = int(low), int(high or low)
+        if last < first:
+            raise ConfigError(f"pages {text!r}: {part.strip()} runs backwards; write {last}-{first}")
+        pages.update(range(first, last + 1))
+    return sorted(pages)
+
+
+@dataclass
+class Source:
+    """What one OCR request reads: its document chunk (a reference or a URL) and its pages."""
+
+    name: str
+    chunk: dict
+    pages: int | None  # pages read, when they can be known before sending
+    selection: list[int] | None = None
+
+
+def source(session, value: Any, name: str | None = None, pages: list[int] | None = None) -> Source:
+    """The OCR source `value` names (see the module's doc); `ConfigError` saying why not."""
+    from ..inputs.documents import PICTURE_EXTENSIONS, document
+
+    if isinstance(value, str) and value.lower().startswith(("http://", "https://")):
+        ext = value.split("?", 1)[0].rsplit(".", 1)[-1].lower()
+        chunk = ({"type": "image_url", "image_url": value} if ext in PICTURE_EXTENSIONS
+                 else {"type": "document_url", "document_url": value})
+        return Source(name or value, chunk, None if pages is None else len(pages), pages)
+    if not isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview)):
+        raise ConfigError(f"{name or 'the source'} is a {type(value).__name__}; give a file path, "
+                          "an http(s) URL or the file's bytes")
+    doc = session.uploads.add(document(value, name, pictures=True))
+    count = doc.pages
+    if pages is not None and count is not None:
+        past = [p for p in pages if p >= count]
+        if past:
+            raise ConfigError(f"{doc.name} has {count} page{'' if count == 1 else 's'} "
+                              f"(0-{count - 1}); page {past[0]} is not one of them")
+        count = len(pages)
+    return Source(doc.name, doc.chunk(), count, pages)
+
+
+def ocr_request(model: str, src: Source, spec=None) -> dict:
+    """The ``/v1/ocr`` body (its document a reference until `uploads` signs it)."""
+    request: dict[str, Any] = {"model": model, "document": src.chunk, "include_image_base64": False}
+    if src.selection is not None:
+        request["pages"] = src.selection
+    if spec is not None:
+        request["document_annotation_format"] = spec.response_format()
+    return request
+
+
+def worst_cost(session, model: str, src: Source, annotated: bool, what: str) -> float | None:
+    """The call's price at most; refuses (under a budget) a source whose pages are unknown."""
+    if src.pages is None:
+        if session.budget.limit_usd is not None:
+            raise BudgetExceeded(
+                f"Refused: the pages of {what} are not known before it is read (a URL), so its "
+                "cost cannot be held under MistralMagics.budget_usd; give --pages (pages=...) or "
+                "pass the downloaded file")
+        return None
+    return session.prices.page_cost(model, src.pages, annotated=annotated)
+
+
+# -- one document in a cell ------------------------------------------------------------------
+
+
+@dataclass
+class OCRResult:
+    """What `%mistral ocr` read: each page's Markdown, the annotation, the call's `Answer`."""
+
+    name: str
+    pages: list[str]
+    indices: list[int]
+    annotation: str | None = None
+    answer: Any = None
+    footer: str = ""
+    tables_md: list[list[str]] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """Every page's Markdown, one after another."""
+        return "\n\n".join(self.pages)
+
+    def markdown(self) -> str:
+        return "\n\n".join(f"**{self.name} · page {i}**\n\n{page}"
+                           for i, page in zip(self.indices, self.pages, strict=True))
+
+    def tables(self) -> list:
+        """The pages' tables as DataFrames, in reading order."""
+        found = []
+        for page, extra in zip(self.pages, self.tables_md, strict=True):
+            found += markdown_tables(page)
+            for table in extra:
+                found += markdown_tables(table)
+        return found
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        from ..show import render
+
+        return render.markdown(self.markdown(), self.footer)
+
+
+def read(session, value: Any, name: str, *, pages: str | None = None, schema: Any = None,
+         model: str | None = None) -> OCRResult:
+    """Read one document (`%mistral ocr`): reserve its pages, send, settle in the ledger."""
+    from ..calls.call import Call
+
+    if session.responses.mode == "replay":
+        raise ReplayMiss("%mistral ocr is not kept in the response cache, and MistralMagics.cache "
+                         "is 'replay', which never sends; read documents with df.mistral.ocr "
+                         "(its rows are kept), or set %config MistralMagics.cache = 'on'")
+    model = model or DEFAULT_MODEL
+    spec = _spec(session, schema)
+    src = source(session, value, None if isinstance(value, (str, os.PathLike)) else name,
+                 parse_pages(pages))
+    session.capabilities.require(model, "ocr")
+    annotated = spec is not None
+    request = ocr_request(model, src, spec)
+    worst = worst_cost(session, model, src, annotated, src.name)
+    reservation = session.budget.reserve_total(
+        worst, f"reading {src.name} ({src.pages} pages)", model=model, running=True,
+        fix="read fewer pages with --pages")
+    try:
+        backend = session.backend
+    except BaseException:
+        reservation.release()
+        raise
+    call = Call(session, request, reservation, backend=backend.kind, kind="ocr", stream=False)
+    call.expect_pages(src.pages, annotated)
+    body: dict | None = None
+    try:
+        args = session.uploads.resolve(call.request, backend)
+        call.sending()
+        with call.recording():
+            body = backend.client.ocr.process(**args).model_dump(mode="json")
+            call.take_pages(int((body.get("usage_info") or {}).get("pages_processed") or 0),
+                            annotated)
+    finally:
+        answer = call.settle()
+    session.last = answer
+    session._raise(call.failure, answer)
+    if body is None:
+        raise Interrupted(f"Stopped reading {src.name}; its pages, if the server read any, are "
+                          "in the ledger. Run the cell again to read it")
+    pages_ = body.get("pages") or []
+    return OCRResult(
+        src.name, [p.get("markdown") or "" for p in pages_], [p.get("index", i) for i, p in
+                                                              enumerate(pages_)],
+        body.get("document_annotation"), answer, session.footer(answer),
+        [[t.get("content") or "" for t in p.get("tables") or [] if t.get("format") != "html"]
+         for p in pages_],
+    )
+
+
+def annotation_frame(result: OCRResult, schema: Any, session):
+    """The document annotation as a one-row DataFrame typed by the schema."""
+    spec = _spec(session, schema)
+    if result.annotation is None:
+        raise StructuredOutputError(f"the server sent no document annotation for {result.name}")
+    return spec.to_frame(spec.parse(result.annotation)[:1])
+
+
+def _spec(session, schema: Any):
+    from ..structured.schema import SchemaSpec
+
+    return None if schema is None else SchemaSpec.from_spec(schema, session.shell.user_ns)
+
+
+def markdown_tables(text: str) -> list:
+    """The pipe tables in Markdown text as DataFrames (numbers as numbers)."""
+    import pandas as pd
+
+    found, block = [], []
+    for line in [*text.splitlines(), ""]:
+        if line.strip().startswith("|"):
+            block.append(line.strip())
+            continue
+        if len(block) >= 2 and re.fullmatch(r"\|?(\s*:?-{2,}:?\s*\|)+\s*:?-*:?\s*\|?", block[1]):
+            header, *rows = [_cells(row) for row in block[:1] + block[2:]]
+            width = len(header)
+            rows = [(r + [""] * width)[:width] for r in rows]
+            frame = pd.DataFrame(rows, columns=_unique(header))
+            for column in frame.columns:
+                try:
+                    frame[column] = pd.to_numeric(frame[column])
+                except (ValueError, TypeError):
+                    pass
+            found.append(frame)
+        block = []
+    return found
+
+
+def _cells(row: str) -> list[str]:
+    parts = re.split(r"(?<!\\)\|", row.strip().strip("|") if row.strip() != "|" else "")
+    return [p.strip().replace("\\|", "|") for p in parts]
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        name = name or "column"
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out
+
+
+# -- a column of documents -------------------------------------------------------------------
+
+
+class OCRJob(RowJob):
+    """`df.mistral.ocr`'s rows: each reads one document (a path, URL or bytes)."""
+
+    kind, verb = "ocr", "Reading"
+    batch_endpoint = "/v1/ocr"
+    per_page = True
+
+    def __init__(self, session, df, column: str, schema: Any = None, *, model: str | None = None,
+                 pages: str | list[int] | None = None):
+        if column not in df.columns:
+            raise ConfigError(f"{column!r} is not a column of the frame "
+                              f"({', '.join(str(c) for c in df.columns)}); name the column of paths")
+        self.spec = _spec(session, schema)
+        self.annotated = self.spec is not None
+        self.selection = pages if isinstance(pages, list) or pages is None else parse_pages(pages)
+        self._built: dict[int, dict | None] = {}  # row -> its request: each file is read once
+        super().__init__(session, df, column, model=model or DEFAULT_MODEL)
+        session.capabilities.require(self.model, "ocr")
+
+    def _texts(self, prompt: str) -> list:
+        return [None if self._missing(i, [prompt], {prompt: v}) else v
+                for i, v in enumerate(self.df[prompt])]
+
+    def _request(self, i: int, value: Any) -> dict | None:
+        if i not in self._built:
+            self._built[i] = super()._request(i, value)
+        return self._built[i]
+
+    def request(self, value: Any) -> dict:
+        try:
+            src = source(self.session, value, None, self.selection)
+        except ConfigError as exc:
+            raise RowRefused(str(exc)) from None
+        return ocr_request(self.model, src, self.spec)
+
+    def _pages(self, request: dict) -> int | None:
+        """The pages a request reads: those it picks, else its document's (None: a URL's)."""
+        from ..inputs.documents import sha_of
+
+        if "pages" in request:
+            return len(request["pages"])
+        chunk = request["document"]
+        sha = sha_of(chunk.get("document_url") or chunk.get("image_url"))
+        return None if sha is None else self.session.uploads.get(sha).pages
+
+    def estimate(self, request: dict, batch: bool = False):
+        from ..calls.estimates import Estimate
+
+        pages = self._pages(request)
+        cost = (None if pages is None
+                else self.session.prices.page_cost(self.model, pages, batch, self.annotated))
+        if pages is None and self.session.budget.limit_usd is not None:
+            raise BudgetExceeded("Refused: a row's document is a URL, whose pages are not known "
+                                 "before it is read, so its cost cannot be held under "
+                                 "MistralMagics.budget_usd; pass pages=... or downloaded files")
+        return Estimate(0, 0, cost, cost, self.model, batch, pages)
+
+    async def send(self, client, request: dict, retries) -> Reply:
+        sent = await self.session.uploads.resolve_async(request, self.session.backend)
+        response = await client.ocr.process_async(**sent, retries=retries)
+        return self.batch_reply(response.model_dump(mode="json"))
+
+    def batch_sent(self, body: dict) -> dict:
+        from ..inputs.uploads import BATCH_SIGN_HOURS
+
+        # Signed for a day, as a job may run that long; the job is keyed by the reference.
+        return self.session.uploads.resolve(body, self.session.backend, BATCH_SIGN_HOURS)
+
+    def batch_reply(self, body: dict) -> Reply:
+        return Reply([self._value(body)], 0, 0,
+                     pages=int((body.get("usage_info") or {}).get("pages_processed") or 0))
+
+    def _value(self, body: dict):
+        """What `parse` takes from an OCR response body: the annotation, or the pages' text."""
+        if self.annotated:
+            return body.get("document_annotation")
+        pages = body.get("pages") or []
+        return {"text": "\n\n".join(p.get("markdown") or "" for p in pages), "pages": len(pages)}
+
+    def parse(self, value) -> dict:
+        if self.spec is None:
+            if not isinstance(value, dict) or "text" not in value:
+                raise StructuredOutputError("the server sent an OCR result without pages")
+            return value
+        if not isinstance(value, str):
+            raise StructuredOutputError("the server sent no document annotation")
+        return self.spec.parse(value)[0]
+
+    def frame(self, records, index):
+        import pandas as pd
+
+        if self.spec is not None:
+            return self.spec.to_frame(records, index=index)
+        return pd.DataFrame({
+            "text": pd.Series([r["text"] if r else None for r in records], index=index,
+                              dtype=object),
+            "pages": pd.Series([r["pages"] if r else None for r in records], index=index,
+                               dtype="Int64"),
+        })

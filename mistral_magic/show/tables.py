@@ -1,0 +1,211 @@
+"""What `%mistral history|chats|usage|models|config|cache` return: values, not prints.
+
+Columns are ordered for a terminal too. Where a table is wider than the screen,
+pandas drops columns from the middle and shows the first and the last ones; so
+each table starts with what a row is (model, tokens in; turn, role, text) and ends
+with what it cost (tokens out, cost, status), and keeps wide details (errors, cell
+ids, system prompts) in the middle. Times are rounded to the second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..store.secrets import mask
+
+HISTORY_COLUMNS = ["turn", "role", "text", "chat", "model", "cell", "status", "tokens", "cost"]
+USAGE_COLUMNS = ["model", "prompt_tokens", "completion_tokens", "pages", "kind", "chat", "time", "backend",
+                 "error", "latency_s", "ttft_s", "cached", "cost", "status"]
+CHATS_COLUMNS = ["chat", "turns", "in_context", "system", "tokens", "cost"]
+PREVIEW = 48  # characters of a message in `%mistral history` (the chat keeps all of it)
+
+
+def history_frame(session, chat: str):
+    """One row per message of a chat: turn, role, text preview, ..., status, tokens, cost."""
+    import pandas as pd
+
+    rows = session.chats.get(chat).rows(PREVIEW) if chat in session.chats else []
+    frame = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    return frame.astype({"turn": "Int64", "tokens": "Int64", "cost": "float64"})
+
+
+def chats_frame(session):
+    """One row per chat: turns, tokens, cost, system prompt."""
+    import pandas as pd
+
+    rows = []
+    for chat in session.chats:
+        turns = chat.turns
+        rows.append(
+            {
+                "chat": chat.name,
+                "turns": len(turns),
+                "in_context": sum(t.in_context for t in turns),
+                "tokens": sum((t.prompt_tokens or 0) + (t.completion_tokens or 0) for t in turns),
+                "cost": sum(t.cost for t in turns if t.cost is not None),
+                "system": chat.system,
+            }
+        )
+    return pd.DataFrame(rows, columns=CHATS_COLUMNS).astype(
+        {"turns": "Int64", "in_context": "Int64", "tokens": "Int64", "cost": "float64"}
+    )
+
+
+def usage_frame(session):
+    """The ledger: one row per API call, times to the second."""
+    frame = session.ledger.to_frame()
+    frame["time"] = frame["time"].dt.round("s")
+    return frame[USAGE_COLUMNS]
+
+
+def usage_all_frame(session):
+    """Every kernel's calls in this folder (the store's ledger) with this kernel's own, by time.
+
+    This kernel's rows come from its ledger, so they are there with the cache off too.
+    """
+    import pandas as pd
+
+    mine = session.ledger.to_frame()
+    mine.insert(1, "session", session.responses.id)
+    others = session.responses.guarded(lambda store: store.ledger.frame(), None)
+    if others is not None:
+        others = others[others["session"] != session.responses.id]
+    frames = [f for f in (others, mine) if f is not None and len(f)]
+    frame = pd.concat(frames, ignore_index=True) if frames else mine
+    frame = frame.astype(mine.dtypes.to_dict()).sort_values("time", kind="stable")
+    frame["time"] = frame["time"].dt.round("s")
+    columns = USAGE_COLUMNS[:7] + ["session"] + USAGE_COLUMNS[7:]
+    return frame[columns].reset_index(drop=True)
+
+
+def models_frame(session, listing):
+    """The models of `listing` (the backend's ``models.list``): context, what each can do
+    (reason, call tools, see images, read documents), capabilities and list prices.
+
+    ``documents`` comes from the model catalogue (Mistral's docs: document chunks in chat),
+    which the API's cards do not carry; NA for a model the catalogue does not know.
+    """
+    import pandas as pd
+
+    from ..offline import catalogue
+
+    prices = session.prices
+    rows = []
+    for card in listing.data or []:
+        capabilities = getattr(card, "capabilities", None)
+        flags = capabilities.model_dump() if capabilities is not None else {}
+        caps = [name for name, on in flags.items() if on is True]
+        price = prices.price(card.id)
+        known = catalogue.find(card.id)
+        rows.append(
+            {
+                "id": card.id,
+                "aliases": ", ".join(getattr(card, "aliases", None) or []),
+                "context": getattr(card, "max_context_length", None),
+                "reasoning": flags.get("reasoning"),
+                "tools": flags.get("function_calling"),
+                "vision": flags.get("vision"),
+                "documents": None if known is None else known.documents,
+                "capabilities": ", ".join(caps),
+                "input_per_1m": price[0] if price else None,
+                "output_per_1m": price[1] if price else None,
+            }
+        )
+    columns = ["id", "aliases", "context", "reasoning", "tools", "vision", "documents",
+               "capabilities", "input_per_1m", "output_per_1m"]
+    flag = dict.fromkeys(("reasoning", "tools", "vision", "documents"), "boolean")
+    return pd.DataFrame(rows, columns=columns).astype(
+        {"context": "Int64", **flag, "input_per_1m": "float64", "output_per_1m": "float64"}
+    )
+
+
+def config_frame(magics):
+    """Effective settings, the backend in use and the key (masked) with where it came from."""
+    import os
+
+    import pandas as pd
+
+    session = magics.session
+    rows = []
+    for name, trait in sorted(magics.traits(config=True).items()):
+        value = getattr(magics, name)
+        shown = mask(value) if name == "server_key" else repr(value)
+        rows.append({"setting": name, "value": shown, "help": trait.help})
+    source = _source((session._key, "from %mistral key (memory)"),
+                     (os.environ.get("MISTRAL_API_KEY"), "from MISTRAL_API_KEY"),
+                     (session.key, "from a .env file"))
+    rows.append({"setting": "key", "value": mask(session.key),
+                 "help": f"{source}; sent only to Mistral's hosts"})
+    source = _source((magics.server_key, "from MistralMagics.server_key"),
+                     (session.server_key, "from MISTRAL_SERVER_KEY"))
+    rows.append({"setting": "server key", "value": mask(session.server_key),
+                 "help": f"{source}; sent only to server_url"})
+    try:
+        label = session.backend_spec().label
+    except Exception as exc:  # show a broken setting here rather than fail the listing
+        label = f"unusable: {exc}"
+    rows.append({"setting": "backend in use", "value": label, "help": "%mistral backend"})
+    return pd.DataFrame(rows, columns=["setting", "value", "help"])
+
+
+def _source(*places: tuple) -> str:
+    """Where a key came from: the label of the first place that holds one."""
+    return next((label for value, label in places if value), "not set")
+
+
+def cache_info(responses) -> CacheInfo:
+    """What ``%mistral cache`` shows."""
+    stats = responses.store.stats()
+    return CacheInfo(responses.mode, stats.path, stats.entries, stats.size_bytes, stats.hits,
+                     stats.saved_usd, stats.unpriced_hits, stats.records, stats.calls,
+                     stats.readonly)
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """``%mistral cache``: where the store is, its answers and size, and the money they saved."""
+
+    mode: str
+    path: str
+    entries: int
+    size_bytes: int
+    hits: int
+    saved_usd: float
+    unpriced_hits: int
+    records: int
+    calls: int
+    readonly: bool
+
+    def rows(self) -> list[tuple[str, str]]:
+        from ..money.usage import format_cost
+
+        saved = format_cost(self.saved_usd)
+        if self.unpriced_hits:
+            saved += f" (+ {self.unpriced_hits:,} of unknown price)"
+        where = self.path + (" (read-only)" if self.readonly else "")
+        return [
+            ("cache", f"{self.mode} · {where}"),
+            ("answers", f"{self.entries:,} ({_size(self.size_bytes)} on disk)"),
+            ("reused", f"{self.hits:,} time{'' if self.hits == 1 else 's'}, saved {saved}"),
+            ("finished rows", f"{self.records:,} (row jobs resume from them)"),
+            ("ledger", f"{self.calls:,} call{'' if self.calls == 1 else 's'} from every "
+                       "kernel here (%mistral usage --all)"),
+        ]
+
+    def __repr__(self) -> str:
+        return "\n".join(f"{name:<14}{value}" for name, value in self.rows())
+
+    def _repr_html_(self) -> str:
+        from . import render
+
+        return render.table(["response cache", ""], self.rows())
+
+
+def _size(n: float) -> str:
+    if n < 1000:
+        return f"{n:,} bytes"
+    for unit in ("kB", "MB", "GB"):
+        n /= 1000
+        if n < 1000 or unit == "GB":
+            break
+    return f"{n:,.1f} {unit}"
