@@ -45,7 +45,7 @@ class Turn:
     thinking_tokens: int | None = None
     kept_thinking: str = ""  # the reply's reasoning, sent back in the history (--keep-thinking)
     exchange: list[dict] = field(default_factory=list)  # tool calls and results before the reply
-    tools: list = field(default_factory=list)  # the `tools.ToolRun`s, for showing
+    tools: list = field(default_factory=list)  # the `tools.functions.ToolRun`s, for showing
     created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     id: int = field(default_factory=lambda: next(_turn_ids))
 

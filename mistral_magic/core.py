@@ -5,7 +5,7 @@ It lives in `core` so that `mistral_magic.session()` stays a function.
 This module is the Session's state: the settings it reads live, the backend and
 prices they select, its chats, ledger, budget, background loop and caches, and the
 request bodies a call would send (`build_request`, what a dry run shows) with their
-estimates and budget reservations. Sending them is the call path (`calls.CallPath`,
+estimates and budget reservations. Sending them is the call path (`calls.path.CallPath`,
 mixed in): `Session.ask` is the whole life of a `%%mistral` cell after argument
 parsing.
 """
@@ -194,7 +194,7 @@ class Session(CallPath):
         the chat's when the request is really sent. `think` (else `MistralMagics.think`)
         adds the model's reasoning controls (`reasoning.controls`); `tools` the tools'
         definitions and `tool_choice` how the model must use them. `images` are the chunks
-        that follow the prompt (`inputs.CellInputs.chunks`: pictures, and documents by
+        that follow the prompt (`inputs.chunks.CellInputs.chunks`: pictures, and documents by
         reference, which are signed only when the request is sent).
         """
         from .tools.reasoning import controls
@@ -244,7 +244,7 @@ class Session(CallPath):
         )
 
     def _attachment_tokens(self, request: dict, exact: bool = True) -> int | None:
-        """The prompt's count when it carries documents or picture URLs (`inputs.count_prompt`:
+        """The prompt's count when it carries documents or picture URLs (`inputs.chunks.count_prompt`:
         their bounds), else None: the messages are counted as they are."""
         from .inputs.chunks import count_prompt, has_attachments
 

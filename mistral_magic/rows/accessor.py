@@ -32,7 +32,7 @@ they need, and offer no batch).
 - A method whose first argument is a column (embed, classify, moderate) refuses a
   name that is not one of the frame's columns in one line.
 
-Each method is a `rows.RowJob` (what one row sends, how its answer becomes columns)
+Each method is a `rows.job.RowJob` (what one row sends, how its answer becomes columns)
 run by the row engine (`engine.RowEngine`), which does all of the above.
 """
 

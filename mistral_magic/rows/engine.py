@@ -1,4 +1,4 @@
-"""The row engine: runs any `rows.RowJob` over a DataFrame's rows.
+"""The row engine: runs any `rows.job.RowJob` over a DataFrame's rows.
 
     out = RowEngine(session, concurrency=8).run(job)          # or .run(job, batch=True)
 

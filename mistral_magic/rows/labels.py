@@ -25,7 +25,7 @@
 - `moderation_table` is ``%mistral moderate TEXT``: one row per category, its score
   and whether it is flagged, highest score first.
 
-Each is a `rows.RowJob`, so each gets the row engine's concurrency, rate limits,
+Each is a `rows.job.RowJob`, so each gets the row engine's concurrency, rate limits,
 budget, cache and resume, progress, interrupts and ``batch=True``.
 """
 

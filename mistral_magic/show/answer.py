@@ -3,7 +3,7 @@
 An `Answer` is what every call returns, whoever sent it: the text, the usage and
 cost, timings, and how it ended (``ok``, ``error`` or ``interrupted``), with the
 reasoning a thinking model showed and the tool calls it asked for. A cell whose
-model called tools (`toolloop`) answers with one `Answer` for all its steps: the
+model called tools (`tools.loop`) answers with one `Answer` for all its steps: the
 usage and cost summed, the tool runs and the messages between the prompt and the
 final reply. Its footer is the one line under a rendered answer (model, tokens and
 thinking tokens, cost, steps, speed, backend, chat and the session's total; an OCR
@@ -52,7 +52,7 @@ class Answer:
     final_thinking: str | None = None  # the last step's reasoning (None: `thinking`)
     tool_calls: list[dict] = field(default_factory=list)  # this call's, in the API's wire form
     steps: int = 1  # calls to the model that made this answer
-    tool_runs: list = field(default_factory=list)  # `tools.ToolRun`s, in the order they ran
+    tool_runs: list = field(default_factory=list)  # `tools.functions.ToolRun`s, in the order they ran
     exchange: list[dict] = field(default_factory=list)  # messages between prompt and reply
 
     def __str__(self) -> str:

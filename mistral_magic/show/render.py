@@ -109,7 +109,7 @@ def reasoning_plain(tokens: int | None) -> str:
 
 
 def tool_blocks(runs: Sequence[Any]) -> tuple[str, str]:
-    """Tool runs (`tools.ToolRun`) as collapsed blocks, and as text lines for text/plain."""
+    """Tool runs (`tools.functions.ToolRun`) as collapsed blocks, and as text lines for text/plain."""
     html_blocks, lines = [], []
     for run in runs:
         kind = "mistral-tool error" if run.error else "mistral-tool"

@@ -5,7 +5,7 @@
 Each step is one call through the call path (`Session.call`): its budget reservation,
 its ledger row, the response cache, streamed into the cell's one view. When the
 model asks for tools, the calls run in the order given, in the kernel's thread
-(`tools.Toolbox.execute`; async tools are awaited on the background loop), each
+(`tools.functions.Toolbox.execute`; async tools are awaited on the background loop), each
 shown as a collapsed block under the answer, and their results go back in the next
 step. The loop ends when the model answers in text:
 
