@@ -241,7 +241,7 @@ def xss_cells() -> list[str]:
 
 def list_price(model: str) -> dict:
     """The model's list price, read from the price file itself (not through the package)."""
-    models = json.loads((ROOT / "mistral_magic" / "prices.json").read_text())["models"]
+    models = json.loads((ROOT / "mistral_magic" / "money" / "prices.json").read_text())["models"]
     for name, price in models.items():
         if model == name or model in price.get("aliases", []):
             return price

@@ -27,7 +27,7 @@ FOOTER = re.compile(
 
 def list_price(model: str) -> tuple[float, float]:
     """(input, output) USD per 1M tokens for a model id or alias, read from prices.json."""
-    data = json.loads(resources.files("mistral_magic").joinpath("prices.json").read_text())
+    data = json.loads(resources.files("mistral_magic.money").joinpath("prices.json").read_text())
     for model_id, entry in data["models"].items():
         if model == model_id or model in entry.get("aliases", []):
             return entry["input"], entry["output"]

@@ -29,7 +29,7 @@ def cards(offline_server):
 
 @pytest.fixture(scope="module")
 def raw_prices():
-    return json.loads(resources.files("mistral_magic").joinpath("prices.json").read_text("utf-8"))
+    return json.loads(resources.files("mistral_magic.money").joinpath("prices.json").read_text("utf-8"))
 
 
 def _token_priced(card) -> bool:

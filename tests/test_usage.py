@@ -23,7 +23,7 @@ from mistral_magic.money.usage import CallRecord, Ledger, format_cost, format_to
 
 
 def test_prices_file_has_source_date_and_every_model():
-    data = json.loads(resources.files("mistral_magic").joinpath("prices.json").read_text())
+    data = json.loads(resources.files("mistral_magic.money").joinpath("prices.json").read_text())
     assert data["date"] == "2026-08-21" and data["currency"] == "USD"
     assert data["batch_discount"] == 0.5
     assert set(data["models"]) == {
