@@ -27,7 +27,6 @@ from .calls.path import CallPath
 from .chat import DEFAULT_CHAT, Chats
 from .show.answer import Answer
 
-
 _loaded: Session | None = None
 
 

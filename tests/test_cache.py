@@ -283,7 +283,7 @@ shell.run_line_magic("config", "MistralMagics.cache_path = {str(tmp_path / 'answ
 shell.run_line_magic("config", "MistralMagics.cache = 'replay'")
 assert shell.run_cell("%%mistral\\nHi there").success
 import mistral_magic
-from mistral_magic import backend
+from mistral_magic.calls import backend
 print(mistral_magic.session().last.text, backend.offline_running(),
       [m for m in ("mistralai", "mistral_common", "uvicorn") if m in sys.modules])
 """

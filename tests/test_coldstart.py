@@ -40,7 +40,7 @@ SHELL = """
 import json, sys
 from IPython.core.interactiveshell import InteractiveShell
 import mistral_magic
-from mistral_magic import tokens
+from mistral_magic.money import tokens
 shell = InteractiveShell.instance()
 shell.run_line_magic("load_ext", "mistral_magic")
 session = mistral_magic.session()
@@ -99,7 +99,7 @@ def test_first_cell_with_a_budget_refuses_or_caps_exactly(tmp_path, case):
     result = fresh(SHELL + f"""
 shell.run_line_magic("config", "MistralMagics.budget_usd = {limit!r}")
 cell = shell.run_cell("%%mistral\\n{PROMPT}")
-from mistral_magic import backend
+from mistral_magic.calls import backend
 server = backend.offline_server() if backend.offline_running() else None
 last = session.last
 print(json.dumps({{"success": cell.success, "error": repr(cell.error_in_exec),
@@ -139,7 +139,7 @@ def test_offline_server_answers_while_its_tokenizer_loads(tmp_path):
     result = fresh("""
 import json, threading
 import httpx
-from mistral_magic import tokens
+from mistral_magic.money import tokens
 from mistral_magic.offline import OfflineServer
 
 tokens._vocab_lock.acquire()  # the vocabulary is "still loading" until released below

@@ -410,7 +410,7 @@ def test_the_pandas_watch_is_removed_on_unload():
     code = textwrap.dedent("""
         import sys
         from IPython.core.interactiveshell import InteractiveShell
-        from mistral_magic import importhook
+        from mistral_magic.notebook import importhook
         shell = InteractiveShell.instance()
         shell.run_line_magic("load_ext", "mistral_magic")
         watched = importhook.watching("pandas")

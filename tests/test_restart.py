@@ -26,7 +26,7 @@ CELLS = [
     "import pandas as pd\n"
     "df = pd.DataFrame({'text': ['Ada is 36.', 'Bob is 41.', 'Cy is 29.']})\n"
     "people = df.mistral.extract('{text}', schema='name, age int', progress=False)",
-    "from mistral_magic import backend\n"
+    "from mistral_magic.calls import backend\n"
     "offline_started = backend.offline_running()\n"
     "%config MistralMagics.server_url = '{url}'\n"
     f"%config MistralMagics.server_key = '{KEY}'",

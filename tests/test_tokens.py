@@ -196,7 +196,7 @@ def test_unwritable_cache_only_costs_the_speed(tmp_path, tekken):
 
 _RACE = """
 import sys, threading
-from mistral_magic import tokens
+from mistral_magic.money import tokens
 
 start = threading.Barrier(3)
 tools = [{"type": "function", "function": {"name": "f", "description": "d",
@@ -234,7 +234,7 @@ print("ok", with_tools, plain)
 def test_warm_up_races_the_kernel_thread_without_deadlock(tmp_path, cache):
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
     if cache == "cached":
-        subprocess.run([sys.executable, "-c", "from mistral_magic import tokens; tokens.vocabulary()"],
+        subprocess.run([sys.executable, "-c", "from mistral_magic.money import tokens; tokens.vocabulary()"],
                        env=env, check=True, timeout=120)
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(_RACE)], env=env,
                          capture_output=True, text=True, timeout=240)

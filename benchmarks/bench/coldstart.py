@@ -87,7 +87,7 @@ def bench_coldstart(quick: bool) -> dict:
             ServerProcess(*NO_DELAYS) as server:
         url, key = server.url, server.api_key
         # The vocabulary cache a returning user has (a new user's is measured too).
-        subprocess.run([sys.executable, "-c", "from mistral_magic import tokens; tokens.vocabulary()"],
+        subprocess.run([sys.executable, "-c", "from mistral_magic.money import tokens; tokens.vocabulary()"],
                        check=True, env={**os.environ, "XDG_CACHE_HOME": cache})
 
         def sdk() -> float:

@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from ..store.secrets import Secret, mask
 
 SERVERS = {
     "global": "https://api.mistral.ai",

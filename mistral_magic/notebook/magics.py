@@ -35,7 +35,7 @@ class SecretUnicode(Unicode):
     """A text setting holding a key: its value's repr is masked (`%config MistralMagics`)."""
 
     def validate(self, obj, value):
-        from ..store.secrets import Secret
+        from ..show.masked import Secret
 
         value = super().validate(obj, value)
         return Secret(value) if value else None

@@ -41,9 +41,9 @@ from IPython.display import display
 from ..calls.backend import retry_config
 from ..calls.budget import MIN_ANSWER_TOKENS
 from ..calls.cache import request_key, stored_text
+from ..calls.call import Call, run_async
 from ..calls.estimates import DEFAULT_MAX_TOKENS, prompt_bound
 from ..calls.limiter import Pacing, RateLimiter
-from ..calls.call import Call, run_async
 from ..errors import APIError, ConfigError, Interrupted, ReplayMiss, user_message
 from ..money.usage import format_cost, format_tokens
 from ..show.render import note

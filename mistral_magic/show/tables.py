@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..store.secrets import mask
+from .masked import mask
 
 HISTORY_COLUMNS = ["turn", "role", "text", "chat", "model", "cell", "status", "tokens", "cost"]
 USAGE_COLUMNS = ["model", "prompt_tokens", "completion_tokens", "pages", "kind", "chat", "time", "backend",

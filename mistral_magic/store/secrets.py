@@ -1,5 +1,4 @@
-"""Never a key in the store or on screen: credential fields dropped, the keys in use redacted,
-a key shown only masked (`mask`, `Secret`).
+"""Never a key in the store: credential fields dropped, the keys in use redacted.
 
 Everything the store writes passes through `Scrubber.json` (or `Scrubber.text`):
 dict keys that carry credentials (`SECRET_NAMES`) are dropped at any depth, and the
@@ -80,17 +79,3 @@ class Scrubber:
         """`value` as JSON text, without credential keys or secrets."""
         text = json.dumps(strip_secret_names(value), ensure_ascii=False, default=str)
         return self.text(text, secrets)
-
-
-def mask(secret: str | None) -> str:
-    """A key as it may be shown: never more than its length class."""
-    if not secret:
-        return "(none)"
-    return "•" * 8 + f" ({len(secret)} chars)"
-
-
-class Secret(str):
-    """A key held in a setting: its repr (what `%config` and tracebacks show) is masked."""
-
-    def __repr__(self) -> str:
-        return mask(self)
