@@ -193,3 +193,24 @@ def test_this_users_own_cached_tool_cell_replays_as_before(ip, magic_server, mon
         assert session.last.text == text and session.last.cached
         assert all(r.status == "ok" for r in session.last.tool_runs)
     assert len(ip.user_ns["calls"]) == 6  # the teacher's two, then two per replay
+
+
+def test_with_the_cache_on_a_refused_stored_call_goes_to_the_model_as_not_run(
+        ip, magic_server, tmp_path, monkeypatch):
+    shipped, text = teacher_exports(ip, tmp_path)
+    session = student(ip, tmp_path, monkeypatch)
+    ip.run_line_magic("config", "MistralMagics.cache = 'on'")
+    ip.run_line_magic("mistral", f"cache import {shipped}")
+    answering(monkeypatch, ip, refuse="plot_hist")
+    sent = magic_server.request_count()
+    run(ip, CELL, cell_id="c1")
+    # The first step was served; after the refusal the model was asked, as --approve does.
+    assert magic_server.request_count() == sent + 1
+    assert [r.cached for r in session.ledger.records] == [True, False]
+    statuses = {r.name: r.status for r in session.last.tool_runs}
+    assert statuses == {"describe_column": "ok", "plot_hist": "refused"}
+    assert [c[0] for c in ip.user_ns["calls"]] == ["describe_column"]
+    sent_results = [m["content"] for m in session.last.request["messages"] if m["role"] == "tool"]
+    assert any(r.startswith("Not run: the user refused this call to plot_hist") for r in sent_results)
+    assert session.last.status == "ok" and session.last.text != text
+    check_sequence(session.chats.get("default").context())
