@@ -257,6 +257,42 @@ def describe_column(column: str) -> dict:
     assert session.last.status == "ok"
 
 
+def test_a_result_that_cannot_become_text_is_the_tools_error_and_the_cell_goes_on(ip):
+    setup(ip)
+    run(ip, '''
+class Unprintable:
+    def __str__(self):
+        raise RuntimeError("no text for you")
+
+    __repr__ = __str__
+
+class Silent(Exception):
+    def __str__(self):
+        raise RuntimeError("no message either")
+
+def describe_column(column: str) -> dict:
+    """Summary statistics of one column of the sales table."""
+    return {"mean": Unprintable()}
+
+def plot_hist(column: str, bins: int = 10):
+    """Plot a histogram of one column of the sales table."""
+    raise Silent()
+''')
+    run(ip, f"%%mistral --tools describe_column,plot_hist\n{ASK}", cell_id="c1")
+    session = mistral_magic.session()
+    runs = {r.name: r for r in session.last.tool_runs}
+    assert runs["describe_column"].status == "error" and runs["describe_column"].value is None
+    assert runs["describe_column"].content.startswith(
+        "describe_column returned a dict that cannot be turned into text "
+        "(RuntimeError: no text for you)")
+    assert runs["plot_hist"].content == "plot_hist raised Silent: (its message cannot be shown)"
+    results = [m["content"] for m in sent_messages(session) if m["role"] == "tool"]
+    assert sorted(results) == sorted(r.content for r in runs.values())
+    html = final(ip)["data"]["text/html"]
+    assert html.count('<details class="mistral-tool error">') == 2 and "no text for you" in html
+    assert session.last.status == "ok" and "Traceback" not in html
+
+
 def test_approve_asks_before_each_call(ip, monkeypatch):
     setup(ip)
     asked = []

@@ -31,7 +31,10 @@ URL otherwise, so an offline answer never answers a hosted request.
 A stored answer keeps a thinking model's reasoning and a tool step's calls: a
 replayed ``--tools`` cell is served its tool calls, runs the tools again (they are
 the notebook's own code, and may draw plots), and its next step is served when the
-tools gave the same results (its request is then the same), else sent.
+tools gave the same results (its request is then the same), else sent. Tool calls
+served from a *foreign* answer (one this user's key did not sign: imported, shipped
+with ``cache_path``, written elsewhere, edited; see `mistral_magic.store.provenance`)
+are data: each is shown and needs a yes before it runs (`mistral_magic.toolloop`).
 
 A cached answer sends nothing, holds nothing against the budget and counts no
 tokens; it goes in the ledger with ``cached=True`` and cost 0. Every ledger row is
@@ -299,7 +302,7 @@ class Responses:
             chat=chat, status="ok", request=request, prompt_tokens=entry.prompt_tokens,
             completion_tokens=entry.completion_tokens, cost=0.0, latency_s=latency_s,
             finish_reason=response.get("finish_reason"), backend=entry.backend or "offline",
-            streamed=False, cached=True, saved=entry.cost,
+            streamed=False, cached=True, saved=entry.cost, foreign=entry.foreign,
             thinking=str(response.get("thinking") or ""),
             tool_calls=list(response.get("tool_calls") or []),
         )

@@ -115,7 +115,8 @@ class Commands:
         if args.action == "import":
             added = responses.store.import_from(args.file)
             return Note(f"Imported {added:,} answer{'' if added == 1 else 's'} from `{args.file}` "
-                        f"into `{responses.store.path}` (answers already there were kept).")
+                        f"into `{responses.store.path}` (answers already there were kept); the "
+                        "tool calls they replay ask before they run.")
         keys = None if args.all else responses.export_keys()
         if keys == []:
             return Note("Nothing to export: this notebook has used no stored answer yet; run its "

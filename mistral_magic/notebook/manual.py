@@ -42,6 +42,7 @@ after a restart, a cell whose exact request was answered before gets that answer
 $0, marked cached; running a cell again in the same kernel, or ``--refresh``, asks
 again. ``%config MistralMagics.cache = "replay"`` never sends (no key needed): ship
 ``%mistral cache export answers.sqlite`` with a notebook, and point ``cache_path`` at it.
+Tool calls replayed from answers stored elsewhere (imported, shipped) ask before they run.
 
 Notebook functions as tools (each call shown under the answer), and reasoning::
 

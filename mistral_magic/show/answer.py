@@ -45,6 +45,7 @@ class Answer:
     streamed: bool = True
     cached: bool = False  # served from the response cache: nothing sent, cost 0
     saved: float | None = None  # what the cached answer cost when it was first paid for
+    foreign: bool = False  # served from a stored answer this user did not write (its tools ask)
     pages: int | None = None  # an OCR call's pages (priced per page); None for token-priced calls
     annotated: bool = False  # those pages were read with an annotation format (their own price)
     thinking: str = ""  # the reasoning shown (every step's, for a tool exchange)

@@ -46,7 +46,15 @@ Failures
 Moving answers
     ``export(path, notebook=...)`` writes a standalone store (same schema, no WAL, hit
     counts reset) of the entries a notebook used, which ``cache_path`` can point at;
-    ``import_from(path)`` adds another store's entries, keeping the ones already here.
+    ``import_from(path)`` adds another store's entries, keeping the ones already here;
+    it reads the file as data, within bounds (`transfer`), and refuses in one line a
+    file that is no export (views, triggers, too large, wrong types).
+
+Whose answers
+    Each answer put here is signed with this user's key, kept outside every store
+    (`provenance`); an `Entry` read back is ``foreign`` unless its signature checks:
+    imported, shipped, written on another machine, or edited. A foreign answer's tool
+    calls are shown and approved before they run (`mistral_magic.toolloop`).
 
 Example::
 
@@ -93,6 +101,7 @@ from .db import (
     marks,
     parse_time,
 )
+from .provenance import Signer
 from .schema import now
 from .secrets import Scrubber, is_secret_name
 from .tables import BatchJob, BatchJobs, Records, StoredLedger, Uploads
@@ -130,6 +139,9 @@ class Entry:
     hits: int
     saved: float  # USD its hits did not pay
     last_used: datetime | None
+    #: not stored by this user (imported, shipped, written elsewhere, edited): its tool
+    #: calls are data, shown and approved before they run (`provenance`)
+    foreign: bool
 
 
 @dataclass(frozen=True)
@@ -153,7 +165,8 @@ class Store(Database):
 
     `path` as ``MistralMagics.cache_path`` (None: ``.mistral_magic/store.sqlite`` here);
     `session` names this kernel's ledger rows; `secrets` returns keys in use beyond the
-    environment's (e.g. one set with ``%mistral key``), never to be written.
+    environment's (e.g. one set with ``%mistral key``), never to be written; `signer`
+    (this user's key by default) signs what is put and checks what is read.
     """
 
     def __init__(
@@ -163,9 +176,12 @@ class Store(Database):
         session: str | None = None,
         secrets: Callable[[], Iterable[str | None]] | None = None,
         timeout_s: float = TIMEOUT_S,
+        signer: Signer | None = None,
     ):
         super().__init__(path, secrets=secrets, timeout_s=timeout_s)
         self.session = session or uuid.uuid4().hex[:12]
+        #: signs the answers put here as this user's and tells them from foreign ones
+        self.signer = signer or Signer()
         #: finished rows of row jobs, for resuming: ``store.records.put/get_many``
         self.records = Records(self)
         #: Batch API jobs started here: ``store.jobs.put/get/set_status/list``
@@ -217,17 +233,20 @@ class Store(Database):
 
         return self.batched(entries, write)
 
-    def _row(self, entry: Mapping[str, Any], secrets: list[str], created: str) -> tuple:
-        """The `WRITTEN` columns of an entry, credentials scrubbed."""
+    def _row(self, entry: Mapping[str, Any], secrets: list[str], created: str, *,
+             signed: bool = True) -> tuple:
+        """The `WRITTEN` columns of an entry, credentials scrubbed; `signed` as this user's."""
         key = entry["key"]
         if not isinstance(key, str) or not key:
             raise StoreError(f"A cache key is a non-empty string from request_key, not {key!r}")
         text = Scrubber.text
+        response = self.scrub.json(entry.get("response"), secrets)
         return (
             key, text(entry.get("kind") or "chat", secrets), text(entry.get("model"), secrets),
-            text(entry.get("backend"), secrets), self.scrub.json(entry.get("response"), secrets),
+            text(entry.get("backend"), secrets), response,
             entry.get("prompt_tokens"), entry.get("completion_tokens"), entry.get("cost"),
             text(entry.get("notebook"), secrets), text(entry.get("cell"), secrets), created,
+            self.signer.sign(key, response) if signed else None,
         )
 
     def get(
@@ -259,7 +278,7 @@ class Store(Database):
             counted = hit and bool(rows) and self._readonly is None
             if counted:
                 self._count_hits(list(rows), notebook, cell)
-        entries = {key: _entry(row) for key, row in rows.items()}
+        entries = {key: self._entry(row) for key, row in rows.items()}
         if counted:
             stamp = datetime.now(timezone.utc)
             entries = {
@@ -311,7 +330,7 @@ class Store(Database):
         if limit is not None:
             sql, args = sql + " LIMIT ?", [*args, int(limit)]
         with self.reading() as conn:
-            return [] if conn is None else [_entry(row) for row in conn.execute(sql, args)]
+            return [] if conn is None else [self._entry(row) for row in conn.execute(sql, args)]
 
     def __len__(self) -> int:
         with self.reading() as conn:
@@ -354,6 +373,14 @@ class Store(Database):
             if self.path != MEMORY:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return cleared
+    def _entry(self, row: tuple) -> Entry:
+        """A `COLUMNS` row as an Entry, foreign unless this user's signature checks."""
+        (key, kind, model, backend, response, prompt, completion, cost, notebook, cell, created,
+         signature, hits, saved, last_used) = row
+        return Entry(key, kind, model, backend, json.loads(response), prompt, completion, cost,
+                     notebook, cell, parse_time(created), hits, saved, parse_time(last_used),
+                     foreign=not self.signer.verify(key, response, signature))
+
     # -- moving answers between stores -------------------------------------------------
 
     def export(self, path: str | os.PathLike, *, keys: Iterable[str] | None = None,
@@ -374,8 +401,3 @@ class Store(Database):
         return transfer.import_from(self, path)
 
 
-def _entry(row: tuple) -> Entry:
-    (key, kind, model, backend, response, prompt, completion, cost, notebook, cell, created,
-     hits, saved, last_used) = row
-    return Entry(key, kind, model, backend, json.loads(response), prompt, completion, cost,
-                 notebook, cell, parse_time(created), hits, saved, parse_time(last_used))

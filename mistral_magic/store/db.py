@@ -29,7 +29,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, one_line
 from .schema import MIGRATIONS_TABLE, migrate, pending_migrations
 from .secrets import Scrubber
 
@@ -39,6 +39,9 @@ MEMORY = ":memory:"
 GITIGNORE = "*\n"
 
 MOVE_FIX = "move it away or set MistralMagics.cache_path to another file"
+#: the longest text or blob a value read or written may be: answers are far smaller, and
+#: a file from elsewhere cannot make a read build one of gigabytes
+MAX_VALUE_BYTES = 64 << 20
 
 
 class StoreError(ConfigError):
@@ -161,18 +164,24 @@ def is_busy(exc: sqlite3.Error) -> bool:
 def _sqlite(target: str, timeout_s: float, uri: bool = False) -> sqlite3.Connection:
     # One connection is shared by the kernel thread and the background loop's thread
     # behind the Store's lock; transactions are begun explicitly (BEGIN IMMEDIATE).
-    return sqlite3.connect(
+    conn = sqlite3.connect(
         target, timeout=timeout_s, isolation_level=None, check_same_thread=False, uri=uri
     )
+    # A store may be a file from elsewhere: no value it makes may grow past a bound, and
+    # its schema may not call functions with side effects.
+    if hasattr(conn, "setlimit"):  # Python 3.11+
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+    conn.execute("PRAGMA trusted_schema=OFF")
+    return conn
 
 
 def connect_readonly(
-    file: Path, timeout_s: float, reason: str, current: bool = True
+    file: Path, timeout_s: float, reason: str, current: bool = True, fix: str = MOVE_FIX
 ) -> sqlite3.Connection:
     """The store opened for reading only (a WAL file in a read-only folder needs immutable).
 
     `current` requires this version's tables (a store read in place); an older store
-    read to import from need not have them.
+    read to import from need not have them. `fix` ends the error for a file that is no store.
     """
     for mode in ("mode=ro", "immutable=1"):
         try:
@@ -180,7 +189,7 @@ def connect_readonly(
         except sqlite3.OperationalError:
             continue
         try:
-            _check_store(conn, file)
+            _check_store(conn, file, fix)
             missing = pending_migrations(conn)
         except sqlite3.OperationalError:
             conn.close()
@@ -201,18 +210,35 @@ def connect_readonly(
     )
 
 
-def _check_store(conn: sqlite3.Connection, file: Path | str) -> None:
-    """Refuse a file that is not SQLite, or a SQLite database of something else."""
+def _check_store(conn: sqlite3.Connection, file: Path | str, fix: str = MOVE_FIX) -> None:
+    """Refuse a file that is not SQLite, a SQLite database of something else, or one whose
+    schema would run queries of its own (views, triggers, virtual tables, generated columns):
+    a store has tables and indexes only, so reading one is bounded by its size."""
     try:
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        objects = conn.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+        tables = {name for kind, name, _ in objects if kind == "table"}
+        if objects and MIGRATIONS_TABLE not in tables:
+            raise StoreError(
+                f"{file} is a SQLite database of something else, not a mistral_magic store: {fix}"
+            )
+        for kind, name, sql in objects:
+            if kind in ("view", "trigger") or (sql or "").lstrip()[:14].upper() == "CREATE VIRTUAL":
+                _refuse_schema(file, f"a {kind if kind != 'table' else 'virtual table'}", name, fix)
+        for name in sorted(tables):
+            if any(hidden in (2, 3) for (hidden,) in conn.execute(
+                    "SELECT hidden FROM pragma_table_xinfo(?)", (name,))):
+                _refuse_schema(file, "a generated column in table", name, fix)
     except sqlite3.OperationalError:
         raise  # locked or unreadable: the caller decides (wait, or open read-only)
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{file} is not a mistral_magic store ({exc}): {MOVE_FIX}") from None
-    if tables and MIGRATIONS_TABLE not in tables:
-        raise StoreError(
-            f"{file} is a SQLite database of something else, not a mistral_magic store: {MOVE_FIX}"
-        )
+        raise StoreError(f"{file} is not a mistral_magic store ({exc}): {fix}") from None
+
+
+def _refuse_schema(file: Path | str, what: str, name: str, fix: str) -> None:
+    raise StoreError(
+        f"{file} is not a mistral_magic store: it holds {what} {one_line(repr(name), 60)}, "
+        f"which a store never has (it would run queries of its own when read): {fix}"
+    )
 
 
 def check_replaceable(target: Path) -> None:

@@ -180,6 +180,13 @@ def m007_ledger_pages(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE ledger ADD COLUMN pages INTEGER")
 
 
+@migration
+def m008_responses_signature(db: sqlite3.Connection) -> None:
+    # Who stored an answer (`provenance`): this user's signature, or NULL. Answers stored
+    # before are left unsigned, never signed here: a migrated file may be someone else's.
+    db.execute("ALTER TABLE responses ADD COLUMN signature TEXT")
+
+
 def now() -> str:
     """The current UTC time as ISO 8601 text: sortable, and readable in any SQLite tool."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")

@@ -17,9 +17,10 @@ parameters), never by hand::
 A `Toolbox` refuses two tools of one name. `Toolbox.execute` runs one call the model
 made, in the kernel's thread (an async tool is awaited on the background loop): the
 arguments are parsed and validated against the signature, and anything that goes
-wrong (arguments that are not JSON or do not validate, a tool that raises, a name
-that is not a tool, a refusal under ``--approve``) becomes the tool's result for the
-model, as pydantic-ai's tool manager does, never a traceback. A `ToolRun` is that
+wrong (arguments that are not JSON or do not validate, a tool that raises, a result
+that cannot be turned into text, a name that is not a tool, a refusal under
+``--approve``) becomes the tool's result for the model, as pydantic-ai's tool manager
+does, never a traceback. A `ToolRun` is that
 call as it is shown: name, arguments, a bounded preview of the result (a DataFrame as
 the bounded table interpolation makes), its duration and error.
 """
@@ -216,10 +217,29 @@ class Toolbox:
                 value = run_async(value)
         except Exception as exc:  # the tool's own error is the model's to read, not the cell's
             run.seconds = time.perf_counter() - started
-            return run.failed(f"{name} raised {type(exc).__name__}: {exc}")
+            return run.failed(f"{name} raised {describe(exc)}")
         run.seconds = time.perf_counter() - started
-        run.value, run.content = value, result_text(value)
+        try:
+            run.content = result_text(value)
+        except Exception as exc:  # a result's own __str__ or serialiser failed: the tool failed
+            return run.failed(f"{name} returned a {_type_name(value)} that cannot be turned into "
+                              f"text ({describe(exc)}); return text, numbers, lists or dicts")
+        run.value = value
         return run
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception, even one whose own ``__str__`` fails."""
+    try:
+        said = str(exc)
+    except Exception:
+        said = "(its message cannot be shown)"
+    return f"{_type_name(exc)}: {said}" if said else _type_name(exc)
+
+
+def _type_name(value: Any) -> str:
+    name = getattr(type(value), "__name__", None)
+    return name if isinstance(name, str) else "object"
 
 
 def _errors(exc) -> str:
@@ -331,10 +351,13 @@ class ToolRun:
         from ..show.render import fence
 
         kind = type(self.value)
-        if kind.__module__.startswith("pandas") and kind.__name__ == "Series":
-            return frame_to_markdown(self.value.to_frame(), max_rows=PREVIEW_ROWS)
-        if kind.__module__.startswith("pandas") and kind.__name__ == "DataFrame":
-            return frame_to_markdown(self.value, max_rows=PREVIEW_ROWS)
+        try:
+            if kind.__module__.startswith("pandas") and kind.__name__ == "Series":
+                return frame_to_markdown(self.value.to_frame(), max_rows=PREVIEW_ROWS)
+            if kind.__module__.startswith("pandas") and kind.__name__ == "DataFrame":
+                return frame_to_markdown(self.value, max_rows=PREVIEW_ROWS)
+        except Exception:  # a cell that cannot be shown as a table: the text the model read
+            pass
         text = self.content
         if len(text) > PREVIEW_CHARS:
             text = text[:PREVIEW_CHARS] + f"\n… [{len(text) - PREVIEW_CHARS:,} more characters]"

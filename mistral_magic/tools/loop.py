@@ -29,11 +29,23 @@ re-running the cell removes or replaces all of it. The footer sums the steps.
 On a replay from the response cache, each step's stored answer is served (its tool
 calls too); the tools run again locally, since they are the notebook's own code and
 may draw plots, and the next step is served when they gave the same results.
+
+A stored answer is data when this user did not write it (*foreign*: imported with
+``%mistral cache import``, shipped and read through ``cache_path``, written on another
+machine, or edited; `mistral_magic.store.provenance`): its tool calls name the
+notebook's functions with arguments taken from a file. Each such call is shown in the
+cell (name and arguments, through the safe render path) and asked about
+(`approve_stored`, with or without ``--approve``) before it runs. A refusal, or a
+front end with no input device (a headless run), runs nothing: the tool's result says
+"Not run", and the next step goes on from there, sent or served as usual; when
+replaying, where nothing is sent, a next step that is not stored ends the cell there
+with a note (the turn is kept out of the chat's context) instead of a `ReplayMiss`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import string
 import time
@@ -42,6 +54,11 @@ from typing import Any
 from ..show.answer import Answer
 
 DEFAULT_MAX_STEPS = 5
+#: how much of a foreign stored call is shown before it may run (the prompt, the cell)
+STORED_SIGNATURE = 1000
+STORED_ARGUMENTS = 4000
+WITHHELD = ("the stored answer goes on after tool calls that were not run, and replay sends "
+            "nothing: run the cell in Jupyter and answer y to replay the rest")
 CHOICES = ("auto", "any", "none")
 _ID = re.compile(r"[a-zA-Z0-9]{9}")
 _ID_CHARS = string.ascii_letters + string.digits
@@ -86,17 +103,45 @@ def from_arguments(args, defaults: list[str], namespace: dict):
 
 def approve_by_input(run) -> tuple[bool, str]:
     """Ask the user before a call runs; no input device means no (said in the result)."""
+    return _ask(f"Run {run.signature()}? [y/N] ",
+                "Not run: --approve asks before each call, and this front end has no input "
+                "device to ask on (a headless run); run the cell in Jupyter, or leave out --approve.",
+                f"Not run: the user refused this call to {run.name}.")
+
+
+def approve_stored(run) -> tuple[bool, str]:
+    """Ask before a call from a foreign stored answer runs; no input device means no."""
+    return _ask(f"Run {run.signature(limit=STORED_SIGNATURE)}? It comes from stored answers "
+                "this machine did not write. [y/N] ",
+                f"Not run: this call to {run.name} comes from stored answers this machine did "
+                "not write (imported or shipped), and this front end has no input device to "
+                "approve it on (a headless run); run the cell in Jupyter and answer y.",
+                f"Not run: the user refused this call to {run.name}, which came from stored "
+                "answers this machine did not write.")
+
+
+def _ask(question: str, headless: str, refused: str) -> tuple[bool, str]:
     from IPython.core.error import StdinNotImplementedError
 
     try:
-        reply = input(f"Run {run.signature()}? [y/N] ")
+        reply = input(question)
     except (StdinNotImplementedError, EOFError, OSError):
-        return False, ("Not run: --approve asks before each call, and this front end has no "
-                       "input device to ask on (a headless run); run the cell in Jupyter, or "
-                       "leave out --approve.")
+        return False, headless
     if reply.strip().lower() in ("y", "yes"):
         return True, "approved"
-    return False, f"Not run: the user refused this call to {run.name}."
+    return False, refused
+
+
+def stored_call(run) -> str:
+    """The note that shows a foreign stored call in the cell while it waits for a yes."""
+    from ..show.render import fence
+
+    shown = json.dumps(run.arguments, indent=2, ensure_ascii=False, default=str)
+    if len(shown) > STORED_ARGUMENTS:
+        shown = shown[:STORED_ARGUMENTS] + f"\n… [{len(shown) - STORED_ARGUMENTS:,} more characters]"
+    return ("*A stored answer that this machine did not write (imported, or shipped with "
+            "`cache_path`) asks to run a tool. It runs only if you answer y below:*\n\n"
+            + fence(f"{run.name}\n{shown}", "json"))
 
 
 def call_id(call: dict, step: int, index: int, taken: set[str]) -> str:
@@ -135,6 +180,7 @@ class ToolLoop:
         self.exchange: list[dict] = []
         self.note = ""
         self.interrupted = False
+        self.withheld = False  # a foreign stored call was not approved
 
     @classmethod
     def for_cell(cls, session, request: dict, toolbox, args, **options) -> ToolLoop:
@@ -155,7 +201,7 @@ class ToolLoop:
 
     def run(self) -> Answer:
         """Step until the model answers; record the turn; render; raise after a failure."""
-        from ..errors import BudgetExceeded
+        from ..errors import BudgetExceeded, ReplayMiss
 
         session, failure = self.session, None
         started = time.perf_counter()
@@ -163,8 +209,15 @@ class ToolLoop:
             for step in range(1, self.max_steps + 1):
                 if step > 1 and self.view is not None:
                     self.view.thinking_before = "\n\n".join(a.thinking for a in self.answers if a.thinking)
-                answer, failure = session.call(self.step_request(step), chat=self.chat,
-                                               view=self.view, stream=self.stream, reuse=self.reuse)
+                try:
+                    answer, failure = session.call(self.step_request(step), chat=self.chat,
+                                                   view=self.view, stream=self.stream,
+                                                   reuse=self.reuse)
+                except ReplayMiss:
+                    if not self.withheld:
+                        raise
+                    self.note = WITHHELD
+                    break
                 self.answers.append(answer)
                 if failure is not None or answer.status != "ok" or not answer.tool_calls:
                     break
@@ -184,7 +237,8 @@ class ToolLoop:
         if len(self.answers) == self.max_steps and self.answers[-1].status == "ok" and not self.note:
             self.note = (f"step {self.max_steps} of --max-steps {self.max_steps}: the model was asked "
                          "to answer with the tool results it had, without calling more tools")
-        total = self.finish(time.perf_counter() - started)
+        stopped = ("error", self.note) if self.note == WITHHELD else (None, None)
+        total = self.finish(time.perf_counter() - started, *stopped)
         session._raise(failure, total)
         if self.interrupted:  # during the tools: no reply yet, so the cell keeps no turn
             from ..errors import Interrupted
@@ -213,12 +267,13 @@ class ToolLoop:
         if self.keep_thinking and answer.thinking:
             content = [thinking_chunk(answer.thinking)]
         self.exchange.append({"role": "assistant", "content": content, "tool_calls": calls})
+        approve = self.approver(answer)
         for call in calls:
             run = None
             if not self.interrupted:
                 self._show(f"*…running {call['function'].get('name')}…*")
                 try:
-                    run = self.toolbox.execute(call, approve=self.approve,
+                    run = self.toolbox.execute(call, approve=approve,
                                                run_async=self.session.loop.run)
                 except KeyboardInterrupt:
                     self.interrupted = True
@@ -232,6 +287,19 @@ class ToolLoop:
             self.exchange.append({"role": "tool", "name": run.name, "tool_call_id": call["id"],
                                   "content": run.content})
         self._show("*…sending the tool results…*" if not self.interrupted else "")
+
+    def approver(self, answer: Answer):
+        """Who approves a step's calls: a foreign stored step's are shown and asked about."""
+        if not answer.foreign:
+            return self.approve
+
+        def approve(run) -> tuple[bool, str]:
+            self._show(stored_call(run))  # seen in the cell before anything runs
+            approved, note = approve_stored(run)
+            self.withheld = self.withheld or not approved
+            return approved, note
+
+        return approve
 
     def _show(self, note: str) -> None:
         if self.view is not None:
