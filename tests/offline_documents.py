@@ -94,3 +94,43 @@ def docx(paragraphs: list[str]) -> bytes:
         for name, text in parts.items():
             archive.writestr(name, text)
     return out.getvalue()
+
+
+def office(parts: dict[str, str | bytes]) -> bytes:
+    """A zip of these parts, as Office files are."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in parts.items():
+            archive.writestr(name, text)
+    return out.getvalue()
+
+
+def app_xml(**declared: int) -> str:
+    """docProps/app.xml with the counts Word and PowerPoint write about a file (often stale)."""
+    fields = "".join(f"<{name}>{value}</{name}>" for name, value in declared.items())
+    return ('<?xml version="1.0"?><Properties xmlns="http://schemas.openxmlformats.org/'
+            f'officeDocument/2006/extended-properties">{fields}</Properties>')
+
+
+def stale_docx(declared: int, pages: int) -> bytes:
+    """A Word document whose docProps/app.xml says `declared` pages while its content has
+    `pages` (page breaks between them), as Word often leaves it."""
+    ns = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    brk = '<w:p><w:r><w:br w:type="page"/></w:r></w:p>'
+    body = brk.join(f"<w:p><w:r><w:t>Section {n}</w:t></w:r></w:p>" for n in range(pages))
+    return office({"word/document.xml": f'<?xml version="1.0"?><w:document {ns}><w:body>{body}'
+                                         "</w:body></w:document>",
+                   "docProps/app.xml": app_xml(Pages=declared)})
+
+
+def pptx(slides: list[str], declared: int | None = None) -> bytes:
+    """A deck of one text box per slide (`declared`: the slide count its app.xml claims)."""
+    ns = ('xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
+          'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"')
+    parts: dict[str, str | bytes] = {
+        f"ppt/slides/slide{n + 1}.xml":
+            f'<?xml version="1.0"?><p:sld {ns}><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:r>'
+            f"<a:t>{text}</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:sld>"
+        for n, text in enumerate(slides)}
+    parts["docProps/app.xml"] = app_xml(Slides=declared if declared is not None else len(slides))
+    return office(parts)
