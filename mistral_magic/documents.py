@@ -238,8 +238,14 @@ def _inflate(archive: zipfile.ZipFile, names: list[str], name: str) -> list[byte
 
 
 def _pdf(data: bytes, name: str) -> tuple[int, list[str]]:
+    import logging
+
     from pypdf import PdfReader
 
+    # pypdf logs what it repairs in a damaged file; unhandled, those lines land in the cell.
+    pypdf_log = logging.getLogger("pypdf")
+    if not pypdf_log.handlers:
+        pypdf_log.addHandler(logging.NullHandler())
     reader = PdfReader(io.BytesIO(data))
     if reader.is_encrypted:
         raise ConfigError(f"{name} is an encrypted PDF; decrypt it (or print it to a new "
