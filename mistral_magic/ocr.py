@@ -13,15 +13,20 @@
   extraction DSL, a pydantic model or a JSON Schema) asks for a document annotation,
   read into a one-row DataFrame typed as `df.mistral.extract` types its columns.
 - OCR is priced per page (``per_page`` in `prices.json`, ``per_annotated_page`` with
-  a schema). The pages of a file are counted here before it is sent, so the budget
-  holds the call's exact worst case; a URL's pages are unknown, so under a budget a
-  URL needs ``--pages``. The footer and the ledger show pages, not tokens.
+  a schema). The budget holds only pages counted here from the content (a PDF's page
+  tree, a deck's slides, one for a picture), never a number the file states about
+  itself, and under a budget the request's ``pages`` names exactly the pages held, so
+  the server cannot read (nor charge) more. A Word document's or a text file's pages
+  are laid out by the server and a URL's are unknown: under a budget they need
+  ``--pages``. Page ranges are checked against the document (or the API's 1,000-page
+  limit) before any page is listed. The footer and the ledger show pages, not tokens.
 - Page Markdown is the server's text: it goes through `render` like any answer
   (images in it become links, never fetched).
-- `df.mistral.ocr(column, schema=...)` runs through the row engine (`engine`): the
-  column holds paths, URLs or bytes; without a schema each row gets ``text`` (every
-  page's Markdown) and ``pages``; ``batch=True`` sends the rows as a Batch API job of
-  ``/v1/ocr`` lines (their URLs signed for a day).
+- `df.mistral.ocr(column, schema=..., root=...)` runs through the row engine (`engine`):
+  the column holds paths, URLs or bytes; its paths are data, read only inside `root`
+  (the working directory by default; `datapaths`); without a schema each row gets
+  ``text`` (every page's Markdown) and ``pages``; ``batch=True`` sends the rows as a
+  Batch API job of ``/v1/ocr`` lines (their URLs signed for a day).
 """
 
 from __future__ import annotations
