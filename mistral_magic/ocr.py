@@ -55,8 +55,11 @@ def parse_pages(text: str | list[int] | None) -> Ranges | None:
     if text is None:
         return None
     if isinstance(text, (list, tuple)):
-        if not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in text):
-            raise ConfigError(f"pages {text!r}: give page numbers from 0, e.g. [0, 1, 2] or '0-2'")
+        # An empty list may mean "every page" to a server: never a bound.
+        if not text or not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0
+                               for p in text):
+            raise ConfigError(f"pages {text!r}: name at least one page, by numbers from 0, e.g. "
+                              "[0, 1, 2] or '0-2'")
         return [(p, p) for p in text]
     if not _PAGES.fullmatch(str(text)):
         raise ConfigError(f"pages {text!r}: give page numbers from 0, e.g. 0-2 or 0,3,5-7")
@@ -118,6 +121,9 @@ def source(session, value: Any, name: str | None = None, pages: Ranges | None = 
     if strict and isinstance(value, (str, os.PathLike)):
         value = confined(value, root, f"the path {os.fspath(value)!r}", "ocr")
     doc = session.uploads.add(document(value, name, pictures=True, strict=strict))
+    if doc.pages == 0:  # nothing to bound the server by: it may find pages where none were
+        raise ConfigError(f"{doc.name} has no pages that could be counted here; check the file, "
+                          "or save it again")
     chosen = None if pages is None else pick(pages, doc.pages, doc.name)
     if chosen is None and doc.pages is not None and session.budget.limit_usd is not None:
         chosen = list(range(doc.pages))
@@ -352,8 +358,9 @@ class OCRJob(RowJob):
         cost = (None if pages is None
                 else self.session.prices.page_cost(self.model, pages, batch, self.annotated))
         if pages is None and self.session.budget.limit_usd is not None:
+            kind = self._kind(request)
             raise BudgetExceeded(
-                f"Refused: a row's document is {_UNCOUNTED[self._kind(request)]}, so its pages are "
+                f"Refused: a row's document is {_UNCOUNTED.get(kind, kind)}, so its pages are "
                 "not known before it is read and its cost cannot be held under "
                 "MistralMagics.budget_usd; pass pages=... to bound what each row reads")
         return Estimate(0, 0, cost, cost, self.model, batch, pages)

@@ -93,3 +93,17 @@ def test_under_a_budget_what_cannot_be_measured_needs_pages(ip, tmp_path, name, 
     assert "URL" not in message  # said for what it is, not as if it were a URL
     run(ip, f"%mistral ocr {name} --pages 0")
     assert session().last.request["pages"] == [0] and [r.pages for r in ocr_records()] == [1]
+
+
+def test_a_document_with_no_pages_counted_is_refused_not_sent_unbounded(ip, tmp_path, magic_server):
+    from pypdf import PdfWriter
+
+    with open(tmp_path / "empty.pdf", "wb") as out:
+        PdfWriter().write(out)  # a page tree with no pages: nothing to bound the server by
+    run(ip, "%config MistralMagics.budget_usd = 1.0")
+    before = magic_server.request_count("/v1/ocr")
+    message = str(run(ip, "%mistral ocr empty.pdf", ok=False).error_in_exec)
+    assert "empty.pdf has no pages that could be counted here" in message
+    assert magic_server.request_count("/v1/ocr") == before
+    with pytest.raises(mistral_magic.errors.ConfigError, match="name at least one page"):
+        pd.DataFrame({"path": ["empty.pdf"]}).mistral.ocr("path", pages=[], progress=False)
