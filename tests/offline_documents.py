@@ -94,3 +94,94 @@ def docx(paragraphs: list[str]) -> bytes:
         for name, text in parts.items():
             archive.writestr(name, text)
     return out.getvalue()
+
+
+def office(parts: dict[str, str | bytes]) -> bytes:
+    """A zip of these parts, as Office files are."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in parts.items():
+            archive.writestr(name, text)
+    return out.getvalue()
+
+
+def app_xml(**declared: int) -> str:
+    """docProps/app.xml with the counts Word and PowerPoint write about a file (often stale)."""
+    fields = "".join(f"<{name}>{value}</{name}>" for name, value in declared.items())
+    return ('<?xml version="1.0"?><Properties xmlns="http://schemas.openxmlformats.org/'
+            f'officeDocument/2006/extended-properties">{fields}</Properties>')
+
+
+def stale_docx(declared: int, pages: int) -> bytes:
+    """A Word document whose docProps/app.xml says `declared` pages while its content has
+    `pages` (page breaks between them), as Word often leaves it."""
+    ns = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    brk = '<w:p><w:r><w:br w:type="page"/></w:r></w:p>'
+    body = brk.join(f"<w:p><w:r><w:t>Section {n}</w:t></w:r></w:p>" for n in range(pages))
+    return office({"word/document.xml": f'<?xml version="1.0"?><w:document {ns}><w:body>{body}'
+                                         "</w:body></w:document>",
+                   "docProps/app.xml": app_xml(Pages=declared)})
+
+
+def pptx(slides: list[str], declared: int | None = None) -> bytes:
+    """A deck of one text box per slide (`declared`: the slide count its app.xml claims)."""
+    ns = ('xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
+          'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"')
+    parts: dict[str, str | bytes] = {
+        f"ppt/slides/slide{n + 1}.xml":
+            f'<?xml version="1.0"?><p:sld {ns}><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:r>'
+            f"<a:t>{text}</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:sld>"
+        for n, text in enumerate(slides)}
+    parts["docProps/app.xml"] = app_xml(Slides=declared if declared is not None else len(slides))
+    return office(parts)
+
+
+def zip_bomb(name: str, size: int, head: bytes = b"", tail: bytes = b"",
+             parts: dict[str, bytes] | None = None, declared: int | None = None) -> bytes:
+    """A zip whose part `name` inflates to about `size` bytes (`head`, then "a"s, then `tail`),
+    built in a second without inflating it: one deflated megabyte, flushed so that it stands
+    alone, repeated. `parts` are small parts stored beside it; `declared` is the size the
+    archive states for the part (a lie, when given)."""
+    import struct
+    import zlib
+
+    chunk = b"a" * (1 << 20)
+    count = max(1, size // len(chunk))
+    first = zlib.compressobj(9, zlib.DEFLATED, -15)
+    start = first.compress(head) + first.flush(zlib.Z_FULL_FLUSH)
+    block = first.compress(chunk) + first.flush(zlib.Z_FULL_FLUSH)
+    last = zlib.compressobj(9, zlib.DEFLATED, -15)
+    end = last.compress(tail) + last.flush()
+    crc = zlib.crc32(head)
+    for _ in range(count):
+        crc = zlib.crc32(chunk, crc)
+    crc = zlib.crc32(tail, crc)
+    full = len(head) + count * len(chunk) + len(tail)
+    entries = [(name.encode(), 8, crc, start + block * count + end,
+                full if declared is None else declared)]
+    for extra, data in (parts or {}).items():
+        entries.append((extra.encode(), 0, zlib.crc32(data), data, len(data)))
+    out, central = bytearray(), bytearray()
+    for raw, method, crc, data, full in entries:
+        offset = len(out)
+        fields = (20, 0, method, 0, 0x21, crc, len(data), full, len(raw))
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, *fields, 0) + raw + data
+        central += struct.pack("<IH", 0x02014B50, 20) + struct.pack("<HHHHHIIIHH", *fields, 0)
+        central += struct.pack("<HHHII", 0, 0, 0, 0, offset) + raw
+    return bytes(out + central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries),
+                                             len(entries), len(central), len(out), 0))
+
+
+def bomb_docx(size: int, declared: int | None = None) -> bytes:
+    """A Word document whose word/document.xml inflates to `size` bytes (stating `declared`)."""
+    ns = b'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    return zip_bomb("word/document.xml", size,
+                    b'<?xml version="1.0"?><w:document ' + ns + b"><w:body><w:p><w:r><w:t>",
+                    b"</w:t></w:r></w:p></w:body></w:document>", declared=declared)
+
+
+def bomb_pptx(size: int) -> bytes:
+    """A deck whose one slide inflates to `size` bytes."""
+    ns = b'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"'
+    return zip_bomb("ppt/slides/slide1.xml", size, b"<p:sld " + ns + b"><a:p><a:t>",
+                    b"</a:t></a:p></p:sld>")

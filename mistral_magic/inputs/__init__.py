@@ -3,7 +3,8 @@
 `prompt` (``{name}`` interpolation and DataFrames as text), `chunks` (``--image`` and
 ``--file`` as message chunks, counted and shown as thumbnails), `pictures` (whatever a
 notebook holds as a picture, encoded once), `documents` (documents read once, counted before
-sending) and `uploads` (the Files API, once per content and backend; signed URLs).
+sending), `uploads` (the Files API, once per content and backend; signed URLs) and `paths`
+(a path from a DataFrame: inside a root folder, typed by its bytes).
 
 It may use `show` (thumbnails), `money` (counting), `store` and `errors`; it sends nothing
 but uploads.

@@ -297,7 +297,8 @@ def _command_parsers() -> dict[str, MagicArgumentParser | None]:
         "moderate": None,
         "ocr": parser(
             "ocr", (("source",), {"help": "a path, an http(s) URL, or a name holding bytes or a path"}),
-            (("--pages",), {"default": None, "help": "pages from 0, e.g. 0-2 or 0,3,5-7"}),
+            (("--pages",), {"default": None, "help": "pages from 0, e.g. 0-2 or 0,3,5-7 (under a "
+                                                     "budget, needed for a DOCX, text file or URL)"}),
             (("--schema",), {"default": None, "help": "fields to read into a typed one-row DataFrame"}),
             (("--tables",), {"action": "store_true", "help": "the pages' tables as DataFrames"}),
             (("-o", "--output"), {"default": None, "help": "keep the result in this variable"}),

@@ -379,6 +379,11 @@ def build(state: ServerState) -> Gate:
                 return _json(*known)
         return _json(exc.status_code, {"detail": exc.detail}, getattr(exc, "headers", None))
 
+    async def on_server_error(request: Request, exc: Exception) -> Response:
+        # A bug is still a 500, but in the API's error shape (the traceback goes to the log).
+        return _json(500, error_body(f"Internal server error ({type(exc).__name__})",
+                                     "internal_server_error", "3000"))
+
     async def on_client_gone(request: Request, exc: ClientDisconnect) -> _Gone:
         log.debug("client left while %s %s was being read", request.method, request.url.path)
         return _Gone()
@@ -409,5 +414,6 @@ def build(state: ServerState) -> Gate:
     ]
     app = Starlette(routes=routes, exception_handlers={RequestError: on_request_error,
                                                        HTTPException: on_http_error,
-                                                       ClientDisconnect: on_client_gone})
+                                                       ClientDisconnect: on_client_gone,
+                                                       Exception: on_server_error})
     return Gate(app, state)

@@ -7,6 +7,11 @@ with their positions, image placements from the content stream, link annotations
 DOCX and PPTX with the standard library (their XML); text formats are decoded and
 paginated; an image is one page with no text. Nothing is recognised in pictures:
 the offline server has no OCR model, and callers say so where text is missing.
+
+Inputs that would explode are refused before they do: a document past
+`MAX_DOCUMENT_BYTES` (the hosted OCR limit), and Office XML whose parts would inflate
+past `MAX_INFLATED` (a zip bomb), get 413 in the API's error shape; layout stops after
+`MAX_PAGES` + 1 pages; whatever a reader raises on a damaged file is a 400 saying so.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ DPI = 200
 LETTER = (8.5, 11.0)  # inches: the page of documents that have no page size of their own
 TEXT_LINES_PER_PAGE = 60
 MAX_PAGES = 1000  # the hosted OCR API's limit
+MAX_DOCUMENT_BYTES = 50 * 1024 * 1024  # the hosted OCR API's limit for one document
+MAX_INFLATED = 32 * 1024 * 1024  # the XML of a DOCX or PPTX (a long book is about 10 MB)
 _TEXT_MIMES = ("text/", "application/json", "application/xml", "application/x-tex", "application/x-ipynb")
 _TEXT_EXTS = frozenset("txt md markdown csv tsv json jsonl xml html htm tex bib rst ipynb opml fb2 1 man log yaml yml".split())
 _IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF", "AVIF", "HEIF", "MPO")
@@ -102,6 +109,11 @@ def unreadable(name: str, why: str) -> RequestError:
                                         param="document"))
 
 
+def too_large(name: str, why: str) -> RequestError:
+    return RequestError(413, error_body(f"Document {name} is too large: {why}", "invalid_request_error",
+                                        param="document"))
+
+
 _CACHE: collections.OrderedDict[tuple, Document] = collections.OrderedDict()
 _CACHE_BYTES = 64 * 1024 * 1024  # documents kept for follow-up questions about them
 _cache_lock = threading.Lock()
@@ -124,12 +136,18 @@ def load(data: bytes, name: str = "document", mime: str | None = None) -> Docume
 
 def _load(data: bytes, name: str, mime: str | None) -> Document:
     """The document in `data`, recognised by its bytes first, then its type or name."""
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise too_large(name, f"it is {len(data):,} bytes; OCR reads documents of at most "
+                              f"{MAX_DOCUMENT_BYTES:,} bytes")
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if data.startswith(b"%PDF"):
         return _pdf(data, name)
     if data.startswith(b"PK") and zipfile.is_zipfile(io.BytesIO(data)):
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = set(archive.namelist())
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                names = set(archive.namelist())
+        except Exception as exc:  # zipfile raises many kinds on a damaged archive
+            raise unreadable(name, f"it is a damaged zip archive ({type(exc).__name__})") from None
         if "word/document.xml" in names:
             return _docx(data, name)
         if any(n.startswith("ppt/slides/slide") for n in names):
@@ -222,11 +240,15 @@ def _split_cells(text: str, is_csv: bool) -> list[str]:
 
 def _flow(lines: list[str], is_csv: bool = False, width_in: float = LETTER[0],
           height_in: float = LETTER[1]) -> list[Page]:
-    """Lines set on Letter pages at `DPI`: fixed margins and line height, so boxes are deterministic."""
+    """Lines set on Letter pages at `DPI`: fixed margins and line height, so boxes are deterministic.
+
+    At most `MAX_PAGES` + 1 pages: one more than OCR reads is enough to refuse the document.
+    """
     width, height = round(width_in * DPI), round(height_in * DPI)
     margin, step = DPI, round((height - 2 * DPI) / TEXT_LINES_PER_PAGE)
     pages = []
-    for start in range(0, max(1, len(lines)), TEXT_LINES_PER_PAGE):
+    for start in range(0, min(max(1, len(lines)), (MAX_PAGES + 1) * TEXT_LINES_PER_PAGE),
+                       TEXT_LINES_PER_PAGE):
         chunk = lines[start : start + TEXT_LINES_PER_PAGE]
         laid = []
         for row, text in enumerate(chunk):
@@ -243,13 +265,18 @@ def _flow(lines: list[str], is_csv: bool = False, width_in: float = LETTER[0],
 
 def _text(data: bytes, name: str, is_csv: bool) -> Document:
     text = _decode(data).replace("\r\n", "\n")
-    sheets = text.split("\f")
+    # Split no further than the pages OCR could read: a file of line or page breaks alone
+    # would otherwise become millions of pages.
+    most = MAX_PAGES + 1
     pages: list[Page] = []
-    for sheet in sheets:
-        for page in _flow(sheet.split("\n"), is_csv):
+    for sheet in text.split("\f", most)[:most]:
+        for page in _flow(sheet.split("\n", most * TEXT_LINES_PER_PAGE)[: most * TEXT_LINES_PER_PAGE],
+                          is_csv):
             page.index = len(pages)
             pages.append(page)
-    pages = pages[: MAX_PAGES + 1]
+        if len(pages) > MAX_PAGES:
+            break
+    pages = pages[:most]
     return Document(name, "text", len(data), len(pages), lambda i: pages[i])
 
 
@@ -257,12 +284,25 @@ _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 
 
+def _inflated(archive: zipfile.ZipFile, parts: list[str], name: str) -> list[bytes]:
+    """The parts, inflated only when their sizes stay within `MAX_INFLATED` (zipfile holds
+    each part to its stated size and fails its checksum past it, so the sizes bound it)."""
+    total = sum(archive.getinfo(part).file_size for part in parts)
+    if total > MAX_INFLATED:
+        raise too_large(name, f"its XML inflates to {total:,} bytes; the offline server reads at most "
+                              f"{MAX_INFLATED:,}")
+    return [archive.read(part) for part in parts]
+
+
 def _docx(data: bytes, name: str) -> Document:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            root = ElementTree.fromstring(archive.read("word/document.xml"))
-    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile) as exc:
-        raise unreadable(name, f"its Word XML is damaged ({exc})") from None
+            [xml] = _inflated(archive, ["word/document.xml"], name)
+        root = ElementTree.fromstring(xml)
+    except RequestError:
+        raise
+    except Exception as exc:  # zipfile and the XML parser raise many kinds on a damaged file
+        raise unreadable(name, f"its Word XML is damaged ({type(exc).__name__})") from None
     sheets: list[list[str]] = [[]]
     body = root.find(f"{_W}body")
     for element in list(body) if body is not None else []:
@@ -293,6 +333,8 @@ def _docx(data: bytes, name: str) -> Document:
         for page in _flow(sheet):
             page.index = len(pages)
             pages.append(page)
+        if len(pages) > MAX_PAGES:
+            break
     return Document(name, "docx", len(data), len(pages), lambda i: pages[i])
 
 
@@ -302,12 +344,14 @@ def _pptx(data: bytes, name: str) -> Document:
             slides = sorted((n for n in archive.namelist() if re.fullmatch(r"ppt/slides/slide\d+\.xml", n)),
                             key=lambda n: int(re.search(r"\d+", n.rsplit("/", 1)[1]).group()))
             texts = []
-            for slide in slides:
-                root = ElementTree.fromstring(archive.read(slide))
+            for xml in _inflated(archive, slides[: MAX_PAGES + 1], name):
+                root = ElementTree.fromstring(xml)
                 paragraphs = ["".join(t.text or "" for t in p.iter(f"{_A}t")) for p in root.iter(f"{_A}p")]
                 texts.append([p for p in paragraphs if p.strip()])
-    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile) as exc:
-        raise unreadable(name, f"its PowerPoint XML is damaged ({exc})") from None
+    except RequestError:
+        raise
+    except Exception as exc:  # zipfile and the XML parser raise many kinds on a damaged file
+        raise unreadable(name, f"its PowerPoint XML is damaged ({type(exc).__name__})") from None
     pages = []
     for index, lines in enumerate(texts):
         page = _flow(lines[:TEXT_LINES_PER_PAGE], width_in=13.333, height_in=7.5)[0]
@@ -344,6 +388,15 @@ class _Run:
 
 
 def _pdf_page(reader, index: int, name: str) -> Page:
+    try:
+        return _read_pdf_page(reader, index, name)
+    except RequestError:
+        raise
+    except Exception as exc:  # pypdf raises many kinds on damaged pages; each is the caller's bad document
+        raise unreadable(name, f"page {index} is damaged ({type(exc).__name__})") from None
+
+
+def _read_pdf_page(reader, index: int, name: str) -> Page:
     page = reader.pages[index]
     box = page.cropbox if page.cropbox else page.mediabox
     width_pt, height_pt = float(box.width), float(box.height)

@@ -62,7 +62,7 @@ def page_numbers(spec, count: int) -> list[int]:
     """The pages a request selects ("0,2-4" or a list), in order, each once; 400 outside the document."""
     if spec is None:
         return list(range(count))
-    chosen: list[int] = []
+    ranges: list[tuple[int, int]] = []
     if isinstance(spec, str):
         for part in filter(None, (p.strip() for p in spec.split(","))):
             match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
@@ -70,16 +70,16 @@ def page_numbers(spec, count: int) -> list[int]:
                 raise RequestError(400, error_body(
                     f"pages: {part!r} is not a page number or a range like 0-5 (pages start at 0)",
                     "invalid_request_error", param="pages"))
-            low, high = int(match.group(1)), int(match.group(2) or match.group(1))
-            chosen += range(low, high + 1)
+            ranges.append((int(match.group(1)), int(match.group(2) or match.group(1))))
     else:
-        chosen = list(spec)
-    outside = [n for n in chosen if n >= count]
+        ranges = [(n, n) for n in spec]
+    # Checked against the document before any range is listed: "0-999999999" is one check.
+    outside = [high for low, high in ranges if high >= count and high >= low]
     if outside:
         raise RequestError(400, error_body(
             f"pages: page {outside[0]} is outside the document, which has {count} page"
             f"{'s' if count != 1 else ''} (numbered from 0)", "invalid_request_error", param="pages"))
-    return list(dict.fromkeys(chosen))
+    return list(dict.fromkeys(n for low, high in ranges for n in range(low, high + 1)))
 
 
 @dataclass
@@ -332,7 +332,8 @@ def process(req: OCRRequest, files: FileStore) -> dict:
     doc = sources.document(req.document, files)
     if doc.page_count > documents.MAX_PAGES:
         raise RequestError(400, error_body(
-            f"{doc.name} has {doc.page_count} pages; OCR takes documents of at most {documents.MAX_PAGES} pages",
+            f"{doc.name} has more than {documents.MAX_PAGES} pages; OCR takes documents of at most "
+            f"{documents.MAX_PAGES} pages",
             "invalid_request_error", param="document"))
     numbers = page_numbers(req.pages, doc.page_count)
     pages = [doc.page(n) for n in numbers]

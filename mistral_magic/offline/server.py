@@ -9,8 +9,10 @@ import threading
 import time
 
 from .faults import FaultPlan, FaultState, coerce
+from .guard import REQUEST_TIMEOUT_S, guarded_h11
 
 START_TIMEOUT_S = 15
+KEEP_ALIVE_S = 5  # an idle connection is closed this long after its last response
 
 
 class _QuietDrops(logging.Filter):
@@ -29,14 +31,18 @@ class OfflineServer:
     `OfflineServer(host, port=0, api_key=None, faults=None, seed=0)`: port 0 picks a
     free port (bound at once, so `.url` is known before `start()`); a missing key
     becomes a random one. `seed` varies the offline answers and is the default seed
-    of fault plans that do not set their own.
+    of fault plans that do not set their own. A request must arrive within
+    `request_timeout_s` (plus its size at 256 KiB/s) and an idle connection is closed
+    `KEEP_ALIVE_S` after its last response (`guard`), so slow clients cannot hold it.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
-                 faults: FaultPlan | dict | None = None, seed: int = 0):
+                 faults: FaultPlan | dict | None = None, seed: int = 0,
+                 request_timeout_s: float = REQUEST_TIMEOUT_S):
         self.host = host
         self.api_key = api_key or secrets.token_urlsafe(24)
         self.seed = seed
+        self.request_timeout_s = request_timeout_s
         self._faults = FaultState(self._seeded(faults))
         self._requested_port = port
         self._sock: socket.socket | None = None
@@ -110,7 +116,8 @@ class OfflineServer:
         self._sock.listen(512)
         config = uvicorn.Config(
             build(self._state), log_config=None, log_level="warning", access_log=False,
-            lifespan="off", ws="none", http="h11", timeout_graceful_shutdown=1,
+            lifespan="off", ws="none", http=guarded_h11(self.request_timeout_s),
+            timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=1,
         )
         server = uvicorn.Server(config)
         sock = self._sock

@@ -165,6 +165,7 @@ class MistralAccessor:
         batch: bool = False,
         progress: bool = True,
         image: str | None = None,
+        root: str | None = None,
     ):
         """Extract `schema` fields from every row; returns a DataFrame aligned to the index.
 
@@ -172,25 +173,32 @@ class MistralAccessor:
         (`"name, age int, price float: in euros, tags list, born date"`); with no
         schema the model answers in JSON mode and its keys become the columns.
         `image` names a column of pictures (paths, http(s) URLs or bytes) sent with each
-        row's text to a model that sees images (`pictures`: downscaled, encoded once).
+        row's text to a model that sees images (`pictures`: downscaled, encoded once); its
+        paths are read only inside `root` (the working directory unless given; `inputs.paths`).
         """
         engine = self._engine(concurrency, requests_per_second, tokens_per_minute, max_retries,
                               progress)
         job = Extraction(engine.session, self._df, prompt, schema, model=model,
-                         max_tokens=max_tokens, temperature=temperature, seed=seed, image=image)
+                         max_tokens=max_tokens, temperature=temperature, seed=seed, image=image,
+                         root=root)
         return engine.run(job, batch=batch)
 
 
     def ocr(self, column: str, schema: Any = None, *, model: str | None = None,
             pages: str | None = None, concurrency: int = 8,
             requests_per_second: float | None = None, max_retries: int | None = None,
-            batch: bool = False, progress: bool = True):
+            batch: bool = False, progress: bool = True, root: str | None = None):
         """Read the document in each row of `column` (paths, http(s) URLs or bytes) with Mistral
-        OCR; returns ``text`` and ``pages`` per row, or `schema`'s typed fields (see `ocr`)."""
+        OCR; returns ``text`` and ``pages`` per row, or `schema`'s typed fields (see `ocr`).
+
+        Paths are read only inside `root` (the working directory unless given; see
+        `inputs.paths`): a row naming a file elsewhere gets an ``_error`` instead.
+        """
         from .ocr import OCRJob
 
         engine = self._engine(concurrency, requests_per_second, None, max_retries, progress)
-        job = OCRJob(engine.session, self._df, column, schema, model=model, pages=pages)
+        job = OCRJob(engine.session, self._df, column, schema, model=model, pages=pages,
+                     root=root)
         return engine.run(job, batch=batch)
 
 
@@ -201,14 +209,16 @@ class Extraction(RowJob):
     verb = "Extracting"
 
     def __init__(self, session, df, prompt, schema, *, model=None, max_tokens=None,
-                 temperature=None, seed=None, image=None):
+                 temperature=None, seed=None, image=None, root=None):
         from ..errors import ConfigError
+        from ..inputs.paths import root_folder
         from ..structured.schema import SchemaSpec
 
         if image is not None and image not in df.columns:
             raise ConfigError(f"image={image!r} is not a column of the frame "
                               f"({', '.join(str(c) for c in df.columns)})")
         self.image = image
+        self.root = root_folder(root) if image is not None else None
         self._picture = None  # the row being built's image chunk
 
         self.spec = SchemaSpec.from_spec(schema, session.shell.user_ns) if schema is not None else None
@@ -227,18 +237,30 @@ class Extraction(RowJob):
     def _request(self, i: int, text):
         if self.image is not None and text is not None:
             from ..errors import ConfigError
-            from ..inputs.pictures import picture
 
             value = self.df[self.image].iloc[i]
             if self._missing(i, [self.image], {self.image: value}):
                 return None
             try:
-                self._picture = picture(value, f"row {i} of {self.image!r}").chunk()
+                self._picture = self._row_picture(i, value)
             except ConfigError as exc:
                 self.errors[i] = str(exc)
                 self.refused_rows.add(i)
                 return None
         return super()._request(i, text)
+
+    def _row_picture(self, i: int, value) -> dict:
+        """Row `i`'s image chunk; a path in the column is data, read only inside the root."""
+        import os
+
+        from ..inputs.paths import confined
+        from ..inputs.pictures import picture
+
+        name = f"row {i} of {self.image!r}"
+        is_url = isinstance(value, str) and value.lower().startswith(("http://", "https://"))
+        if isinstance(value, (str, os.PathLike)) and not is_url:
+            value = confined(value, self.root, name, "extract").read_bytes()
+        return picture(value, name).chunk()
 
     def request(self, text: str) -> dict:
         from ..core import chat_request

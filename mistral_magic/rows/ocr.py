@@ -13,15 +13,20 @@
   extraction DSL, a pydantic model or a JSON Schema) asks for a document annotation,
   read into a one-row DataFrame typed as `df.mistral.extract` types its columns.
 - OCR is priced per page (``per_page`` in `prices.json`, ``per_annotated_page`` with
-  a schema). The pages of a file are counted here before it is sent, so the budget
-  holds the call's exact worst case; a URL's pages are unknown, so under a budget a
-  URL needs ``--pages``. The footer and the ledger show pages, not tokens.
+  a schema). The budget holds only pages counted here from the content (a PDF's page
+  tree, a deck's slides, one for a picture), never a number the file states about
+  itself, and under a budget the request's ``pages`` names exactly the pages held, so
+  the server cannot read (nor charge) more. A Word document's or a text file's pages
+  are laid out by the server and a URL's are unknown: under a budget they need
+  ``--pages``. Page ranges are checked against the document (or the API's 1,000-page
+  limit) before any page is listed. The footer and the ledger show pages, not tokens.
 - Page Markdown is the server's text: it goes through `render` like any answer
   (images in it become links, never fetched).
-- `df.mistral.ocr(column, schema=...)` runs through the row engine (`engine`): the
-  column holds paths, URLs or bytes; without a schema each row gets ``text`` (every
-  page's Markdown) and ``pages``; ``batch=True`` sends the rows as a Batch API job of
-  ``/v1/ocr`` lines (their URLs signed for a day).
+- `df.mistral.ocr(column, schema=..., root=...)` runs through the row engine (`engine`):
+  the column holds paths, URLs or bytes; its paths are data, read only inside `root`
+  (the working directory by default; `inputs.paths`); without a schema each row gets
+  ``text`` (every page's Markdown) and ``pages``; ``batch=True`` sends the rows as a
+  Batch API job of ``/v1/ocr`` lines (their URLs signed for a day).
 """
 
 from __future__ import annotations
@@ -35,23 +40,50 @@ from ..errors import BudgetExceeded, ConfigError, Interrupted, ReplayMiss, Struc
 from .job import Reply, RowJob, RowRefused
 
 DEFAULT_MODEL = "mistral-ocr-latest"
+MAX_PAGES = 1000  # the most pages the hosted OCR API reads of one document
 _PAGES = re.compile(r"\s*\d+\s*(?:-\s*\d+\s*)?(?:,\s*\d+\s*(?:-\s*\d+\s*)?)*")
+# Why a source's pages cannot be counted before it is read, by kind.
+_UNCOUNTED = {"url": "a URL, read by the server", "docx": "a Word document, whose pages the "
+              "server lays out", "text": "a text file, whose pages the server lays out"}
+
+Ranges = list[tuple[int, int]]
 
 
-def parse_pages(text: str | None) -> list[int] | None:
-    """``"0-2"`` / ``"0,3,5-7"`` as sorted page numbers; None for all pages."""
+def parse_pages(text: str | list[int] | None) -> Ranges | None:
+    """``"0-2"`` / ``"0,3,5-7"`` (or a list of numbers) as (first, last) ranges, checked for
+    form only: pages are listed by `pick`, once the document's count is known."""
     if text is None:
         return None
+    if isinstance(text, (list, tuple)):
+        # An empty list may mean "every page" to a server: never a bound.
+        if not text or not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0
+                               for p in text):
+            raise ConfigError(f"pages {text!r}: name at least one page, by numbers from 0, e.g. "
+                              "[0, 1, 2] or '0-2'")
+        return [(p, p) for p in text]
     if not _PAGES.fullmatch(str(text)):
         raise ConfigError(f"pages {text!r}: give page numbers from 0, e.g. 0-2 or 0,3,5-7")
-    pages: set[int] = set()
+    ranges = []
     for part in str(text).split(","):
         low, _, high = part.partition("-")
         first, last = int(low), int(high or low)
         if last < first:
             raise ConfigError(f"pages {text!r}: {part.strip()} runs backwards; write {last}-{first}")
-        pages.update(range(first, last + 1))
-    return sorted(pages)
+        ranges.append((first, last))
+    return ranges
+
+
+def pick(ranges: Ranges, count: int | None, name: str) -> list[int]:
+    """The sorted pages `ranges` name, checked against the document's `count` pages (or the
+    API's `MAX_PAGES` when it is not known) before a single one is listed."""
+    top = max((last for _, last in ranges), default=-1)
+    if count is not None and top >= count:
+        raise ConfigError(f"{name} has {count} page{'' if count == 1 else 's'} "
+                          f"(0-{count - 1}); page {top} is not one of them")
+    if top >= MAX_PAGES:
+        raise ConfigError(f"page {top} of {name}: OCR reads at most {MAX_PAGES:,} pages of a "
+                          f"document (0-{MAX_PAGES - 1}); give pages within them")
+    return sorted({page for first, last in ranges for page in range(first, last + 1)})
 
 
 @dataclass
@@ -61,30 +93,42 @@ class Source:
     name: str
     chunk: dict
     pages: int | None  # pages read, when they can be known before sending
-    selection: list[int] | None = None
+    selection: list[int] | None = None  # the request's ``pages``: what the server may read
+    kind: str = "url"  # a `documents.Document` kind, or "url"
 
 
-def source(session, value: Any, name: str | None = None, pages: list[int] | None = None) -> Source:
-    """The OCR source `value` names (see the module's doc); `ConfigError` saying why not."""
+def source(session, value: Any, name: str | None = None, pages: Ranges | None = None, *,
+           root=None) -> Source:
+    """The OCR source `value` names (see the module's doc); `ConfigError` saying why not.
+
+    `root`: `value` came from data, so a path must be a file inside this folder
+    (`inputs.paths`). Under a budget the source's ``pages`` name every page held, so a
+    server that counts more pages than were counted here cannot read (nor charge) more.
+    """
     from ..inputs.documents import PICTURE_EXTENSIONS, document
+    from ..inputs.paths import confined
 
     if isinstance(value, str) and value.lower().startswith(("http://", "https://")):
         ext = value.split("?", 1)[0].rsplit(".", 1)[-1].lower()
         chunk = ({"type": "image_url", "image_url": value} if ext in PICTURE_EXTENSIONS
                  else {"type": "document_url", "document_url": value})
-        return Source(name or value, chunk, None if pages is None else len(pages), pages)
+        chosen = None if pages is None else pick(pages, None, name or value)
+        return Source(name or value, chunk, None if chosen is None else len(chosen), chosen)
     if not isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview)):
         raise ConfigError(f"{name or 'the source'} is a {type(value).__name__}; give a file path, "
                           "an http(s) URL or the file's bytes")
-    doc = session.uploads.add(document(value, name, pictures=True))
-    count = doc.pages
-    if pages is not None and count is not None:
-        past = [p for p in pages if p >= count]
-        if past:
-            raise ConfigError(f"{doc.name} has {count} page{'' if count == 1 else 's'} "
-                              f"(0-{count - 1}); page {past[0]} is not one of them")
-        count = len(pages)
-    return Source(doc.name, doc.chunk(), count, pages)
+    strict = root is not None
+    if strict and isinstance(value, (str, os.PathLike)):
+        value = confined(value, root, f"the path {os.fspath(value)!r}", "ocr")
+    doc = session.uploads.add(document(value, name, pictures=True, strict=strict))
+    if doc.pages == 0:  # nothing to bound the server by: it may find pages where none were
+        raise ConfigError(f"{doc.name} has no pages that could be counted here; check the file, "
+                          "or save it again")
+    chosen = None if pages is None else pick(pages, doc.pages, doc.name)
+    if chosen is None and doc.pages is not None and session.budget.limit_usd is not None:
+        chosen = list(range(doc.pages))
+    return Source(doc.name, doc.chunk(), doc.pages if chosen is None else len(chosen), chosen,
+                  doc.kind)
 
 
 def ocr_request(model: str, src: Source, spec=None) -> dict:
@@ -102,9 +146,10 @@ def worst_cost(session, model: str, src: Source, annotated: bool, what: str) -> 
     if src.pages is None:
         if session.budget.limit_usd is not None:
             raise BudgetExceeded(
-                f"Refused: the pages of {what} are not known before it is read (a URL), so its "
-                "cost cannot be held under MistralMagics.budget_usd; give --pages (pages=...) or "
-                "pass the downloaded file")
+                f"Refused: the pages of {what} are not known before it is read "
+                f"({_UNCOUNTED.get(src.kind, src.kind)}), so its cost cannot be held under "
+                "MistralMagics.budget_usd; give --pages (pages=...) to bound what is read"
+                + (", or pass the downloaded file" if src.kind == "url" else ""))
         return None
     return session.prices.page_cost(model, src.pages, annotated=annotated)
 
@@ -165,8 +210,10 @@ def read(session, value: Any, name: str, *, pages: str | None = None, schema: An
     annotated = spec is not None
     request = ocr_request(model, src, spec)
     worst = worst_cost(session, model, src, annotated, src.name)
+    counted = "pages not known" if src.pages is None else \
+        f"{src.pages} page{'' if src.pages == 1 else 's'}"
     reservation = session.budget.reserve_total(
-        worst, f"reading {src.name} ({src.pages} pages)", model=model, running=True,
+        worst, f"reading {src.name} ({counted})", model=model, running=True,
         fix="read fewer pages with --pages")
     try:
         backend = session.backend
@@ -264,13 +311,16 @@ class OCRJob(RowJob):
     per_page = True
 
     def __init__(self, session, df, column: str, schema: Any = None, *, model: str | None = None,
-                 pages: str | list[int] | None = None):
+                 pages: str | list[int] | None = None, root=None):
+        from ..inputs.paths import root_folder
+
         if column not in df.columns:
             raise ConfigError(f"{column!r} is not a column of the frame "
                               f"({', '.join(str(c) for c in df.columns)}); name the column of paths")
         self.spec = _spec(session, schema)
         self.annotated = self.spec is not None
-        self.selection = pages if isinstance(pages, list) or pages is None else parse_pages(pages)
+        self.selection = parse_pages(pages)
+        self.root = root_folder(root)  # the column's paths are data: read only inside it
         self._built: dict[int, dict | None] = {}  # row -> its request: each file is read once
         super().__init__(session, df, column, model=model or DEFAULT_MODEL)
         session.capabilities.require(self.model, "ocr")
@@ -286,7 +336,7 @@ class OCRJob(RowJob):
 
     def request(self, value: Any) -> dict:
         try:
-            src = source(self.session, value, None, self.selection)
+            src = source(self.session, value, None, self.selection, root=self.root)
         except ConfigError as exc:
             raise RowRefused(str(exc)) from None
         return ocr_request(self.model, src, self.spec)
@@ -295,7 +345,7 @@ class OCRJob(RowJob):
         """The pages a request reads: those it picks, else its document's (None: a URL's)."""
         from ..inputs.documents import sha_of
 
-        if "pages" in request:
+        if "pages" in request:  # under a budget every counted document names its pages
             return len(request["pages"])
         chunk = request["document"]
         sha = sha_of(chunk.get("document_url") or chunk.get("image_url"))
@@ -308,10 +358,20 @@ class OCRJob(RowJob):
         cost = (None if pages is None
                 else self.session.prices.page_cost(self.model, pages, batch, self.annotated))
         if pages is None and self.session.budget.limit_usd is not None:
-            raise BudgetExceeded("Refused: a row's document is a URL, whose pages are not known "
-                                 "before it is read, so its cost cannot be held under "
-                                 "MistralMagics.budget_usd; pass pages=... or downloaded files")
+            kind = self._kind(request)
+            raise BudgetExceeded(
+                f"Refused: a row's document is {_UNCOUNTED.get(kind, kind)}, so its pages are "
+                "not known before it is read and its cost cannot be held under "
+                "MistralMagics.budget_usd; pass pages=... to bound what each row reads")
         return Estimate(0, 0, cost, cost, self.model, batch, pages)
+
+    def _kind(self, request: dict) -> str:
+        """The kind of document a request reads ("url" when it is not one of ours)."""
+        from ..inputs.documents import sha_of
+
+        chunk = request["document"]
+        sha = sha_of(chunk.get("document_url") or chunk.get("image_url"))
+        return "url" if sha is None else self.session.uploads.get(sha).kind
 
     async def send(self, client, request: dict, retries) -> Reply:
         sent = await self.session.uploads.resolve_async(request, self.session.backend)
