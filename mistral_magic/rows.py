@@ -25,6 +25,8 @@ URLs there), and each result line becomes a `Reply` through `batch_reply`. A job
 per page (OCR: `per_page`) has estimates that count pages, and replies that say how
 many were read.
 
+Math in a template (``"Score $s_{k}$: {review}"``) is sent as written (`prompt`).
+
 `request(text)` may raise `RowRefused` for a row that cannot be sent as it is (a
 text past the model's input limit): that row is not sent, and its `_error` says why.
 

@@ -112,6 +112,17 @@ def test_math_renders_and_prices_stay_text():
     assert shown.count("mathjax_process") == 6
 
 
+def test_bracket_math_within_a_line_renders_and_keeps_the_text_around_it():
+    # As MathJax reads a notebook's Markdown: \[…\] within a paragraph is display math,
+    # and a line that starts with one keeps the text after it.
+    shown = render.markdown_html("\\[x^2\\] where x is big\n\nThe mean \\[\\bar x\\] is here.")
+    maths = re.findall(r'<span class="math mathjax_process">(.*?)</span>', shown)
+    assert maths == ["\\[x^2\\]", "\\[\\bar x\\]"]
+    assert "where x is big" in shown and "is here." in shown
+    unsafe = render.markdown_html("a \\[\\href{javascript:x}{y}\\] b")  # code, as in $…$
+    assert "mathjax_process" not in unsafe and "<code>\\href{javascript:x}{y}</code>" in unsafe
+
+
 def test_tex_that_makes_links_or_loads_code_is_shown_as_code():
     for tex in ("\\href{javascript:alert(1)}{x}", "\\class{jp-Dialog}{x}", "\\style{color:red}{x}",
                 "\\require{action}", "\\cssId{a}{x}", "\\url{javascript:x}"):
