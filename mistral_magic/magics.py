@@ -269,6 +269,8 @@ class MistralMagics(Magics):
         from .prompt import Filled, fill
 
         session = self.session
+        session.capabilities.check(args.model or self.model,
+                                   setting=None if args.model else "MistralMagics.model")
         args.chat = args.chat or self.chat
         prompt = cell.strip("\n")
         filled = Filled(prompt) if args.no_interpolate else fill(prompt, self.shell.user_ns)

@@ -19,6 +19,7 @@ from xss_corpus import CORPUS, PAYLOADS, problems, unsafe_url
 import mistral_magic
 from mistral_magic import render, widgets
 from mistral_magic.errors import MistralMagicError
+from mistral_magic.usage import CallRecord
 
 TEXTS = [text for _, text in PAYLOADS]
 
@@ -209,11 +210,21 @@ def test_code_format_structured_dry_run_and_notes_are_inert(ip):
     assert "&lt;img src=x onerror=alert(1)&gt;" in note._repr_html_()
 
 
+def hostile_model_in_the_ledger(ip) -> None:
+    """A model id that is markup: refused before sending, and in the ledger as the row a
+    server's own refusal leaves (when the backend's model list cannot be had)."""
+    model = "<img src=x onerror=window.__m=1>"
+    with pytest.raises(MistralMagicError, match="Unknown model"):
+        ip.run_cell_magic("mistral", f"-m '{model}'", "hi")
+    mistral_magic.session().ledger.record(CallRecord(
+        model=model, prompt_tokens=0, completion_tokens=0, cost=0.0, status="error",
+        backend="self-hosted", error=f"Mistral API error 400: Invalid model: {model}"))
+
+
 def test_history_chats_and_usage_tables_escape_cell_text(ip):
     # pandas escapes what DataFrame._repr_html_ shows; this keeps it so.
     run(ip, f"%%mistral -c x -s '{TEXTS[0]}' --no-interpolate\n{TEXTS[2]}")
-    with pytest.raises(MistralMagicError):  # an unknown model: refused by the server
-        ip.run_cell_magic("mistral", "-m '<img src=x onerror=window.__m=1>'", "hi")
+    hostile_model_in_the_ledger(ip)
     for command in ("history -c x", "chats", "usage"):
         frame = ip.run_line_magic("mistral", command)
         shown = frame._repr_html_()
@@ -247,8 +258,7 @@ def test_chat_panel_renders_prompt_answer_title_and_status_inert(ip):
 
 def test_meter_and_settings_labels_escape_model_names(ip):
     session = mistral_magic.session()
-    with pytest.raises(MistralMagicError):  # an unknown model: refused by the server
-        ip.run_cell_magic("mistral", "-m '<img src=x onerror=window.__m=1>'", "hi")
+    hostile_model_in_the_ledger(ip)
     meter = widgets.UsageMeter(session)
     try:
         assert "&lt;img src=x onerror=window.__m=1&gt;" in meter.by_model.value
