@@ -92,7 +92,7 @@ class Session(CallPath):
     @cached_property
     def capabilities(self):
         """What each model of the backend can do, from its model cards (`capabilities`)."""
-        from .money.capabilities import Capabilities
+        from .calls.capabilities import Capabilities
 
         return Capabilities(self)
 

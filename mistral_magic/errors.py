@@ -124,7 +124,7 @@ def describe_api_error(
     if sdk is not None and isinstance(exc, sdk.ResponseValidationError):
         return one_line(f"The server sent a response the SDK could not read{where}: {exc}")
     if sdk is not None and isinstance(exc, sdk.MistralError):
-        return _status_line(exc, where, hints or {})
+        return _status_line(exc, model, hints or {})
     if http is not None and isinstance(
         exc, (http.ConnectError, http.ConnectTimeout, http.UnsupportedProtocol, http.ProxyError)
     ):
@@ -150,12 +150,14 @@ def describe_api_error(
     return one_line(f"{name}{where}: {exc}")
 
 
-def _status_line(exc, where: str, hints: dict[int, str]) -> str:
+def _status_line(exc, model: str | None, hints: dict[int, str]) -> str:
     status = exc.status_code
     detail, kind = _api_error_detail(exc)
     hint = hints.get(status) or _STATUS_HINTS.get(status)
+    # An invalid_model message names the model already.
+    where = f" (model {model})" if model and not (kind == "invalid_model" and model in detail) else ""
     if kind == "invalid_model":
-        hint = "list the models you can use with %mistral models"
+        hint = "%mistral models lists the models you can use"
     if hint is None and status >= 500:
         hint = "the server failed; retry later or raise MistralMagics.max_retries"
     return one_line(f"Mistral API error {status}{where}: {detail} — {hint or 'see the message'}")

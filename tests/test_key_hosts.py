@@ -11,6 +11,7 @@ from mistral_magic.offline import OfflineServer
 
 PLATFORM_KEY = "sk-platform-key-for-mistral-only"
 SERVER_KEY = "self-hosted-servers-own-key"
+CHAT = "/v1/chat/completions"  # (the model list, asked once to check the model, is not counted)
 
 
 @pytest.fixture
@@ -30,9 +31,9 @@ def test_platform_key_from_the_environment_is_not_sent_to_a_self_hosted_server(
         ip, trap, monkeypatch, capsys):
     monkeypatch.setenv("MISTRAL_API_KEY", PLATFORM_KEY)
     ip.run_line_magic("config", f"MistralMagics.server_url = {trap.url!r}")
-    before = trap.request_count()
+    before = trap.request_count(CHAT)
     result = run(ip, "%%mistral\nWho gets my key?", ok=False)
-    assert trap.request_count() == before + 1  # the request arrived ...
+    assert trap.request_count(CHAT) == before + 1  # the request arrived ...
     assert not result.success  # ... without the key the server would have accepted
     assert "401" in capsys.readouterr().out
     assert mistral_magic.session().last.backend == "self-hosted"
@@ -59,9 +60,9 @@ def test_self_hosted_server_gets_its_own_key_from_the_setting(ip, self_hosted, m
     monkeypatch.setenv("MISTRAL_API_KEY", PLATFORM_KEY)
     ip.run_line_magic("config", f"MistralMagics.server_url = {self_hosted.url!r}")
     ip.run_line_magic("config", f"MistralMagics.server_key = {SERVER_KEY!r}")
-    before = self_hosted.request_count()
+    before = self_hosted.request_count(CHAT)
     run(ip, "%%mistral\nHello, my own server.")
-    assert self_hosted.request_count() == before + 1
+    assert self_hosted.request_count(CHAT) == before + 1
     assert mistral_magic.session().last.status == "ok"
 
 

@@ -63,9 +63,8 @@ def test_unknown_model_is_invalid_model(offline_server, sdk):
     body = response.json()
     assert {k: body[k] for k in ("object", "type", "param", "code")} == {
         "object": "error", "type": "invalid_model", "param": None, "code": "1500"}
-    # The hosted message first, then why offline and how to list the models it has.
-    assert body["message"].startswith("Invalid model: xyz (not in the offline catalogue")
-    assert "client.models.list()" in body["message"] and "%mistral models" in body["message"]
+    # The hosted message first, then why offline; how to list models is the client's to say.
+    assert body["message"] == "Invalid model: xyz (not in the offline catalogue)"
     with pytest.raises(errors.SDKError) as caught:
         sdk.embeddings.create(model=MODEL, inputs=["chat models do not embed"])
     assert caught.value.status_code == 400

@@ -19,6 +19,7 @@ from xss_corpus import CORPUS, PAYLOADS, problems, unsafe_url
 import mistral_magic
 from mistral_magic import widgets
 from mistral_magic.errors import MistralMagicError
+from mistral_magic.money.usage import CallRecord
 from mistral_magic.show import render
 
 TEXTS = [text for _, text in PAYLOADS]
@@ -113,6 +114,17 @@ def test_math_renders_and_prices_stay_text():
     assert shown.count("mathjax_process") == 6
 
 
+def test_bracket_math_within_a_line_renders_and_keeps_the_text_around_it():
+    # As MathJax reads a notebook's Markdown: \[…\] within a paragraph is display math,
+    # and a line that starts with one keeps the text after it.
+    shown = render.markdown_html("\\[x^2\\] where x is big\n\nThe mean \\[\\bar x\\] is here.")
+    maths = re.findall(r'<span class="math mathjax_process">(.*?)</span>', shown)
+    assert maths == ["\\[x^2\\]", "\\[\\bar x\\]"]
+    assert "where x is big" in shown and "is here." in shown
+    unsafe = render.markdown_html("a \\[\\href{javascript:x}{y}\\] b")  # code, as in $…$
+    assert "mathjax_process" not in unsafe and "<code>\\href{javascript:x}{y}</code>" in unsafe
+
+
 def test_tex_that_makes_links_or_loads_code_is_shown_as_code():
     for tex in ("\\href{javascript:alert(1)}{x}", "\\class{jp-Dialog}{x}", "\\style{color:red}{x}",
                 "\\require{action}", "\\cssId{a}{x}", "\\url{javascript:x}"):
@@ -199,11 +211,21 @@ def test_code_format_structured_dry_run_and_notes_are_inert(ip):
     assert "&lt;img src=x onerror=alert(1)&gt;" in note._repr_html_()
 
 
+def hostile_model_in_the_ledger(ip) -> None:
+    """A model id that is markup: refused before sending, and in the ledger as the row a
+    server's own refusal leaves (when the backend's model list cannot be had)."""
+    model = "<img src=x onerror=window.__m=1>"
+    with pytest.raises(MistralMagicError, match="Unknown model"):
+        ip.run_cell_magic("mistral", f"-m '{model}'", "hi")
+    mistral_magic.session().ledger.record(CallRecord(
+        model=model, prompt_tokens=0, completion_tokens=0, cost=0.0, status="error",
+        backend="self-hosted", error=f"Mistral API error 400: Invalid model: {model}"))
+
+
 def test_history_chats_and_usage_tables_escape_cell_text(ip):
     # pandas escapes what DataFrame._repr_html_ shows; this keeps it so.
     run(ip, f"%%mistral -c x -s '{TEXTS[0]}' --no-interpolate\n{TEXTS[2]}")
-    with pytest.raises(MistralMagicError):  # an unknown model: refused by the server
-        ip.run_cell_magic("mistral", "-m '<img src=x onerror=window.__m=1>'", "hi")
+    hostile_model_in_the_ledger(ip)
     for command in ("history -c x", "chats", "usage"):
         frame = ip.run_line_magic("mistral", command)
         shown = frame._repr_html_()
@@ -237,8 +259,7 @@ def test_chat_panel_renders_prompt_answer_title_and_status_inert(ip):
 
 def test_meter_and_settings_labels_escape_model_names(ip):
     session = mistral_magic.session()
-    with pytest.raises(MistralMagicError):  # an unknown model: refused by the server
-        ip.run_cell_magic("mistral", "-m '<img src=x onerror=window.__m=1>'", "hi")
+    hostile_model_in_the_ledger(ip)
     meter = widgets.UsageMeter(session)
     try:
         assert "&lt;img src=x onerror=window.__m=1&gt;" in meter.by_model.value

@@ -25,7 +25,7 @@ def test_key_never_leaks(tmp_path, monkeypatch):
             f"%config MistralMagics.server_url = {server.url!r}",
             "%%mistral\nHello, who are you?",
             "%%mistral --no-stream -o answer\nAnd a follow-up.",
-            "%%mistral -m no-such-model\nThis one fails.",
+            "%%mistral -m mistral-embed\nThis one fails (the server refuses it a chat).",
             "%%mistral --dry-run\nWhat would this send?",
             "%mistral config",
             "%mistral backend",
@@ -56,7 +56,7 @@ def test_key_never_leaks(tmp_path, monkeypatch):
     assert len(answers) >= 2 and all(a["metadata"]["mistral_magic"]["backend"] == "self-hosted"
                                      for a in answers)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
-    assert len(errors) == 1 and "no-such-model" in errors[0]["evalue"]
+    assert len(errors) == 1 and "mistral-embed" in errors[0]["evalue"]
     config = "".join(json.dumps(o) for o in nb.cells[6].outputs)
     assert "chars)" in config  # the key is shown only masked
 

@@ -50,7 +50,7 @@ def terminal_100(monkeypatch):
 def test_terminal_tables_show_tokens_and_cost(ip, terminal_100):
     run(ip, '%%mistral -s "You are a terse reviewer of physics homework."\n'
             "Explain entropy in a few words to a student of physics.", cell_id="8a1d2c4e-1111-2222-3333-444455556666")
-    run(ip, "%%mistral -m no-such-model\nAnd again.", cell_id="9a1d2c4e-1111-2222-3333-444455556666",
+    run(ip, "%%mistral -m mistral-embed\nAnd again.", cell_id="9a1d2c4e-1111-2222-3333-444455556666",
         ok=False)
     usage = repr(ip.run_line_magic("mistral", "usage"))
     for column in ("model", "prompt_tokens", "completion_tokens", "cost", "status"):

@@ -10,12 +10,21 @@
   the prompt so the model knows it sees a part.
 - `{{` and `}}` are literal braces. Braces around anything that is not a name path
   (code, JSON: `{ return 1; }`, `{"a": 1}`) are left as they are.
+- Math is sent as written: `$\\frac{1}{n}$`, `$$…$$`, `\\(…\\)`, `\\[…\\]` and
+  `\\begin{…}` environments, read as the renderer reads them (`render.math_spans`),
+  so "$5 and {n} and $10" is prose and its `{n}` is filled, and `\\$` opens no math.
+  A name inside math is neither filled nor an error.
 - An unknown name is an error that names it and says how to escape it.
+
+`fill` says which names it filled in (and which it left inside math), for the dry
+run and the answer's provenance.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PromptError
@@ -32,43 +41,83 @@ _MISSING = object()
 _CONVERSIONS = {"!r": repr, "!s": str, "!a": ascii}
 
 
+@dataclass(frozen=True)
+class Filled:
+    """A filled-in prompt, the names it took from the namespace and those left in math."""
+
+    text: str
+    names: tuple[str, ...] = ()  # top-level names filled in, once each, in order
+    in_math: tuple[str, ...] = ()  # names inside math, sent as written
+
+
+def fill(template: str, namespace: dict[str, Any]) -> Filled:
+    """The prompt with every `{path}` outside math replaced by its value from `namespace`."""
+    pieces, names, in_math, last = [], {}, {}, 0
+    for match, math in _fields(template):
+        pieces.append(template[last:match.start()])
+        last = match.end()
+        if math:
+            pieces.append(match.group(0))
+            if match.group(1):
+                in_math[_head(match.group(1))] = None
+        else:
+            pieces.append(_replace(match, namespace))
+            if match.group(1):
+                names[_head(match.group(1))] = None
+    pieces.append(template[last:])
+    return Filled("".join(pieces), tuple(names), tuple(in_math))
+
+
 def interpolate(template: str, namespace: dict[str, Any]) -> str:
-    """The prompt with every `{path}` replaced by its value from `namespace`."""
-
-    def replace(match: re.Match) -> str:
-        token = match.group(0)
-        if token == "{{":
-            return "{"
-        if token == "}}":
-            return "}"
-        path, conversion, spec = match.group(1), match.group(2), match.group(3)
-        value = resolve(path, namespace)
-        if conversion:
-            value = _CONVERSIONS[conversion](value)
-        if spec:
-            try:
-                return format(value, spec[1:])
-            except (TypeError, ValueError) as exc:
-                raise PromptError(
-                    f"Cannot format {{{path}{conversion or ''}{spec}}}: {exc}"
-                ) from None
-        return value if conversion else render(value)
-
-    return _FIELD.sub(replace, template)
+    """The prompt with every `{path}` outside math replaced by its value from `namespace`."""
+    return fill(template, namespace).text
 
 
 def names_in(template: str) -> list[str]:
-    """The top-level names a template refers to (for --dry-run and tests)."""
-    found = []
+    """The top-level names a template fills in (outside math), for row jobs and tests."""
+    return [_head(match.group(1)) for match, math in _fields(template)
+            if match.group(1) and not math]
+
+
+def _fields(template: str) -> Iterator[tuple[re.Match, bool]]:
+    """Each field (or `{{`, `}}`) of a template, and whether it lies in math."""
+    from ..show.render import math_spans
+
+    spans = math_spans(template)
+    k = 0
     for match in _FIELD.finditer(template):
-        if match.group(1):
-            found.append(re.match(r"[A-Za-z_]\w*", match.group(1)).group(0))
-    return found
+        while k < len(spans) and spans[k][1] <= match.start():
+            k += 1
+        yield match, k < len(spans) and spans[k][0] < match.end()
+
+
+def _head(path: str) -> str:
+    return re.match(r"[A-Za-z_]\w*", path).group(0)
+
+
+def _replace(match: re.Match, namespace: dict[str, Any]) -> str:
+    token = match.group(0)
+    if token == "{{":
+        return "{"
+    if token == "}}":
+        return "}"
+    path, conversion, spec = match.group(1), match.group(2), match.group(3)
+    value = resolve(path, namespace)
+    if conversion:
+        value = _CONVERSIONS[conversion](value)
+    if spec:
+        try:
+            return format(value, spec[1:])
+        except (TypeError, ValueError) as exc:
+            raise PromptError(
+                f"Cannot format {{{path}{conversion or ''}{spec}}}: {exc}"
+            ) from None
+    return value if conversion else render(value)
 
 
 def resolve(path: str, namespace: dict[str, Any]) -> Any:
     """Look up `name.attr[key]` without evaluating code."""
-    head = re.match(r"[A-Za-z_]\w*", path).group(0)
+    head = _head(path)
     if head.startswith("_"):
         raise PromptError(
             f"{{{path}}} in the prompt: names starting with _ are not filled in; use a plain "

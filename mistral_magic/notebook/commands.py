@@ -23,14 +23,65 @@ class Note(str):
 
 
 def parse(parser: MagicArgumentParser, line: str):
-    """Parse like a shell: quotes group words and are removed (IPython's own split keeps them)."""
+    """Parse like a shell: quotes group words and are removed (IPython's own split keeps them).
+
+    A misspelt option is refused in one line with the nearest real one
+    ("unknown option --temprature; did you mean --temperature?").
+    """
     import shlex
 
     try:
         argv = shlex.split(line)
     except ValueError as exc:
         raise UsageError(f"{parser.prog}: {exc} (check your quotes)") from None
-    return parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except UsageError:
+        # An unknown option may be why (its value taken for a positional): say that instead.
+        _refuse_unknown_option(parser, argv, failed=True)
+        raise
+    if extra:
+        _refuse_unknown_option(parser, extra)
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _refuse_unknown_option(parser: MagicArgumentParser, words: list[str],
+                           failed: bool = False) -> None:
+    """Raise a one-line `UsageError` for the first word that is an option `parser` lacks
+    (when argparse `failed`, also a long option written with one dash: -temperature)."""
+    import difflib
+
+    # argparse keeps its options in a private table; `add_argument` is the only public way in.
+    options = sorted(parser._option_string_actions)
+    for word in words:
+        if word == "--":
+            return
+        name = word.split("=", 1)[0]
+        if not name.startswith("-") or name == "-" or " " in word or _is_number(word):
+            continue
+        if name.startswith("--") and any(option.startswith(name) for option in options):
+            continue  # the option itself, or an abbreviation argparse accepts
+        # Compared without the dashes, which every option shares.
+        near = difflib.get_close_matches(name.lstrip("-"), [o[2:] for o in options
+                                                            if o.startswith("--")], n=1)
+        if not name.startswith("--") and name[:2] in options:
+            if not (failed and near and name[1:].isalpha()):
+                continue  # a short option with its value attached: -t0.2
+        where = f" for {parser.prog}" if parser.prog.startswith("%") else ""
+        if near:
+            raise UsageError(f"unknown option {name}{where}; did you mean --{near[0]}?")
+        known = ", ".join(o for o in options if o.startswith("--") and o != "--help")
+        raise UsageError(f"unknown option {name}{where}; "
+                         + (f"its options: {known}" if where else "%%mistral? lists the options"))
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
 
 
 class Commands:
@@ -51,6 +102,11 @@ class Commands:
             )
         name, rest = words[0], (words[1] if len(words) > 1 else "")
         if name not in self.parsers:
+            import difflib
+
+            near = difflib.get_close_matches(name, self.parsers, n=1)
+            if near:
+                raise UsageError(f"Unknown command {name!r}; did you mean %mistral {near[0]}?")
             raise UsageError(
                 f"Unknown command {name!r}; use one of: {', '.join(sorted(self.parsers))}"
                 " (a prompt goes in a %%mistral cell)"

@@ -75,6 +75,7 @@ def run(magics, args, cell: str) -> None:
     from ..show.display import StreamView
 
     refuse_chat_options(args)
+    magics.session.capabilities.check(args.model or DEFAULT_MODEL)
     before, after = split(cell)
     body = request(
         args.model or DEFAULT_MODEL, before, after,

@@ -162,6 +162,8 @@ def run(magics, model: str | None = None) -> str | None:
             return (f"Nothing to fix: the cell that raised the last error "
                     f"({magics.recent.errors[-1].name}) has run without error since.")
         return "Nothing to fix: no cell has raised an error since the extension was loaded."
+    magics.session.capabilities.check(model or magics.model,
+                                      setting=None if model else "MistralMagics.model")
     request = chat_request(model or magics.model, messages(error), temperature=magics.temperature,
                            max_tokens=magics.max_tokens)
     answer = magics.session.ask(request, chat=None, view=StreamView(magics.shell, "markdown"),

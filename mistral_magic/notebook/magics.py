@@ -266,13 +266,15 @@ class MistralMagics(Magics):
             return line
 
     def _ask(self, args, cell: str):
-        from ..inputs.prompt import interpolate
+        from ..inputs.prompt import Filled, fill
 
         session = self.session
+        session.capabilities.check(args.model or self.model,
+                                   setting=None if args.model else "MistralMagics.model")
         args.chat = args.chat or self.chat
         prompt = cell.strip("\n")
-        if not args.no_interpolate:
-            prompt = interpolate(prompt, self.shell.user_ns)
+        filled = Filled(prompt) if args.no_interpolate else fill(prompt, self.shell.user_ns)
+        prompt = filled.text
         spec = None
         response_format = None
         if args.schema is not None:
@@ -303,14 +305,15 @@ class MistralMagics(Magics):
         if inputs:
             inputs.show()
         if args.dry_run:
-            return self._dry_run(request, args.output)
+            return self._dry_run(request, args.output, filled)
         try:
-            return self._send(args, request, spec, cell_id, toolbox)
+            return self._send(args, request, spec, cell_id, toolbox, filled.names)
         finally:
             # Answered (or tried): running this cell again in this kernel asks again.
             session.responses.ran(session.cell_id)
 
-    def _send(self, args, request: dict, spec, cell_id: str | None, toolbox=None):
+    def _send(self, args, request: dict, spec, cell_id: str | None, toolbox=None,
+              interpolated: tuple[str, ...] = ()):
         """Send a cell's request (or answer it from the cache), render it, fill -o VAR."""
         from ..show.display import StreamView
 
@@ -320,6 +323,7 @@ class MistralMagics(Magics):
             session.apply_chat_settings(args.chat, system=args.system, new=args.new)
         structured = "response_format" in request
         view = StreamView(self.shell, "code" if structured else args.format)
+        view.provenance["interpolated"] = list(interpolated)
         stream = self.stream and not args.no_stream
         chat = None if args.no_history else args.chat
         try:
@@ -352,7 +356,7 @@ class MistralMagics(Magics):
             self.shell.user_ns[args.output] = result
         return None
 
-    def _dry_run(self, request: dict, output: str | None):
+    def _dry_run(self, request: dict, output: str | None, filled):
         from IPython.display import display
 
         from ..core import preview_request
@@ -381,6 +385,10 @@ class MistralMagics(Magics):
             f"{format_tokens(estimate.max_completion_tokens)} answer tokens: "
             f"{format_cost(estimate.worst_cost)} · {spec.label}"
         )
+        if filled.names:
+            summary += f" · filled in: {', '.join(filled.names)}"
+        if filled.in_math:
+            summary += f" · inside math, sent as written: {', '.join(filled.in_math)}"
         if refused:
             summary += f" · the budget would refuse it: {refused}"
         display(render.code(body, "json", summary), raw=True)

@@ -15,7 +15,9 @@ its turn::
     %%mistral -t 0.2 --max-tokens 200
     Now give a one-line example with a decision tree.
 
-Variables come from the notebook (``{{`` / ``}}`` for literal braces)::
+Variables come from the notebook (``{{`` / ``}}`` for literal braces); math such as
+``$\\frac{1}{n}$`` or ``\\(x_{i}\\)`` is sent as written, and ``--dry-run`` lists the
+names filled in::
 
     %%mistral -c review -s "You are a terse data reviewer." -o verdict
     Is anything odd in this table? {df}

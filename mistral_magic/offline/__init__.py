@@ -17,7 +17,7 @@ What it serves (everything it makes up is labelled as offline output):
   docs' capabilities, context lengths, release dates and, for deprecated models, their
   retirement date and successor (`catalogue.py`). A model it lacks gets 400
   `invalid_model` (code 1500) saying it is not in the offline catalogue (a retired one:
-  when, and what replaced it) and how to list the ones that are; a model without the
+  when, and what replaced it; a misspelt one: the nearest id it has); a model without the
   capability an endpoint needs says which models have it.
 - `POST /v1/chat/completions`, whole or streamed (SSE): Markdown answers that quote the
   prompt and refer back to the previous user turn, a Python code block when code is

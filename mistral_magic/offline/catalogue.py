@@ -20,6 +20,7 @@ output includes reasoning, plus the adjustable ones the reasoning guide names
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from dataclasses import dataclass
 
 _CAPABILITIES = (
@@ -29,7 +30,6 @@ _CAPABILITIES = (
 )
 K1M, K256, K128, K32, K8 = 1048576, 262144, 131072, 32768, 8192
 DOCS_DATE = "2026-08-21"
-LIST_HINT = "list the models it has with client.models.list() (GET /v1/models) or %mistral models"
 
 
 @dataclass(frozen=True)
@@ -241,9 +241,11 @@ def able(capability: str) -> list[str]:
 
 
 def unknown_message(name: str) -> str:
-    """Why `name` is refused: retired (with its replacement) or simply not in the catalogue."""
+    """Why `name` is refused: retired (with its replacement), or not in the catalogue (with
+    the nearest name that is). How to list the models is the client's to say, once."""
     if name in RETIRED:
         date, replacement = RETIRED[name]
         return (f"Invalid model: {name} (Mistral retired it on {date}; use {replacement} instead. "
-                f"It is not in the offline catalogue: {LIST_HINT})")
-    return f"Invalid model: {name} (not in the offline catalogue: {LIST_HINT})"
+                "It is not in the offline catalogue)")
+    near = difflib.get_close_matches(name, [n for model in MODELS for n in model.names()], n=1)
+    return f"Invalid model: {name} (not in the offline catalogue{f'; did you mean {near[0]}?' if near else ''})"

@@ -25,6 +25,10 @@ URLs there), and each result line becomes a `Reply` through `batch_reply`. A job
 per page (OCR: `per_page`) has estimates that count pages, and replies that say how
 many were read.
 
+A job's model is checked when the job is made (`capabilities.Capabilities.check`): one
+the backend does not have is refused, with the nearest id, before any row is sent.
+Math in a template (``"Score $s_{k}$: {review}"``) is sent as written (`prompt`).
+
 `request(text)` may raise `RowRefused` for a row that cannot be sent as it is (a
 text past the model's input limit): that row is not sent, and its `_error` says why.
 
@@ -85,6 +89,7 @@ class RowJob:
         self.session = session
         self.df = df
         self.model = model or session.settings.model
+        session.capabilities.check(self.model, setting=None if model else "MistralMagics.model")
         self.errors: list[str | None] = [None] * len(df)
         self.refused_rows: set[int] = set()  # rows whose request() raised RowRefused
         self.texts = self._texts(prompt)

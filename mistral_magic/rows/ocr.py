@@ -203,6 +203,7 @@ def read(session, value: Any, name: str, *, pages: str | None = None, schema: An
                          "is 'replay', which never sends; read documents with df.mistral.ocr "
                          "(its rows are kept), or set %config MistralMagics.cache = 'on'")
     model = model or DEFAULT_MODEL
+    session.capabilities.check(model)
     spec = _spec(session, schema)
     src = source(session, value, None if isinstance(value, (str, os.PathLike)) else name,
                  parse_pages(pages))

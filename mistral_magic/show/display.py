@@ -6,8 +6,8 @@ characters later, at most 5 s), so the bytes sent to the front end stay bounded 
 second and a small multiple of the answer at full speed. The final state is
 rendered once: sanitised HTML made from the Markdown (or code) by `render`, which
 partial updates go through too, with `text/plain` beside it and output metadata
-with the answer's provenance. In a terminal, where a display cannot be updated,
-the text is written as it arrives instead.
+with the answer's provenance (and what the cell adds to it, `provenance`). In a
+terminal, where a display cannot be updated, the text is written as it arrives instead.
 
 A thinking model's reasoning streams into a "Reasoning" block above the answer,
 open while it streams alone and collapsed once the answer starts (in a terminal it
@@ -62,6 +62,8 @@ class StreamView:
         self._streamed: list[str] = []
         self.thinking_before = ""  # earlier steps' reasoning (a tool exchange)
         self.tools: tuple[str, str] = ("", "")  # the tool calls' blocks so far: (html, plain)
+        # What the cell adds to the answer's provenance (the names its prompt filled in).
+        self.provenance: dict[str, Any] = {}
 
     def _above(self, thinking: str, tokens: int | None = None, streaming: bool = False) -> str:
         from . import render
@@ -171,7 +173,8 @@ class StreamView:
             sys.stdout.write(text[streamed:] + f"\n\n{footer}\n")
             sys.stdout.flush()
             return
-        self._show(self._final(text, footer, thinking, thinking_tokens), {"mistral_magic": metadata})
+        self._show(self._final(text, footer, thinking, thinking_tokens),
+                   {"mistral_magic": {**metadata, **self.provenance}})
 
     def finish_value(self, value: Any, footer: str, metadata: dict[str, Any], *,
                      thinking: str = "", thinking_tokens: int | None = None) -> None:
@@ -189,4 +192,4 @@ class StreamView:
         if not self.rich:
             sys.stdout.write("\n" + bundle["text/plain"] + "\n")
             return
-        self._show(bundle, {"mistral_magic": metadata})
+        self._show(bundle, {"mistral_magic": {**metadata, **self.provenance}})

@@ -149,6 +149,7 @@ class ChatPanel(View):
             raise RuntimeError(f"chat {self.name!r} is still answering; Stop it or wait")
         self._attach()
         session = self.session
+        session.capabilities.check(session.settings.model, setting="MistralMagics.model")
         request = session.build_request(prompt, chat=self.name)
         # Each Send is a new question: only a replay answers it from the cache.
         cached = session.responses.serve(request, chat=self.name)
