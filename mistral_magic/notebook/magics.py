@@ -1,6 +1,6 @@
 """`%%mistral` and `%mistral`: settings (traits) and the cell magic's arguments; the manual is `manual.MANUAL`.
 
-Each `%mistral` command is a method of `commands.Commands`; errors become one line in
+Each `%mistral` command is a function registered in `commands`; errors become one line in
 `errors.guard`.
 """
 
