@@ -231,10 +231,14 @@ def embeddings(data: object) -> dict:
         "object": "list",
         "model": req.model,
         "usage": usage(sum(counts), 0),
-        "data": [{"object": "embedding", "index": i,
-                  "embedding": embed.quantise(embed.vector(t, dims, model.max_dimensions, model.id), req.output_dtype)}
+        "data": [{"object": "embedding", "index": i, "embedding": _embedding(t, dims, model, req)}
                  for i, t in enumerate(texts)],
     }
+
+
+def _embedding(text: str, dims: int, model: catalogue.Model, req: EmbeddingRequest) -> list | str:
+    values = embed.quantise(embed.vector(text, dims, model.max_dimensions, model.id), req.output_dtype)
+    return embed.encoded(values, req.output_dtype) if req.encoding_format == "base64" else values
 
 
 def _classifier(name: str, capability: str) -> catalogue.Model:
