@@ -9,7 +9,7 @@ A model in JSON mode writes the JSON the prompt describes; so does the offline o
   example's values;
 - keys the prompt names (``with `setup` and `punchline` keys``, `fields: name, age`,
   `with name and color`) are filled, typed by their names (`year` a number);
-- a prompt that asks for a list (`list`, `items`, `three fruits`) gets a list of
+- a prompt that asks for a list (`list`, `items`, `name three fruits`) gets a list of
   records, as many as it asks for;
 - otherwise an object with the answer's gist and key words.
 
@@ -33,7 +33,10 @@ _ASKED = re.compile(
     r"\bjson\s+(?:object|array|list|format|codeblock|code\s+block|only)\b|```json", re.I)
 _FENCE = re.compile(r"```json|\bcode\s*block\b|\bcodeblock\b", re.I)
 _LIST = re.compile(r"\b(list|records?|items?|rows?|entries|table|array|several|examples)\b", re.I)
-_COUNTED = re.compile(r"\b(\d{1,2}|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+"
+# "Name three fruits", "give me 5 ideas": a count of things asked for (not "4 stars" said in passing).
+_COUNTED = re.compile(r"\b(?:name|give|list|generate|suggest|write|create|make|provide|return|produce|recommend|"
+                      r"pick|find|choose|propose)\s+(?:me\s+|us\s+)?(?:the\s+)?(?:top\s+)?"
+                      r"(\d{1,2}|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+"
                       r"(?:\w+\s+)?[a-z]{2,}s\b", re.I)
 _NUMBER_WORDS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve".split())}
