@@ -220,15 +220,6 @@ def _simple(schema: dict) -> bool:
     return kind in _SIMPLE and "properties" not in schema and "items" not in schema
 
 
-def _take(record: instances.Record, value: Any) -> None:
-    """A number given to one parameter is not given again to the next."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value in record.numbers:
-        index = record.numbers.index(value)
-        record.numbers.pop(index)
-        if index < record.used_numbers:
-            record.used_numbers -= 1
-
-
 def fill(tool: Tool, text: str, rng: random.Random, parallel: bool, skip: set[str]) -> Filled:
     """One argument set, or one per value of a parameter the text gives several values for."""
     root = tool.function.parameters or {}
@@ -241,7 +232,7 @@ def fill(tool: Tool, text: str, rng: random.Random, parallel: bool, skip: set[st
              if _simple(plain[name]) else [] for name in props}
     for values in found.values():
         if values:
-            _take(record, values[0])
+            record.take(values[0])
     base: dict[str, Any] = {}
     missing: list[str] = []
     topic_skip = skip | set(props) | {tool.function.name.lower()}

@@ -67,6 +67,14 @@ class Record:
             return self.names[self.used_names - 1]
         return None
 
+    def take(self, value: Any) -> None:
+        """A number given to one field is not given again to the next."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value in self.numbers:
+            index = self.numbers.index(value)
+            self.numbers.pop(index)
+            if index < self.used_numbers:
+                self.used_numbers -= 1
+
     def next_number(self) -> float | None:
         if self.used_numbers < len(self.numbers):
             self.used_numbers += 1
@@ -347,6 +355,8 @@ class Filler:
                         break
         if value is None:
             value = record.next_number()
+        else:
+            record.take(value)
         low = schema.get("minimum", -math.inf)
         high = schema.get("maximum", math.inf)
         if "exclusiveMinimum" in schema and not isinstance(schema["exclusiveMinimum"], bool):
