@@ -113,7 +113,7 @@ def _stems(text: str) -> set[str]:
 
 def tool_words(tool: Tool) -> set[str]:
     """The stems of a tool's name and description: the words that are about the tool, not a value."""
-    name, params, description = _tool_stems(tool)
+    name, _, description = _tool_stems(tool)
     return name | description
 
 
@@ -156,6 +156,17 @@ def _text(content) -> str:
     if content is None or isinstance(content, str):
         return content or ""
     return " ".join(getattr(chunk, "text", "") or "" for chunk in content)
+
+
+def _said(result: str) -> str:
+    """A tool result as text to take values from: a JSON object as `key: value` lines."""
+    try:
+        value = json.loads(result)
+    except ValueError:
+        return result
+    if not isinstance(value, dict):
+        return result if not isinstance(value, (int, float)) else str(value)
+    return "\n".join(f"{k}: {v if not isinstance(v, (dict, list)) else json.dumps(v)}" for k, v in value.items())
 
 
 def _earlier(req: ChatRequest, last: int) -> set[str]:
@@ -216,12 +227,13 @@ def decide(req: ChatRequest, text: str, rng: random.Random) -> Decision:
     if not picked:
         return Decision()
     _, _, results = _turn(req)
-    # After tool results, their values can fill the next call (an agent's output tool).
-    source = "\n".join([text, *results]) if results else text
+    # After tool results, their values can fill the next call (an agent's output tool), once.
+    source = "\n".join([text, *map(_said, results)]) if results else text
+    fan = req.parallel_tool_calls and not results
     made: list[dict] = []
     missing: list[tuple[str, list[str]]] = []
     for tool in picked:
-        filled = arguments.fill(tool, source, rng, req.parallel_tool_calls, tool_words(tool))
+        filled = arguments.fill(tool, source, rng, fan, tool_words(tool))
         if filled.missing and req.tool_choice == "auto":
             missing.append((tool.function.name, filled.missing))
             continue

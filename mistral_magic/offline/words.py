@@ -111,7 +111,8 @@ def segments(text: str) -> list[str]:
 def value_after(label: str, text: str) -> str | None:
     """The value written after `label:`, `label is` or `label =` in the text."""
     spoken = re.escape(label.replace("_", " ")).replace(r"\ ", r"[\s_-]+")
-    pattern = rf"\b{spoken}\s*(?::|=|\bis\b|\bwas\b|\bof\b)\s*([^\n,;.]+)"
+    # The value ends at a comma, semicolon or full stop, but not at a decimal point (`temp: -3.5`).
+    pattern = rf"\b{spoken}\s*(?::|=|\bis\b|\bwas\b|\bof\b)\s*((?:[^\n,;.]|(?<=\d)\.(?=\d))+)"
     match = re.search(pattern, text, re.IGNORECASE)
     if not match:
         return None
