@@ -81,16 +81,6 @@ def test_quickstart(tmp_path, monkeypatch):
     assert "<pre><code class=\"language-python\">" in code
     dry = text_of(cell(nb, "%%mistral --dry-run"))
     assert '"model": "mistral-large-latest"' in dry and "worst case with 400 answer tokens" in dry
-    # A tool that takes a list of pydantic models: one Sale a line, each field from its line.
-    added = cell(nb, "%%mistral --tools add_sales")
-    html, meta = answer(added)
-    assert meta["status"] == "ok" and meta["steps"] == 2
-    assert [(c["name"], c["arguments"]) for c in meta["tool_calls"]] == [("add_sales", {"rows": [
-        {"customer": "Alice Martin", "region": "north", "price": 14.5, "qty": 3},
-        {"customer": "Bob Stone", "region": "west", "price": 22, "qty": 1}]})]
-    assert "the table now has 26 rows" in html
-    tail = text_of(cell(nb, "sales.tail(3)"))
-    assert "Alice Martin" in tail and "Bob Stone" in tail and "14.5" in tail
     history = text_of(cell(nb, "%mistral history"))
     assert history.count("assistant") >= 2
     usage = cell(nb, "%mistral usage").outputs[-1]["data"]["text/plain"]
