@@ -267,7 +267,10 @@ def _guess(name: str, sub: Any, schema: dict, record: instances.Record, filler: 
         return filler.make(sub, name, record), not spare
     if kind == "boolean" or _enum_of(schema):
         return filler.make(sub, name, record), False
-    topic = None if _identifier(name_tokens(name)) or kind == "array" else _topic(text, skip)
+    tokens = name_tokens(name)
+    # An id, a place or a person is a value the user gives, never a word guessed from the text.
+    guessable = not (_identifier(tokens) or set(tokens) & _PLACE_OR_PERSON or kind == "array")
+    topic = _topic(text, skip) if guessable else None
     if topic is not None and _valid(topic, sub, root):
         return topic, False
     return filler.make(sub, name, instances.Record("")), True

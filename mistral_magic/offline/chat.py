@@ -199,7 +199,7 @@ def _attachment_lines(ctx: Context, index: int | None, question: str) -> list[st
     return lines
 
 
-def _thinking_context(ctx: Context, index: int | None, question: str, calls: list[dict]) -> list[str]:
+def _thinking_context(ctx: Context, index: int | None, question: str, decision: tools.Decision) -> list[str]:
     """Reasoning paragraphs about what the request carries: attachments, tools, results, format."""
     req = ctx.req
     found = []
@@ -216,9 +216,12 @@ def _thinking_context(ctx: Context, index: int | None, question: str, calls: lis
     if results:
         shown = "; ".join(f"{name} returned {words.phrase(content, 12)}" for name, _, content in results)
         found.append(f"The tool results are back: {shown}. The answer should rest on them and quote them.")
-    elif calls:
-        names = ", ".join(c["function"]["name"] for c in calls)
+    elif decision.calls:
+        names = ", ".join(c["function"]["name"] for c in decision.calls)
         found.append(f"A tool fits this question better than guessing: call {names} with the values the user gave.")
+    elif decision.missing:
+        wanted = "; ".join(f"{name} needs the {', '.join(params)}" for name, params in decision.missing)
+        found.append(f"A tool fits, but the user has not said what it needs ({wanted}): ask rather than guess.")
     elif req.tools:
         found.append("Tools are available (" + ", ".join(t.function.name for t in req.tools)
                      + "), but none is needed to answer this.")
@@ -252,7 +255,7 @@ def _one_choice(ctx: Context, rng: random.Random, bad_json: bool) -> Choice:
     if ctx.effort:
         previous = [text_of(m.content)[0] for m in messages[: index or 0] if m.role == "user"]
         thinking = reasoning.thinking(ctx.effort, last_user, previous[-1] if previous else None,
-                                      _thinking_context(ctx, index, last_user, calls), random.Random(rng.random()))
+                                      _thinking_context(ctx, index, last_user, decision), random.Random(rng.random()))
     thinking, left, spent = _budget(thinking, req.max_tokens)
     if spent:
         return Choice("", "length", [], thinking)

@@ -34,10 +34,12 @@ _ASKED = re.compile(
 _FENCE = re.compile(r"```json|\bcode\s*block\b|\bcodeblock\b", re.I)
 _LIST = re.compile(r"\b(list|records?|items?|rows?|entries|table|array|several|examples)\b", re.I)
 # "Name three fruits", "give me 5 ideas": a count of things asked for (not "4 stars" said in passing).
-_COUNTED = re.compile(r"\b(?:name|give|list|generate|suggest|write|create|make|provide|return|produce|recommend|"
-                      r"pick|find|choose|propose)\s+(?:me\s+|us\s+)?(?:the\s+)?(?:top\s+)?"
+_ASKING = ("name", "give", "list", "generate", "suggest", "write", "create", "make", "provide", "return",
+           "produce", "recommend", "pick", "find", "choose", "propose")
+_COUNTED = re.compile(rf"\b(?:{'|'.join(_ASKING)})\s+(?:me\s+|us\s+)?(?:the\s+)?(?:top\s+)?"
                       r"(\d{1,2}|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+"
-                      r"(?:\w+\s+)?[a-z]{2,}s\b", re.I)
+                      r"(?:\w+\s+)?([a-z]{2,}s)\b", re.I)
+_THEIR = re.compile(r"\bwith\s+(?:their|its|the)\s+([a-z]{3,})\b", re.I)
 _NUMBER_WORDS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve".split())}
 _FIELD_CUES = re.compile(r"\b(?:fields?|keys?|columns?|properties|attributes)\b\s*(?::|named|called)?\s*([\w ,`'\"]+)",
@@ -156,7 +158,16 @@ def named_keys(text: str, listed: bool) -> list[str]:
         match = _WITH.search(text)
         if match:
             return _clean(re.split(r",|\band\b", match.group(1)))
+        # "three capitals with their countries": a capital and its country a record.
+        counted, their = _COUNTED.search(text), _THEIR.search(text)
+        if counted and their:
+            return _clean([_singular(counted.group(2)), _singular(their.group(1))])
     return []
+
+
+def _singular(word: str) -> str:
+    word = word.lower()
+    return word[:-3] + "y" if word.endswith("ies") else word[:-1] if word.endswith("s") else word
 
 
 def _count(text: str) -> int | None:
@@ -172,7 +183,8 @@ def _records(schema_props: dict, text: str, count: int | None, rng: random.Rando
     """A list of records: one per line, sentence or person of the text, or `count` of them."""
     parts = words.segments(words.data_part(text))
     if count and count != len(parts):
-        kws = [k for k in words.keywords(text, limit=count + 6) if not _LIST.fullmatch(k)] or ["item"]
+        kws = [k for k in words.keywords(text, limit=count + 6)
+               if not _LIST.fullmatch(k) and k.lower() not in _ASKING] or ["item"]
         parts = [f"{kws[i % len(kws)]} {i + 1}" for i in range(count)]
     schema = {"type": "array", "items": {"type": "object", "properties": schema_props,
                                          "required": list(schema_props)}}
