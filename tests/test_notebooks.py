@@ -170,6 +170,16 @@ def test_tools(tmp_path, monkeypatch):
         {k: c[k] for k in ("name", "arguments")} for c in meta["tool_calls"]]
     # the follow-up sent the first cell's calls and results: its prompt holds them
     assert meta["usage"]["prompt_tokens"] > 1000
+    # A tool that takes a list of pydantic models: one Sale a line, each field from its line.
+    added = cell(nb, "%%mistral --tools add_sales")
+    html, meta = answer(added)
+    assert meta["status"] == "ok" and meta["steps"] == 2
+    assert [(c["name"], c["arguments"]) for c in meta["tool_calls"]] == [("add_sales", {"rows": [
+        {"customer": "Alice Martin", "region": "north", "price": 14.5, "qty": 3},
+        {"customer": "Bob Stone", "region": "west", "price": 22, "qty": 1}]})]
+    assert "the table now has 26 rows" in html
+    tail = text_of(cell(nb, "sales.tail(3)"))
+    assert "Alice Martin" in tail and "Bob Stone" in tail and "14.5" in tail
     history = text_of(cell(nb, "%mistral history"))
     assert history.count(" tool ") >= 4
     thought = cell(nb, "%%mistral --think high")
@@ -180,7 +190,7 @@ def test_tools(tmp_path, monkeypatch):
     models = text_of(cell(nb, "models = %mistral models"))
     assert "magistral-medium-latest" in models and "open-mistral-nemo" not in models
     usage = cell(nb, "%mistral usage").outputs[-1]["data"]["text/plain"]
-    assert usage.count("mistral-small-latest") == 5  # two steps, two steps, one answer
+    assert usage.count("mistral-small-latest") == 7  # two steps, two steps, two steps, one answer
 
 
 CHECKED = {"quickstart.ipynb", "extraction.ipynb", "teaching.ipynb", "semantic.ipynb", "tools.ipynb",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from mistralai.client import errors
@@ -19,8 +21,11 @@ SPEC_IDS = ["mistral-large-latest", "mistral-medium-latest", "mistral-small-late
             "codestral-2508", "voxtral-mini-2507", "voxtral-mini-latest"]
 # Used by the SDK's examples or the spec, but retired (the docs give the date and successor) or never listed.
 RETIRED_IDS = {"mistral-small-2503": "mistral-small-2603", "codestral-2405": "codestral-2508",
-               "open-mistral-7b": "ministral-8b-2512", "open-mixtral-8x7b": "mistral-small-2603"}
-NEVER_LISTED = ["mistral-tiny", "voxtral-mini-2601", "codestral-2404", "mistral-ocr-2503-completion"]
+               "open-mistral-7b": "ministral-8b-2512", "open-mixtral-8x7b": "mistral-small-2603",
+               # The 2023 endpoint names (mistral-tiny was "not in the catalogue" before issue 24).
+               "mistral-tiny": "ministral-8b-2512", "mistral-medium": "mistral-medium-3-5",
+               "codestral-mamba-2407": "codestral-2508"}
+NEVER_LISTED = ["voxtral-mini-2601", "codestral-2404", "mistral-ocr-2503-completion"]
 FAMILIES = ("mistral-large", "mistral-medium", "mistral-small", "ministral", "magistral", "devstral", "codestral",
             "pixtral", "voxtral", "embed", "moderation", "mistral-ocr")
 
@@ -93,6 +98,8 @@ def test_a_retired_model_is_refused_naming_its_successor(sdk, name, successor):
     assert caught.value.status_code == 400
     message = caught.value.body
     assert f"Invalid model: {name}" in message and "retired" in message and successor in message
+    body = json.loads(caught.value.body)
+    assert body["type"] == "invalid_model" and body["code"] == "1500"
 
 
 @pytest.mark.parametrize("name", NEVER_LISTED)

@@ -246,11 +246,45 @@ def test_json_object_mode_gives_records_for_lists(sdk):
     answer = sdk.chat.complete(model=MODEL, response_format={"type": "json_object"},
                                messages=user("List 3 French cheeses as JSON with fields name, region"))
     data = json.loads(answer.choices[0].message.content)
-    assert len(data["items"]) == 3
-    assert all(set(item) == {"name", "region"} for item in data["items"])
+    # A list when a list is asked for (it was {"items": [...]} before issue 24).
+    assert isinstance(data, list) and len(data) == 3
+    assert all(set(item) == {"name", "region"} for item in data)
+    fruits = json.loads(sdk.chat.complete(model=MODEL, response_format={"type": "json_object"}, messages=user(
+        "Name three fruits with their name and color")).choices[0].message.content)
+    assert isinstance(fruits, list) and len(fruits) == 3 and all(set(f) == {"name", "color"} for f in fruits)
     plain = json.loads(sdk.chat.complete(model=MODEL, response_format={"type": "json_object"},
                                          messages=user("What is the capital of Peru?")).choices[0].message.content)
     assert isinstance(plain, dict) and plain
+
+
+def json_answer(sdk, messages, **options):
+    return sdk.chat.complete(model=MODEL, messages=messages, **options).choices[0].message.content
+
+
+def test_json_mode_writes_the_keys_and_the_schema_the_prompt_gives(sdk):
+    mode = {"response_format": {"type": "json_object"}}
+    joke = json.loads(json_answer(sdk, user("Tell me a joke about cats, respond in JSON with `setup` and "
+                                            "`punchline` keys"), **mode))
+    assert set(joke) == {"setup", "punchline"} and all(isinstance(v, str) and v for v in joke.values())
+    assert set(json.loads(json_answer(sdk, user("Return JSON with the fields: title, year"), **mode))) == {
+        "title", "year"}
+    assert json.loads(json_answer(sdk, user('Give the product of 17 and 23 as {"product": n}.'), **mode)).keys() == {
+        "product"}
+    # A JSON Schema in the instructions (instructor's and pydantic-ai's prompted modes) is filled.
+    schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+              "required": ["name", "age"]}
+    system = {"role": "system", "content": f"Answer with JSON matching this schema:\n{json.dumps(schema)}"}
+    assert json.loads(json_answer(sdk, [system, *user("Grace Hopper is 85.")], **mode)) == {
+        "name": "Grace Hopper", "age": 85}
+
+
+def test_json_asked_for_in_the_prompt_comes_back_as_json(sdk):
+    bare = json_answer(sdk, user("Respond in JSON with `city` and `country` keys: Lyon is in France."))
+    assert json.loads(bare) == {"city": "Lyon", "country": "France"}
+    fenced = json_answer(sdk, user("Return the person as JSON within a ```json codeblock: Ada Lovelace"))
+    assert fenced.startswith("```json\n") and fenced.endswith("\n```")
+    assert isinstance(json.loads(fenced[8:-4]), dict)
+    assert "Offline answer" in json_answer(sdk, user("Explain what JSON is"))  # about JSON is not asking for it
 
 
 PERSON = {

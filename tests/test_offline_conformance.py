@@ -314,7 +314,7 @@ def test_limit_errors_conform(http, check_error):
         (http.post("/v1/chat/completions", content='{"model": "' + MODEL + '", "messages": [{"role": "user", '
                                                     '"content": "\\udc00"}]}'), 422),
         (http.post("/v1/chat/completions", json={"model": MODEL, "messages": user("hi"), "max_tokens": 10**6}), 400),
-        (http.post("/v1/chat/completions", json={"model": MODEL, "messages": user("hi"), "n": 99}), 400),
+        (http.post("/v1/chat/completions", json={"model": MODEL, "messages": user("hi"), "n": 257}), 400),
         (http.post("/v1/chat/completions", json={"model": MODEL, "messages": user("hi"), "response_format": {
             "type": "json_schema", "json_schema": {"name": "x", "schema": {"type": 5}}}}), 400),
         (http.post("/v1/embeddings", json={"model": "mistral-embed", "input": ["x"] * 600}), 400),

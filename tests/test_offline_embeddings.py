@@ -113,3 +113,19 @@ def test_the_hosted_input_limits_hold(offline_server):
     assert too_long.status_code == 400 and "maximum context length" in too_long.json()["message"]
     too_much = post({"model": "mistral-embed", "input": ["word " * 4000] * 5})
     assert too_much.status_code == 400 and too_much.json()["message"] == "Too many tokens overall, split into more batches."
+
+
+def test_base64_embeddings_are_the_float32_bytes_of_the_float_ones(offline_server, sdk):
+    import base64
+
+    floats = embed(sdk, ["base64 please"], "codestral-embed", output_dimension=64)[0]
+    headers = {"Authorization": f"Bearer {offline_server.api_key}"}
+    body = {"model": "codestral-embed", "input": ["base64 please"], "output_dimension": 64,
+            "encoding_format": "base64"}
+    packed = httpx.post(offline_server.url + "/v1/embeddings", json=body, headers=headers, timeout=30).json()
+    raw = base64.b64decode(packed["data"][0]["embedding"])
+    assert np.allclose(np.frombuffer(raw, dtype="<f4"), floats, atol=1e-7)
+    signs = httpx.post(offline_server.url + "/v1/embeddings", json={**body, "output_dtype": "int8"},
+                       headers=headers, timeout=30).json()["data"][0]["embedding"]
+    quantised = embed(sdk, ["base64 please"], "codestral-embed", output_dimension=64, output_dtype="int8")[0]
+    assert np.frombuffer(base64.b64decode(signs), dtype="i1").tolist() == quantised.tolist()

@@ -203,3 +203,22 @@ def test_command_line_serves_and_prints_url_and_key():
         proc.terminate()
         proc.wait(timeout=10)
         proc.stdout.close()
+
+
+def test_model_calls_carry_rate_limit_headers_that_count_down(server):
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    first = httpx.post(server.url + "/v1/chat/completions", json=ASK, headers=headers, timeout=30)
+    second = httpx.post(server.url + "/v1/chat/completions", json=ASK, headers=headers, timeout=30)
+    usage = second.json()["usage"]["total_tokens"]
+    assert second.headers["x-ratelimit-tokens-query-cost"] == str(usage)
+    for window in ("req-minute", "tokens-minute", "tokens-month"):
+        limit = int(second.headers[f"x-ratelimit-limit-{window}"])
+        assert int(second.headers[f"x-ratelimit-remaining-{window}"]) < int(
+            first.headers[f"x-ratelimit-remaining-{window}"]) < limit
+    assert int(second.headers["x-ratelimit-remaining-req-minute"]) == int(
+        second.headers["x-ratelimit-limit-req-minute"]) - 2
+    # Under a fault plan's rate, the stated limit is that rate per minute.
+    paced = httpx.post(server.url + "/v1/chat/completions", json=ASK, timeout=30,
+                       headers={**headers, **faults(rate_limit_rps=5)})
+    assert paced.headers["x-ratelimit-limit-req-minute"] == "300"
+    assert "x-ratelimit-limit-req-minute" not in httpx.get(server.url + "/v1/models", headers=headers).headers

@@ -175,3 +175,62 @@ def test_a_tool_message_without_a_call_is_refused(offline_server):
     response = post(offline_server, {"messages": messages})
     assert response.status_code == 400
     assert response.json()["message"] == "Not the same number of function calls and responses"
+
+
+# --- which tools, and arguments that fit the whole schema (issue 24) -------------------------------
+
+def test_only_the_tools_the_prompt_is_about_are_called(sdk):
+    offered = [WEATHER, DESCRIBE, HIST, CONVERT]
+    weather = sdk.chat.complete(model=MODEL, tools=offered, messages=user("What's the weather in Paris?"))
+    assert calls_of(weather) == [("get_weather", {"city": "Paris"})]
+    both = sdk.chat.complete(model=MODEL, tools=offered, messages=user(
+        "Describe the price column, then plot its histogram with 12 bins."))
+    assert calls_of(both) == [("describe_column", {"column": "price"}), ("plot_hist", {"column": "price", "bins": 12})]
+    numbers = [tool("add", "Add two integers.", {"a": {"type": "integer"}, "b": {"type": "integer"}}, ["a", "b"]),
+               tool("multiply", "Multiply two integers.", {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                    ["a", "b"])]
+    assert calls_of(sdk.chat.complete(model=MODEL, tools=numbers, messages=user("Multiply 6 by 7"))) == [
+        ("multiply", {"a": 6, "b": 7})]
+
+
+def test_nested_parameters_get_objects_that_validate(sdk):
+    from jsonschema import Draft202012Validator
+    from pydantic import BaseModel, create_model
+
+    class Person(BaseModel):
+        name: str
+        age: int
+        email: str
+
+    parameters = create_model("save_users", users=(list[Person], ...)).model_json_schema()
+    assert "$defs" in parameters  # the README's case: a list of pydantic models
+    save = {"type": "function", "function": {"name": "save_users", "description": "Save users to the database",
+                                             "parameters": parameters}}
+    response = sdk.chat.complete(model=MODEL, tools=[save], messages=user(
+        "Save these users:\n- Alice Smith, 31, alice@example.com\n- Bob Jones, 45, bob@example.com"))
+    [(name, args)] = calls_of(response)
+    Draft202012Validator(parameters).validate(args)
+    assert args == {"users": [{"name": "Alice Smith", "age": 31, "email": "alice@example.com"},
+                              {"name": "Bob Jones", "age": 45, "email": "bob@example.com"}]}
+
+
+def answered(first_call, content):
+    call = first_call.choices[0].message.tool_calls[0]
+    return [{"role": "assistant", "content": "", "tool_calls": [call.model_dump()]},
+            {"role": "tool", "name": call.function.name, "tool_call_id": call.id, "content": content}]
+
+
+def test_a_forced_choice_moves_on_to_a_tool_not_yet_called(sdk):
+    output = tool("final_result", "The final response which ends this conversation",
+                  {"city": {"type": "string"}, "temp_c": {"type": "number"}}, ["city", "temp_c"])
+    ask = user("What is the weather in Oslo?")
+    first = sdk.chat.complete(model=MODEL, tools=[WEATHER, output], tool_choice="required", messages=ask)
+    assert calls_of(first) == [("get_weather", {"city": "Oslo"})]  # the output tool comes last
+    then = sdk.chat.complete(model=MODEL, tools=[WEATHER, output], tool_choice="required",
+                             messages=[*ask, *answered(first, '{"temp_c": -3.5}')])
+    assert calls_of(then) == [("final_result", {"city": "Oslo", "temp_c": -3.5})]  # the result's number
+    # Without an output tool, the other tool: never the same call again and again.
+    plain = sdk.chat.complete(model=MODEL, tools=[WEATHER, DESCRIBE], tool_choice="any", messages=ask)
+    again = sdk.chat.complete(model=MODEL, tools=[WEATHER, DESCRIBE], tool_choice="any",
+                              messages=[*ask, *answered(plain, "sunny")])
+    assert [name for name, _ in calls_of(again)] == ["describe_column"]

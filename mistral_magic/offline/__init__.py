@@ -22,13 +22,19 @@ What it serves (everything it makes up is labelled as offline output):
 - `POST /v1/chat/completions`, whole or streamed (SSE): Markdown answers that quote the
   prompt and refer back to the previous user turn, a Python code block when code is
   asked for; `max_tokens`, `stop`, `random_seed`, assistant `prefix`, `n` (streamed
-  too, choices side by side); `response_format` json_object and strict json_schema
-  (values filled from the prompt and its documents, `pattern` honoured; a re-ask takes
-  them from the question, not the feedback).
-  Tools (`tools.py`): every `tool_choice`; arguments from the user's text (enum values,
-  quoted strings, `the price column`, `20 bins`, cities and names), one call per value
-  when the text gives several and `parallel_tool_calls` allows; after tool results the
-  answer quotes them. Tool-call ids are checked as the hosted API checks them (9
+  too, choices side by side; the spec sets no bound, the server stops at 256);
+  `response_format` json_schema (values filled from the prompt and its documents,
+  `pattern` honoured; a re-ask takes them from the question, not the feedback), and
+  json_object, or a text prompt that asks for JSON (`jsonask.py`): the keys, example or
+  JSON Schema the prompt gives, a list when it asks for one.
+  Tools (`tools.py`, `arguments.py`): every `tool_choice`; only the tools the message
+  is about (name, parameters and description against its words, clause by clause),
+  none when nothing fits; arguments from the user's text that fit the whole parameter
+  schema (`$defs`, nested objects, lists of objects: the structured-answer generator),
+  one call per value when the text gives several and `parallel_tool_calls` allows; a
+  question instead of a call when a required value is missing; after tool results the
+  answer quotes them, and a forced choice calls a tool not yet called (an agent's
+  output tool first). Tool-call ids are checked as the hosted API checks them (9
   characters of [a-zA-Z0-9], every call answered once): 400 with its messages.
   Reasoning (`reasoning.py`): `reasoning_effort` "high" on mistral-small/medium-3-5,
   and Magistral always, answer with a `ThinkChunk` then a `TextChunk` (streamed as the
@@ -40,6 +46,7 @@ What it serves (everything it makes up is labelled as offline output):
   PPTX, text) and quoted, their text counted in the prompt. Models without vision or
   document reading refuse them.
   Usage is counted with `mistral_magic.money.tokens`, so client estimates match exactly.
+  Model calls carry the hosted API's rate-limit headers (`quota.py`), counting down.
 - Sampling: the same request with the same `random_seed` gets the same answer, and
   temperature 0 ignores the seed. Without a seed answers vary as the hosted API's do:
   the k-th repeat of a request gets the k-th answer, so a fresh server replays a
@@ -52,11 +59,13 @@ What it serves (everything it makes up is labelled as offline output):
 - `POST /v1/moderations`, `/v1/chat/moderations`, `/v1/classifications`,
   `/v1/chat/classifications` (`moderation.py`): the spec's categories scored by keyword
   rules, high for obviously violent, hateful, self-harm, dangerous, criminal, sexual,
-  jailbreaking or personal-data text and low otherwise; `offline-` ids.
+  jailbreaking or personal-data text and low otherwise; `offline-` ids; no `usage`
+  (the spec's responses have none).
 - `POST /v1/fim/completions` (codestral models), `POST /v1/embeddings` (`embed.py`:
   feature hashing over words, character n-grams and word pairs, so paraphrases land
   closer than unrelated texts and near-duplicates above 0.9; Codestral Embed's
-  `output_dimension` are nested prefixes, and its `output_dtype`s).
+  `output_dimension` are nested prefixes, and its `output_dtype`s; `encoding_format`
+  base64 gives the values' little-endian bytes, float32 for floats).
 - `/v1/files` (upload, list, get, content, delete, and `GET /v1/files/{id}/url`: a
   signed URL that downloads without the key until it expires, and that chat and OCR
   read from the store) and `/v1/batch/jobs` (create from files or inline `requests`

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..money import tokens
-from . import catalogue, endpoints, files, limits, unserved
+from . import catalogue, endpoints, files, limits, quota, unserved
 from .batch import BatchJobs
 from .faults import HEADER, FaultPlan, FaultState
 from .sse import DONE, EventStream, PacedResponse, answer_seconds
@@ -46,6 +46,8 @@ _ERROR_TEXT = {
 # Endpoints that count tokens; only these wait for the tokenizer to load.
 _COUNTING_PATHS = frozenset({"/v1/chat/completions", "/v1/fim/completions", "/v1/embeddings", "/v1/moderations",
                              "/v1/chat/moderations", "/v1/classifications", "/v1/chat/classifications"})
+# Model calls: their responses carry the rate-limit headers (`quota`).
+_METERED_PATHS = _COUNTING_PATHS | {"/v1/ocr"}
 # Distinct unseeded requests remembered for answer variation; the oldest are forgotten.
 _REPEATS_KEPT = 100_000
 
@@ -63,6 +65,7 @@ class ServerState:
         self._seen: collections.OrderedDict[int, int] = collections.OrderedDict()
         self._lock = threading.Lock()
         self.tokenizer_ready = threading.Event()
+        self.quota = quota.Quota()
         self._expected = f"Bearer {api_key}".encode()
 
     def warm(self) -> None:
@@ -138,7 +141,21 @@ class Gate:
         if path in _COUNTING_PATHS and not state.tokenizer_ready.is_set():
             # The first requests wait for the tokenizer off the loop, so others are not stalled.
             await asyncio.to_thread(state.warm)
+        if path in _METERED_PATHS:
+            send = self._metered(scope, send, plan)
         return await self.app(scope, receive, send)
+
+    def _metered(self, scope, send, plan: FaultPlan):
+        """`send`, adding the rate-limit headers for the tokens the handler says the call cost."""
+
+        async def metered(message):
+            if message["type"] == "http.response.start":
+                spent = self.state.quota.spend(int(scope.get("offline.tokens") or 0), plan.rate_limit_rps)
+                extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in spent.items()]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        return metered
 
 
 def _fails(faults: FaultState, plan: FaultPlan, source, number: int) -> bool:
@@ -275,6 +292,7 @@ def build(state: ServerState) -> Gate:
             data = limits.decode_json(raw)
             bad = _wants_json(data) and state.faults.chance(plan, source, "bad_json", plan.bad_json_rate)
             req, completion = endpoints.chat_completion(data, plan, bad, state.seed, state.repeats, state.files)
+            request.scope["offline.tokens"] = completion.usage()["total_tokens"]
             return _answer(req.stream, completion, plan)
 
         return await run_in_threadpool(work)
@@ -285,6 +303,7 @@ def build(state: ServerState) -> Gate:
 
         def work():
             req, completion = endpoints.fim_completion(limits.decode_json(raw))
+            request.scope["offline.tokens"] = completion.usage()["total_tokens"]
             return _answer(req.stream, completion, plan)
 
         return await run_in_threadpool(work)
@@ -294,7 +313,13 @@ def build(state: ServerState) -> Gate:
 
         async def endpoint(request: Request) -> Response:
             raw = await limits.read_body(request, limits.MAX_JSON_BYTES)
-            return await run_in_threadpool(lambda: _encoded(handler(limits.decode_json(raw))))
+
+            def work():
+                body = handler(limits.decode_json(raw))
+                request.scope["offline.tokens"] = endpoints.tokens_of(body)
+                return _encoded(body)
+
+            return await run_in_threadpool(work)
 
         return endpoint
 

@@ -211,7 +211,12 @@ RETIRED: dict[str, tuple[str, str]] = {
     "labs-leanstral-2603": ("2026-06-30", "labs-leanstral-1-5"),
     **dict.fromkeys(("magistral-medium-2506", "magistral-medium-2507"), ("2025-11-30", "mistral-medium-3-5")),
     **dict.fromkeys(("magistral-small-2506", "magistral-small-2507"), ("2025-11-30", "mistral-small-2603")),
-    "open-mistral-7b": ("2025-03-30", "ministral-8b-2512"),
+    # The 2023 endpoint names, renamed in 2024 and retired with the models behind them.
+    **dict.fromkeys(("open-mistral-7b", "mistral-tiny", "mistral-tiny-2312"), ("2025-03-30", "ministral-8b-2512")),
+    **dict.fromkeys(("mistral-small", "mistral-small-2312"), ("2025-03-30", "mistral-small-2603")),
+    "mistral-medium": ("2025-06-16", "mistral-medium-3-5"),
+    "open-mixtral-8x22b-2404": ("2025-03-30", "mistral-small-2603"),
+    **dict.fromkeys(("codestral-mamba-2407", "codestral-mamba-latest"), ("2025-06-06", "codestral-2508")),
     "mistral-large-2402": ("2025-06-16", "mistral-large-2512"),
     "mistral-large-2407": ("2025-03-30", "mistral-large-2512"),
     "mistral-medium-2312": ("2025-06-16", "mistral-medium-3-5"),

@@ -28,13 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..money import tokens
-from . import instances, lengths, prose, reasoning, tools, words
+from . import instances, jsonask, lengths, prose, reasoning, tools, words
 from .faults import FaultPlan
 from .inputs import Attachments, plain
 from .wire import ChatRequest
-
-_LIST_CUES = re.compile(r"\b(list|records?|items?|rows?|entries|table|array|several|examples)\b", re.I)
-_FIELD_CUES = re.compile(r"\b(?:fields?|keys?|columns?|properties|attributes)\b\s*(?::|named|called)?\s*([\w ,]+)", re.I)
 
 
 @dataclass
@@ -97,43 +94,6 @@ def prompt_tokens(req: ChatRequest, found: Attachments | None = None) -> int:
     messages = counted(req, found) if found else [m.model_dump(mode="json", exclude_none=True) for m in req.messages]
     tool_list = [t.model_dump(mode="json") for t in req.tools] if req.tools else None
     return tokens.count_messages(messages, tool_list)
-
-
-_INTEGER_KEYS = frozenset("year age count number order rank position quantity population stars rating".split())
-_NUMBER_KEYS = frozenset("price amount score cost weight height length distance temperature".split())
-
-
-def _key_schema(key: str) -> dict:
-    """A JSON type guessed from a field's name, so `year` gets a number from the text."""
-    last = key.split("_")[-1]
-    if last in _INTEGER_KEYS:
-        return {"type": "integer"}
-    if last in _NUMBER_KEYS:
-        return {"type": "number"}
-    return {"type": "string"}
-
-
-def _json_object(text: str, rng: random.Random) -> dict:
-    """A JSON-mode answer without a schema: records when a list is asked for."""
-    named = _FIELD_CUES.search(text)
-    keys = []
-    if named:
-        keys = [k.strip().replace(" ", "_").lower() for k in re.split(r",|\band\b", named.group(1))]
-        keys = [k for k in keys if k and k.isidentifier()][:8]
-    if _LIST_CUES.search(text):
-        props = {k: _key_schema(k) for k in keys or ["name", "description"]}
-        count = next((int(n) for n in words.numbers(text) if n == int(n) and 1 <= n <= 20), None)
-        parts = words.segments(text)
-        if count and count != len(parts):
-            kws = words.keywords(text, limit=count) or ["item"]
-            parts = [f"{kws[i % len(kws)]} {i + 1}" for i in range(count)]
-        schema = {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": props}}}}
-        return instances.Filler(schema, rng).make(schema, "", instances._Record("\n".join(parts)))
-    if keys:
-        schema = {"type": "object", "properties": {k: _key_schema(k) for k in keys}}
-        return instances.instance(schema, text, rng)
-    return {"answer": words.phrase(text, 12), "keywords": words.keywords(text, limit=5),
-            "note": "offline answer: generated locally, not by a language model"}
 
 
 def _broken(content: str) -> str:
@@ -239,7 +199,7 @@ def _attachment_lines(ctx: Context, index: int | None, question: str) -> list[st
     return lines
 
 
-def _thinking_context(ctx: Context, index: int | None, question: str, calls: list[dict]) -> list[str]:
+def _thinking_context(ctx: Context, index: int | None, question: str, decision: tools.Decision) -> list[str]:
     """Reasoning paragraphs about what the request carries: attachments, tools, results, format."""
     req = ctx.req
     found = []
@@ -256,9 +216,12 @@ def _thinking_context(ctx: Context, index: int | None, question: str, calls: lis
     if results:
         shown = "; ".join(f"{name} returned {words.phrase(content, 12)}" for name, _, content in results)
         found.append(f"The tool results are back: {shown}. The answer should rest on them and quote them.")
-    elif calls:
-        names = ", ".join(c["function"]["name"] for c in calls)
+    elif decision.calls:
+        names = ", ".join(c["function"]["name"] for c in decision.calls)
         found.append(f"A tool fits this question better than guessing: call {names} with the values the user gave.")
+    elif decision.missing:
+        wanted = "; ".join(f"{name} needs the {', '.join(params)}" for name, params in decision.missing)
+        found.append(f"A tool fits, but the user has not said what it needs ({wanted}): ask rather than guess.")
     elif req.tools:
         found.append("Tools are available (" + ", ".join(t.function.name for t in req.tools)
                      + "), but none is needed to answer this.")
@@ -286,12 +249,13 @@ def _one_choice(ctx: Context, rng: random.Random, bad_json: bool) -> Choice:
     req = ctx.req
     messages = req.messages
     index, last_user = ctx.last_user()
-    calls = tools.calls(req, last_user, rng)
+    decision = tools.decide(req, last_user, rng)
+    calls = decision.calls
     thinking = None
     if ctx.effort:
         previous = [text_of(m.content)[0] for m in messages[: index or 0] if m.role == "user"]
         thinking = reasoning.thinking(ctx.effort, last_user, previous[-1] if previous else None,
-                                      _thinking_context(ctx, index, last_user, calls), random.Random(rng.random()))
+                                      _thinking_context(ctx, index, last_user, decision), random.Random(rng.random()))
     thinking, left, spent = _budget(thinking, req.max_tokens)
     if spent:
         return Choice("", "length", [], thinking)
@@ -309,8 +273,13 @@ def _one_choice(ctx: Context, rng: random.Random, bad_json: bool) -> Choice:
         if cut:
             # The schema asked for more than an answer holds: cut off, as a model's would be.
             content = content[: min(len(content) - 1, instances.MAX_CHARS)]
-    elif fmt == "json_object":
-        content = json.dumps(_json_object(data_text(req, ctx.found), rng), ensure_ascii=False)
+    elif fmt == "json_object" or jsonask.asked(_instructions(req, last_user)):
+        value = jsonask.answer(_instructions(req, last_user), _json_data(ctx), rng)
+        content = json.dumps(value, ensure_ascii=False)
+        if fmt == "text" and jsonask.fenced(_instructions(req, last_user)):
+            content = f"```json\n{content}\n```"
+    elif decision.missing:
+        content = prose.ask_for(ctx.model, decision.missing, last_user)
     else:
         content = _text(ctx, rng, index, last_user)
     if fmt != "text" and bad_json:
@@ -319,6 +288,18 @@ def _one_choice(ctx: Context, rng: random.Random, bad_json: bool) -> Choice:
         content = prefix + ("" if prefix.endswith((" ", "\n")) else " ") + content
     content, reason = lengths.finish(content, req.stops(), left, "length" if cut else "stop")
     return Choice(content, reason, [], thinking)
+
+
+def _instructions(req: ChatRequest, last_user: str) -> str:
+    """What says which JSON to write: the system messages and the user's last message."""
+    system = [text_of(m.content)[0] for m in req.messages if m.role == "system"]
+    return "\n".join([*system, last_user])
+
+
+def _json_data(ctx: Context) -> str:
+    """The text a JSON answer's values come from: the user's words, then any tool results."""
+    results = [content for _, _, content in ctx.results()]
+    return "\n".join([data_text(ctx.req, ctx.found), *results])
 
 
 def _text(ctx: Context, rng: random.Random, index: int | None, last_user: str) -> str:

@@ -111,6 +111,17 @@ def vector(text: str, dims: int, full: int | None = None, salt: str = "") -> lis
     return np.round(head / norm, 7).tolist()
 
 
+def encoded(values: list[float] | list[int], dtype: str) -> str:
+    """`encoding_format: base64`: the values' bytes, little-endian, as OpenAI-style clients decode them
+    (float32 for floats, one byte each for the int8/uint8/binary/ubinary forms)."""
+    import base64
+
+    import numpy as np
+
+    kind = {"float": "<f4", "int8": "i1", "binary": "i1"}.get(dtype, "u1")
+    return base64.b64encode(np.asarray(values).astype(kind).tobytes()).decode("ascii")
+
+
 def quantise(values: list[float], dtype: str) -> list[float] | list[int]:
     """The output_dtype forms: int8/uint8 scale to bytes, binary/ubinary pack sign bits (8 a byte)."""
     if dtype == "float":

@@ -64,6 +64,23 @@ def usage(prompt: int, completion: int) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
+class Body(dict):
+    """A response body whose tokens are not in it (the spec's classifier responses have no usage)."""
+
+    tokens = 0
+
+
+def tokens_of(body: dict) -> int:
+    """The tokens a call cost, from its usage, or as its body knows them."""
+    return (body.get("usage") or {}).get("total_tokens") or getattr(body, "tokens", 0)
+
+
+def _classified(model: str, prompt: int, results: list) -> Body:
+    body = Body({"id": f"offline-{new_id()}", "model": model, "results": results})
+    body.tokens = prompt
+    return body
+
+
 def _closing(first: str | None) -> list[dict]:
     closing = {"type": "thinking", "thinking": [{"type": "text", "text": ""}], "closed": True}
     return [closing] if first is None else [closing, {"type": "text", "text": first}]
@@ -180,7 +197,8 @@ def chat_completion(data: object, plan: FaultPlan, bad_json: bool = False, seed:
             "invalid_request_error", param="tools"))
     if (req.n or 1) > limits.MAX_CHOICES:
         raise RequestError(400, error_body(
-            f"n is {req.n}; the offline server generates at most {limits.MAX_CHOICES} choices",
+            f"n is {req.n}; the offline server generates at most {limits.MAX_CHOICES} choices a request "
+            "(a guard of its own: the API sets no bound)",
             "invalid_request_error", param="n"))
     effort = reasoning.effort(req, model)
     _check_schemas(req)
@@ -231,10 +249,14 @@ def embeddings(data: object) -> dict:
         "object": "list",
         "model": req.model,
         "usage": usage(sum(counts), 0),
-        "data": [{"object": "embedding", "index": i,
-                  "embedding": embed.quantise(embed.vector(t, dims, model.max_dimensions, model.id), req.output_dtype)}
+        "data": [{"object": "embedding", "index": i, "embedding": _embedding(t, dims, model, req)}
                  for i, t in enumerate(texts)],
     }
+
+
+def _embedding(text: str, dims: int, model: catalogue.Model, req: EmbeddingRequest) -> list | str:
+    values = embed.quantise(embed.vector(text, dims, model.max_dimensions, model.id), req.output_dtype)
+    return embed.encoded(values, req.output_dtype) if req.encoding_format == "base64" else values
 
 
 def _classifier(name: str, capability: str) -> catalogue.Model:
@@ -254,18 +276,13 @@ def _texts_within(texts: list[str], model: catalogue.Model) -> int:
     return total
 
 
-def _classifier_usage(prompt: int) -> dict:
-    return {**usage(prompt, 0), "prompt_audio_seconds": None, "request_count": 1}
-
-
 def moderations(data: object) -> dict:
     """POST /v1/moderations: texts scored per category."""
     req = parse(ClassificationRequest, data)
     model = _classifier(req.model, "moderation")
     texts = req.texts()
     prompt = _texts_within(texts, model)
-    return {"id": f"offline-{new_id()}", "model": req.model, "usage": _classifier_usage(prompt),
-            "results": [moderation.moderate(t, model.id) for t in texts]}
+    return _classified(req.model, prompt, [moderation.moderate(t, model.id) for t in texts])
 
 
 def _last_turns(conversations: list[list]) -> tuple[list[str], int]:
@@ -281,8 +298,7 @@ def chat_moderations(data: object) -> dict:
     model = _classifier(req.model, "moderation")
     texts, prompt = _last_turns(req.conversations())
     limits.check_context(prompt, None, model.context)
-    return {"id": f"offline-{new_id()}", "model": req.model, "usage": _classifier_usage(prompt),
-            "results": [moderation.moderate(t, model.id) for t in texts]}
+    return _classified(req.model, prompt, [moderation.moderate(t, model.id) for t in texts])
 
 
 def classifications(data: object) -> dict:
@@ -291,8 +307,7 @@ def classifications(data: object) -> dict:
     model = _classifier(req.model, "classification")
     texts = req.texts()
     prompt = _texts_within(texts, model)
-    return {"id": f"offline-{new_id()}", "model": req.model, "usage": _classifier_usage(prompt),
-            "results": [moderation.classify(t, model.id) for t in texts]}
+    return _classified(req.model, prompt, [moderation.classify(t, model.id) for t in texts])
 
 
 def chat_classifications(data: object) -> dict:
@@ -301,8 +316,7 @@ def chat_classifications(data: object) -> dict:
     model = _classifier(req.model, "classification")
     texts, prompt = _last_turns(req.conversations())
     limits.check_context(prompt, None, model.context)
-    return {"id": f"offline-{new_id()}", "model": req.model, "usage": _classifier_usage(prompt),
-            "results": [moderation.classify(t, model.id) for t in texts]}
+    return _classified(req.model, prompt, [moderation.classify(t, model.id) for t in texts])
 
 
 def ocr_process(data: object, files: FileStore) -> dict:

@@ -51,7 +51,7 @@ def _tokens(name: str) -> list[str]:
     return [t.lower() for t in re.split(r"[\s_\-]+", spaced) if t]
 
 
-class _Record:
+class Record:
     """One piece of text and the names/numbers already given to fields from it."""
 
     def __init__(self, text: str):
@@ -66,6 +66,14 @@ class _Record:
             self.used_names += 1
             return self.names[self.used_names - 1]
         return None
+
+    def take(self, value: Any) -> None:
+        """A number given to one field is not given again to the next."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value in self.numbers:
+            index = self.numbers.index(value)
+            self.numbers.pop(index)
+            if index < self.used_numbers:
+                self.used_numbers -= 1
 
     def next_number(self) -> float | None:
         if self.used_numbers < len(self.numbers):
@@ -89,11 +97,11 @@ class Filler:
         if self.budget < 0:
             self.truncated = True
 
-    def make(self, schema: Any, name: str, record: _Record, depth: int = 0) -> Any:
+    def make(self, schema: Any, name: str, record: Record, depth: int = 0) -> Any:
         self._spend(1)
         if schema is True or not isinstance(schema, dict) or depth > 12:
             return self._string({}, name, record)
-        schema = self._resolve(schema)
+        schema = self.resolve(schema)
         if "const" in schema:
             return schema["const"]
         if "enum" in schema:
@@ -113,7 +121,7 @@ class Filler:
         return maker(schema, name, record, depth) if kind in ("object", "array") else (
             maker(schema, name, record) if maker else None)
 
-    def _resolve(self, schema: dict) -> dict:
+    def resolve(self, schema: dict) -> dict:
         seen = 0
         while "$ref" in schema and seen < 20:
             ref = schema["$ref"]
@@ -132,7 +140,7 @@ class Filler:
     def _merge_all(self, schema: dict) -> dict:
         merged = {k: v for k, v in schema.items() if k != "allOf"}
         for part in schema["allOf"]:
-            part = self._resolve(part) if isinstance(part, dict) else {}
+            part = self.resolve(part) if isinstance(part, dict) else {}
             for key, value in part.items():
                 if key == "properties":
                     merged["properties"] = {**merged.get("properties", {}), **value}
@@ -142,16 +150,16 @@ class Filler:
                     merged.setdefault(key, value)
         return merged
 
-    def _enum(self, options: list, record: _Record) -> Any:
+    def _enum(self, options: list, record: Record) -> Any:
         lowered = record.text.lower()
         for option in options:
             if isinstance(option, str) and option and re.search(rf"\b{re.escape(option.lower())}\b", lowered):
                 return option
         return self.rng.choice(options) if options else None
 
-    def _choice(self, schema: dict, key: str, name: str, record: _Record, depth: int) -> Any:
+    def _choice(self, schema: dict, key: str, name: str, record: Record, depth: int) -> Any:
         base = {k: v for k, v in schema.items() if k != key}
-        options = [{**base, **self._resolve(o)} if isinstance(o, dict) else o for o in schema[key]]
+        options = [{**base, **self.resolve(o)} if isinstance(o, dict) else o for o in schema[key]]
         concrete = [o for o in options if not (isinstance(o, dict) and o.get("type") == "null")]
         if not concrete:
             return None
@@ -169,7 +177,7 @@ class Filler:
             self._validator = validator(self.root)
         return self._validator.evolve(schema=without_patterns(schema)).is_valid(value)
 
-    def _object(self, schema: dict, name: str, record: _Record, depth: int) -> dict:
+    def _object(self, schema: dict, name: str, record: Record, depth: int) -> dict:
         properties = schema.get("properties") or {}
         out = {prop: self.make(sub, prop, record, depth + 1) for prop, sub in properties.items()}
         extra = schema.get("additionalProperties")
@@ -178,20 +186,20 @@ class Filler:
                 out[word] = self.make(extra, word, record, depth + 1)
         return out
 
-    def _array(self, schema: dict, name: str, record: _Record, depth: int) -> list:
+    def _array(self, schema: dict, name: str, record: Record, depth: int) -> list:
         items = schema.get("items", {})
-        items = self._resolve(items) if isinstance(items, dict) else {}
+        items = self.resolve(items) if isinstance(items, dict) else {}
         low, high = schema.get("minItems", 0), schema.get("maxItems", _MAX_RECORDS)
         if items.get("type") == "object" or "properties" in items:
-            parts = words.segments(record.text) if record.text.strip() else [""]
-            values = [self.make(items, name, _Record(part), depth + 1) for part in parts[:high]]
+            parts = _records(record.text, items) if record.text.strip() else [""]
+            values = [self.make(items, name, Record(part), depth + 1) for part in parts[:high]]
         elif items.get("type") in ("integer", "number"):
             values = [self.make(items, name, record, depth + 1) for _ in range(max(1, len(record.numbers[:5])))]
         else:
             count = min(3, max(1, len(words.keywords(record.text, limit=3))))
             values = []
             for word in (words.keywords(record.text, limit=count) or [None])[:count]:
-                sub = _Record(word) if word and "enum" not in items else record
+                sub = Record(word) if word and "enum" not in items else record
                 value = self.make(items, name, sub, depth + 1)
                 if isinstance(value, str) and word and not ({"format", "enum", "pattern"} & set(items)):
                     value = self._fit_string(word, items)
@@ -208,7 +216,7 @@ class Filler:
 
     def _more(self, items: dict, name: str, values: list, low: int, unique: bool, depth: int) -> list:
         """Filler items up to `low`: one made item repeated, or distinct variants of it, within the budget."""
-        made = self.make(items, f"{name}{len(values)}", _Record(""), depth + 1)
+        made = self.make(items, f"{name}{len(values)}", Record(""), depth + 1)
         seen = {_key(v) for v in values} if unique else set()
         numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
         top = max(numbers, default=0)
@@ -221,7 +229,7 @@ class Filler:
                 elif isinstance(made, str):
                     value = f"offline item {len(values) + len(more)}"
                 else:
-                    value = self.make(items, f"{name}{len(values) + len(more)}", _Record(""), depth + 1)
+                    value = self.make(items, f"{name}{len(values) + len(more)}", Record(""), depth + 1)
                     if _key(value) in seen:
                         break  # no cheap distinct variant: stop short rather than loop
             key = _key(value)
@@ -230,7 +238,7 @@ class Filler:
             more.append(value)
         return more
 
-    def _string(self, schema: dict, name: str, record: _Record) -> str:
+    def _string(self, schema: dict, name: str, record: Record) -> str:
         fmt = schema.get("format")
         tokens = _tokens(name)
         if fmt:
@@ -258,14 +266,14 @@ class Filler:
             value = self._patterned(schema, value, record)
         return self._fit_string(value, schema)
 
-    def _name(self, tokens: list[str], record: _Record) -> str | None:
+    def _name(self, tokens: list[str], record: Record) -> str | None:
         if "first" in tokens or "given" in tokens:
             return record.names[0].split()[0] if record.names else None
         if "last" in tokens or "surname" in tokens or "family" in tokens:
             return record.names[0].split()[-1] if record.names else None
         return record.next_name()
 
-    def _patterned(self, schema: dict, value: str, record: _Record) -> str:
+    def _patterned(self, schema: dict, value: str, record: Record) -> str:
         """A value matching the schema's pattern: the one found, a match in the text, or a generated one."""
         pattern = schema["pattern"]
 
@@ -301,7 +309,7 @@ class Filler:
         self._spend(len(value))
         return value
 
-    def _formatted(self, fmt: str, record: _Record) -> str:
+    def _formatted(self, fmt: str, record: Record) -> str:
         if fmt == "date":
             found = words.dates(record.text)
             return found[0] if found else (dt.date(2026, 1, 1) + dt.timedelta(days=self.rng.randrange(365))).isoformat()
@@ -325,13 +333,13 @@ class Filler:
             return "127.0.0.1"
         return "offline"
 
-    def _number(self, schema: dict, name: str, record: _Record) -> float:
+    def _number(self, schema: dict, name: str, record: Record) -> float:
         return self._numeric(schema, name, record, integer=False)
 
-    def _integer(self, schema: dict, name: str, record: _Record) -> int:
+    def _integer(self, schema: dict, name: str, record: Record) -> int:
         return int(self._numeric(schema, name, record, integer=True))
 
-    def _numeric(self, schema: dict, name: str, record: _Record, integer: bool) -> float:
+    def _numeric(self, schema: dict, name: str, record: Record, integer: bool) -> float:
         value: float | None = None
         said = words.value_after(name, record.text) if name else None
         if said:
@@ -347,6 +355,8 @@ class Filler:
                         break
         if value is None:
             value = record.next_number()
+        else:
+            record.take(value)
         low = schema.get("minimum", -math.inf)
         high = schema.get("maximum", math.inf)
         if "exclusiveMinimum" in schema and not isinstance(schema["exclusiveMinimum"], bool):
@@ -369,7 +379,7 @@ class Filler:
                 value = int(value)
         return int(value) if integer else round(float(value), 6)
 
-    def _boolean(self, schema: dict, name: str, record: _Record) -> bool:
+    def _boolean(self, schema: dict, name: str, record: Record) -> bool:
         text = record.text.lower()
         said = words.value_after(name, record.text) if name else None
         if said:
@@ -393,20 +403,37 @@ class Filler:
             return False
         return self.rng.random() < 0.5
 
-    def _null(self, schema: dict, name: str, record: _Record) -> None:
+    def _null(self, schema: dict, name: str, record: Record) -> None:
         return None
 
 
 def fill(schema: dict, text: str, rng: random.Random) -> tuple[Any, bool]:
     """A value for `schema` with values taken from `text`, and whether the budget cut it short."""
     filler = Filler(schema, rng)
-    value = filler.make(schema, "", _Record(words.data_part(text)))
+    value = filler.make(schema, "", Record(words.data_part(text)))
     return value, filler.truncated
 
 
 def instance(schema: dict, text: str, rng: random.Random) -> Any:
     """A value valid for `schema`, with its values taken from `text` where possible."""
     return fill(schema, text, rng)[0]
+
+
+_PEOPLE = frozenset("name firstname fullname person user username customer employee client player".split())
+
+
+def _records(text: str, items: dict) -> list[str]:
+    """The pieces of text an array of objects takes one record from: lines, bullets or sentences,
+    or, in one sentence naming several people ("Alice is 31 and Bob is 45"), one per person."""
+    parts = words.segments(text)
+    people = {t for prop in items.get("properties") or {} for t in _tokens(prop)} & _PEOPLE
+    if len(parts) != 1 or not people:
+        return parts
+    starts = [m.start() for m in (re.search(re.escape(n), text) for n in words.names(text)) if m]
+    if len(starts) < 2:
+        return parts
+    starts[0] = 0
+    return [text[a:b].strip() for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
 
 
 def _key(value: Any) -> str:

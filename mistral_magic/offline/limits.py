@@ -3,7 +3,9 @@
 Anyone holding the server's key could otherwise stall or bloat it. Bodies are read
 with a cap (413 past it, before the rest is read); JSON deeper than `MAX_DEPTH`
 levels, or carrying a lone UTF-16 surrogate (`\\ud800`) that no UTF-8 text can hold,
-is refused with the API's 422 `detail[]`. The model-side limits are the hosted API's:
+is refused with the API's 422 `detail[]`. The spec sets no bound on `n`; the offline
+server makes at most `MAX_CHOICES` choices a request, far past what clients ask for,
+so that one request cannot keep it busy for minutes. The model-side limits are the hosted API's:
 prompt plus `max_tokens` within the context length (the spec says so), and for
 embeddings at most 512 inputs and 16,384 tokens per request, each input within the
 model's 8,192 (the hosted API's messages, code 3210).
@@ -25,7 +27,7 @@ MAX_UPLOAD_BYTES = 512 * MIB
 #: Uploaded files kept in all (on disk past `files.MEMORY_FILE_BYTES` each).
 MAX_STORED_BYTES = 2048 * MIB
 MAX_DEPTH = 64
-MAX_CHOICES = 16
+MAX_CHOICES = 256
 EMBED_MAX_INPUTS = 512
 EMBED_MAX_TOKENS = 16384
 

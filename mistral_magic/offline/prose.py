@@ -128,6 +128,19 @@ def tool_answer(model: str, results: list[tuple[str, dict, str]], question: str)
     return "\n".join(parts)
 
 
+def ask_for(model: str, missing: list[tuple[str, list[str]]], question: str) -> str:
+    """The answer that asks for the values a tool needs and the prompt did not give."""
+    parts = [label(model), ""]
+    if question:
+        parts += [f"You asked: “{_quote(question, 14)}”.", ""]
+    for name, params in missing:
+        spoken = " and the ".join(p.replace("_", " ") for p in params)
+        parts.append(f"I can look this up with `{name}`, but I need the {spoken} first: which {spoken} "
+                     "should I use?")
+    parts += ["", "_Offline mode: the offline model asks rather than call a tool with a made-up value._"]
+    return "\n".join(parts)
+
+
 def passages(text: str, question: str, limit: int = 3) -> list[str]:
     """Sentences of `text` that share content words with the question, in document order."""
     asked = {w.lower() for w in words.keywords(question, limit=12)}

@@ -1,4 +1,4 @@
-"""Function calling offline: which tools to call, with which arguments, and the hosted API's checks.
+"""Function calling offline: which tools to call, and the hosted API's checks.
 
 Checks (400, as the hosted API answers): every tool call id, in assistant `tool_calls`
 and in tool messages, is 9 characters of [a-zA-Z0-9] ("Tool call id was X but must
@@ -7,19 +7,23 @@ messages after an assistant's calls answer each of them, once, before anything e
 comes ("Not the same number of function calls and responses"); a tool message whose
 id no call made is refused; a named `tool_choice` must name a given tool.
 
-Choice: `none` never calls; `auto` calls the tools whose name or description shares
-words with the last user message (all of them when `parallel_tool_calls`, else the
-best); `any`/`required` always call (the best match, else the first tool); a named
-choice calls that tool. After tool results, `auto` answers in text.
+Which tools a user message is about: its words are matched against each tool's name
+(worth 3), parameter names (2) and description (1). The message is read clause by
+clause ("Describe the price column, then plot its histogram"): each clause that
+matches a tool calls its best one, so several tools are called in one step only when
+the message asks for several things, and none when nothing fits (the answer is text).
+Ties go to the tool the earlier user messages of the conversation were about. An
+agent framework's output tool (`final_result...`) is called only when no other tool
+fits, or, under a forced choice, once the other tools have answered.
 
-Arguments come from the user's text where it holds a value for a parameter: enum
-values it mentions, quoted strings, `city: Paris` / `city is Paris`, `the price column`,
-`20 bins`, dates, e-mails, URLs, capitalised names for name-like parameters (cities,
-countries, people), the question itself for free-text ones (`query`). A required
-parameter the text says nothing about takes its schema `default`, else a value made
-from the schema; optional ones are left out, as a model leaves them. When the text
-holds several values for one parameter ("Paris and Berlin") and parallel calls are
-allowed, the tool is called once per value.
+Choice: `none` never calls; `auto` calls the tools the message is about, and answers
+in text after tool results; when a tool's required value is not in the text (`What's
+the status of my transaction?`), it asks for it in text rather than call with a made-up
+value. `any`/`required` always call: the tools the message is about, else the output
+tool or the first one; after tool results, a tool not yet called since the user's
+message (the output tool first), so an agent's loop ends. A named choice calls that
+tool. Arguments come from `arguments.py`; after tool results, from the user's message
+and the results.
 """
 
 from __future__ import annotations
@@ -28,20 +32,15 @@ import json
 import random
 import re
 import string
+from dataclasses import dataclass, field
 from typing import Any
 
-from . import instances, words
+from . import arguments, words
+from .arguments import stem
 from .wire import ChatRequest, RequestError, Tool, error_body
 
 ID_CHARS = string.ascii_letters + string.digits
 _ID = re.compile(r"[a-zA-Z0-9]{9}")
-_VERBS = frozenset("""compare check get show find plot describe tell give what how please list look fetch search
-    call use run compute calculate summarize summarise draw make convert send book create update delete which
-    is are was were will can could would should does do""".split())
-_PLACE_OR_PERSON = frozenset("""city town country place location destination origin region state capital
-    name person author user customer company team""".split())
-_FREE_TEXT = frozenset("query question text prompt message content search q input topic keywords".split())
-_QUOTED = re.compile(r"""[`'"“‘]([^`'"”’\n]{1,80})[`'"”’]""")
 
 
 def _bad_id(value: Any) -> RequestError:
@@ -93,16 +92,103 @@ def check_messages(req: ChatRequest) -> None:
                 f"({', '.join(names) or 'none given'})", "invalid_request_error", param="tool_choice"))
 
 
-def _stem(word: str) -> str:
-    word = word.lower()
-    return word[:5] if len(word) > 5 else word.rstrip("s")
+_OUTPUT_NAME = re.compile(r"final_(?:result|answer|response|output)", re.I)
+_OUTPUT_DESCRIPTION = "final response which ends this conversation"
+# Words that say nothing about which tool is meant (the prompt's "describe" or "list" do).
+_GENERIC = frozenset("""return returns result results value values given function tool tools data input output
+    current specified provided based information info string object field fields""".split())
+_IGNORED = (words.STOPWORDS - {"describe", "list", "write", "explain", "show"}) | _GENERIC
+_CLAUSE = re.compile(r"[.;!?\n]+|,|\b(?:then|and|also|plus|afterwards)\b", re.I)
+
+
+def is_output(tool: Tool) -> bool:
+    """An agent framework's output tool: calling it ends the run with its arguments as the result."""
+    function = tool.function
+    return bool(_OUTPUT_NAME.match(function.name)) or _OUTPUT_DESCRIPTION in (function.description or "").lower()
+
+
+def _stems(text: str) -> set[str]:
+    return {stem(w) for w in words.words(text) if len(w) > 2 and "'" not in w and w.lower() not in _IGNORED}
 
 
 def tool_words(tool: Tool) -> set[str]:
-    name_words = re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", tool.function.name)
-    found = {_stem(w) for w in name_words if len(w) > 2 and w.lower() not in words.STOPWORDS}
-    found |= {_stem(w) for w in words.keywords(tool.function.description, limit=12)}
-    return found
+    """The stems of a tool's name and description: the words that are about the tool, not a value."""
+    name, _, description = _tool_stems(tool)
+    return name | description
+
+
+def _tool_stems(tool: Tool) -> tuple[set[str], set[str], set[str]]:
+    function = tool.function
+    name = _stems(" ".join(re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", function.name)))
+    props = (function.parameters or {}).get("properties") or {}
+    params = _stems(" ".join(" ".join(arguments.name_tokens(p)) for p in props)) - name
+    description = _stems(" ".join(words.keywords(function.description or "", limit=16))) - name - params
+    return name, params, description
+
+
+def _score(tool: Tool, asked: set[str]) -> int:
+    name, params, description = _tool_stems(tool)
+    return 3 * len(asked & name) + 2 * len(asked & params) + len(asked & description)
+
+
+@dataclass
+class Decision:
+    """What the offline model does with the tools: calls, or a question for a value it lacks."""
+
+    calls: list[dict] = field(default_factory=list)
+    missing: list[tuple[str, list[str]]] = field(default_factory=list)  # (tool, parameters) to ask for
+
+
+def _turn(req: ChatRequest) -> tuple[int, list[str], list[str]]:
+    """The last user message's index, the tools called since, and the results they returned."""
+    messages = req.messages
+    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    called, results = [], []
+    for message in messages[last + 1:]:
+        if message.role == "assistant":
+            called += [c.function.name for c in message.tool_calls or []]
+        elif message.role == "tool":
+            results.append(_text(message.content))
+    return last, called, results
+
+
+def _text(content) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    return " ".join(getattr(chunk, "text", "") or "" for chunk in content)
+
+
+def _said(result: str) -> str:
+    """A tool result as text to take values from: a JSON object as `key: value` lines."""
+    try:
+        value = json.loads(result)
+    except ValueError:
+        return result
+    if not isinstance(value, dict):
+        return result if not isinstance(value, (int, float)) else str(value)
+    return "\n".join(f"{k}: {v if not isinstance(v, (dict, list)) else json.dumps(v)}" for k, v in value.items())
+
+
+def _earlier(req: ChatRequest, last: int) -> set[str]:
+    return _stems(" ".join(_text(m.content) for m in req.messages[:max(last, 0)] if m.role == "user"))
+
+
+def wanted(tools: list[Tool], text: str, context: set[str] = frozenset()) -> list[Tool]:
+    """The tools a user message is about: the best one for each clause that matches one (see the module doc)."""
+    whole = _stems(text)
+    order = {id(t): i for i, t in enumerate(tools)}
+
+    def pick(pool: list[Tool]) -> list[Tool]:
+        found: list[Tool] = []
+        for clause in _CLAUSE.split(text):
+            asked = _stems(clause or "")
+            scored = [(_score(t, asked), _score(t, whole), _score(t, context), -order[id(t)], t) for t in pool]
+            best = max(scored, key=lambda s: s[:4], default=None)
+            if best and best[0] > 0 and best[4] not in found:
+                found.append(best[4])
+        return found
+
+    return pick([t for t in tools if not is_output(t)]) or pick([t for t in tools if is_output(t)])
 
 
 def chosen(req: ChatRequest, text: str) -> list[Tool]:
@@ -113,169 +199,20 @@ def chosen(req: ChatRequest, text: str) -> list[Tool]:
         return []
     if not isinstance(choice, str):
         return [t for t in tools if t.function.name == choice.function.name][:1]
-    last = req.messages[-1]
-    asked = {_stem(w) for w in words.keywords(text, limit=40)} if last.role == "user" else set()
-    scored = [(len(asked & tool_words(t)), i, t) for i, t in enumerate(tools)]
-    matching = [t for score, _, t in sorted(scored, key=lambda s: (-s[0], s[1])) if score > 0]
+    last, called, results = _turn(req)
+    after_results = req.messages[-1].role == "tool"
     if choice == "auto":
-        if last.role != "user":
-            return []
-        return matching if req.parallel_tool_calls else matching[:1]
-    # any / required: a call is guaranteed, the best match or else the first tool.
-    return (matching if req.parallel_tool_calls else matching[:1]) or tools[:1]
-
-
-# -- arguments from the text -------------------------------------------------------------
-
-
-def _name_tokens(name: str) -> list[str]:
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
-    return [t.lower() for t in re.split(r"[\s_\-]+", spaced) if t]
-
-
-def _enum_of(schema: dict) -> list | None:
-    if "enum" in schema:
-        return schema["enum"]
-    for key in ("anyOf", "oneOf"):
-        for option in schema.get(key, []):
-            if isinstance(option, dict) and "enum" in option:
-                return option["enum"]
-    return None
-
-
-def _mentioned(options: list, text: str) -> list:
-    lowered = text.lower()
-    found = []
-    for option in options:
-        if not isinstance(option, str) or not option:
-            continue
-        spoken = re.escape(option.lower()).replace("_", "[ _-]").replace(r"\-", "[ _-]")
-        match = re.search(rf"(?<![\w]){spoken}(?![\w])", lowered)
-        if match:
-            found.append((match.start(), option))
-    return [option for _, option in sorted(found)]
-
-
-def _names(text: str, skip: set[str]) -> list[str]:
-    """Capitalised names, without a leading instruction verb or tool word ("Compare New York" -> "New York")."""
-    found = []
-    for name in words.names(text):
-        parts = name.split()
-        while parts and (parts[0].lower() in _VERBS or _stem(parts[0]) in skip or parts[0].lower() in words.STOPWORDS):
-            parts = parts[1:]
-        if parts and " ".join(parts) not in found:
-            found.append(" ".join(parts))
-    return found
-
-
-def _around(name: str, text: str) -> list[str]:
-    """Values written next to the parameter's name: `column: price`, `the price column`, `column named price`."""
-    found = []
-    said = words.value_after(name, text)
-    if said:
-        found.append(said.split(" and ")[0].strip())
-    spoken = r"[\s_-]+".join(re.escape(t) for t in _name_tokens(name))
-    for match in re.finditer(rf"\b([\w.-]+)\s+and\s+([\w.-]+)\s+{spoken}s\b", text, re.I):
-        found += [match.group(1), match.group(2)]
-    for match in re.finditer(rf"\b([\w.-]+)\s+{spoken}s?\b", text, re.I):
-        word = match.group(1)
-        if word.lower() not in words.STOPWORDS and word.lower() not in _VERBS:
-            found.append(word)
-    for match in re.finditer(rf"\b{spoken}s?\s+(?:named|called)\s+['\"`]?([\w.-]+)", text, re.I):
-        found.append(match.group(1))
-    return list(dict.fromkeys(found))
-
-
-def candidates(name: str, schema: dict, text: str, skip: set[str]) -> list:
-    """Values the text holds for one parameter, best first (empty: the text says nothing about it)."""
-    if not isinstance(schema, dict):
-        return []
-    tokens = _name_tokens(name)
-    kind = schema.get("type")
-    options = _enum_of(schema)
-    if options:
-        return _mentioned(options, text)
-    if kind == "array":
-        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
-        inner = _enum_of(items)
-        values = _mentioned(inner, text) if inner else (
-            _QUOTED.findall(text) or _names(text, skip) if items.get("type", "string") == "string" else [])
-        return [values] if values else []
-    if kind in ("integer", "number"):
-        said = [v for v in (words.value_after(name, text) or "").split()[:1] if words.numbers(v)]
-        found = [words.numbers(said[0])[0]] if said else []
-        for hint in (name.replace("_", " "), *tokens):
-            before = words.number_before(hint, text)
-            if before is not None:
-                found.append(before)
-        return [int(v) if kind == "integer" and float(v).is_integer() else v for v in found
-                if kind == "number" or float(v).is_integer()]
-    if kind == "boolean":
-        lowered = text.lower()
-        for token in tokens:
-            if len(token) > 2 and re.search(rf"\b{re.escape(token)}", lowered):
-                return [not re.search(rf"\b(?:no|not|without|don't|never)\b[^.\n]{{0,20}}\b{re.escape(token)}", lowered)]
-        return []
-    if kind not in (None, "string"):
-        return []
-    fmt = schema.get("format")
-    if fmt == "date":
-        return words.dates(text)
-    if fmt in ("email",) or "email" in tokens:
-        return words.emails(text)
-    if fmt in ("uri", "url") or set(tokens) & {"url", "uri", "link"}:
-        return words.urls(text)
-    found = _around(name, text) + _QUOTED.findall(text)
-    if set(tokens) & _PLACE_OR_PERSON:
-        found += _names(text, skip)
-    if set(tokens) & _FREE_TEXT and not found:
-        found.append(words.phrase(words.data_part(text).replace("\n", " "), 24).rstrip("?.!…"))
-    return list(dict.fromkeys(v for v in found if v))
-
-
-def _topic(text: str, skip: set[str]) -> str | None:
-    """The first content word that is not about the tool itself: what a required string is most likely about."""
-    for word in words.keywords(text, limit=20):
-        lowered = word.lower()
-        if lowered not in _VERBS and _stem(word) not in skip and lowered not in skip and lowered.rstrip("s") not in skip:
-            return word
-    return None
-
-
-def _valid(value: Any, schema: dict) -> bool:
-    try:
-        return instances.validator(schema).is_valid(value)
-    except Exception:  # a schema the validator cannot build: trust the value
-        return True
-
-
-def arguments(tool: Tool, text: str, rng: random.Random, parallel: bool) -> list[dict]:
-    """One argument set, or one per value of a parameter the text gives several values for."""
-    schema = tool.function.parameters or {}
-    props = schema.get("properties") or {}
-    required = set(schema.get("required") or [])
-    skip = tool_words(tool)
-    found = {name: [v for v in candidates(name, sub, text, skip) if _valid(v, sub)] for name, sub in props.items()}
-    base: dict[str, Any] = {}
-    for name, sub in props.items():
-        if found[name]:
-            base[name] = found[name][0]
-        elif name in required:
-            topic = _topic(text, skip | set(props) | {tool.function.name.lower()}) if _scalar(sub) else None
-            if isinstance(sub, dict) and "default" in sub:
-                base[name] = sub["default"]
-            elif topic is not None and _valid(topic, sub):
-                base[name] = topic
-            else:
-                base[name] = instances.Filler(schema, rng).make(sub, name, instances._Record(text))
-    fan = next((name for name, sub in props.items() if len(found[name]) > 1 and _scalar(sub)), None)
-    if fan and parallel:
-        return [{**base, fan: value} for value in found[fan]]
-    return [base]
-
-
-def _scalar(schema: Any) -> bool:
-    return isinstance(schema, dict) and schema.get("type") in ("string", None) and "properties" not in schema
+        return [] if after_results or last < 0 else wanted(tools, text, _earlier(req, last))
+    if not after_results:
+        return wanted(tools, text, _earlier(req, last)) or [
+            next((t for t in tools if is_output(t)), tools[0])]
+    # Forced, after results: a tool not called yet this turn, the output tool first, so loops end.
+    fresh = [t for t in tools if t.function.name not in called] or tools
+    output = [t for t in fresh if is_output(t)]
+    if output:
+        return output[:1]
+    context = _earlier(req, last) | _stems(text)
+    return [max(fresh, key=lambda t: (_score(t, context), -tools.index(t)))]
 
 
 def make_call(tool: Tool, args: dict, rng: random.Random, index: int) -> dict:
@@ -284,12 +221,24 @@ def make_call(tool: Tool, args: dict, rng: random.Random, index: int) -> dict:
             "function": {"name": tool.function.name, "arguments": json.dumps(args, ensure_ascii=False)}}
 
 
-def calls(req: ChatRequest, text: str, rng: random.Random) -> list[dict]:
-    """The tool calls the offline model makes for this request (empty: it answers in text)."""
+def decide(req: ChatRequest, text: str, rng: random.Random) -> Decision:
+    """The tool calls the offline model makes for this request, or the values it asks for first."""
+    picked = chosen(req, text)
+    if not picked:
+        return Decision()
+    _, _, results = _turn(req)
+    # After tool results, their values can fill the next call (an agent's output tool), once.
+    source = "\n".join([text, *map(_said, results)]) if results else text
+    fan = req.parallel_tool_calls and not results
     made: list[dict] = []
-    for tool in chosen(req, text):
-        for args in arguments(tool, text, rng, req.parallel_tool_calls):
+    missing: list[tuple[str, list[str]]] = []
+    for tool in picked:
+        filled = arguments.fill(tool, source, rng, fan, tool_words(tool))
+        if filled.missing and req.tool_choice == "auto":
+            missing.append((tool.function.name, filled.missing))
+            continue
+        for args in filled.sets:
             made.append(make_call(tool, args, rng, len(made)))
     if not req.parallel_tool_calls:
         made = made[:1]
-    return made
+    return Decision(made, [] if made else missing)

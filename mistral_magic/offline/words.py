@@ -60,7 +60,9 @@ def names(text: str) -> list[str]:
 _COMMON_STARTS = frozenset("""
     hello hi dear thanks thank yes no ok okay sure here there this that these those the
     it its in on at by for from with as an a if when while after before then please extract
-    find pull get tell give write return list name""".split())
+    find pull get tell give write return list name save add store register record create send
+    book update delete set compute calculate convert multiply plot describe show look check
+    compare search fetch call run respond reply answer output format produce provide""".split())
 
 
 def numbers(text: str) -> list[float]:
@@ -86,7 +88,7 @@ def datetimes(text: str) -> list[str]:
 
 
 def emails(text: str) -> list[str]:
-    return _EMAIL.findall(text)
+    return [found.rstrip(".") for found in _EMAIL.findall(text)]
 
 
 def urls(text: str) -> list[str]:
@@ -109,7 +111,8 @@ def segments(text: str) -> list[str]:
 def value_after(label: str, text: str) -> str | None:
     """The value written after `label:`, `label is` or `label =` in the text."""
     spoken = re.escape(label.replace("_", " ")).replace(r"\ ", r"[\s_-]+")
-    pattern = rf"\b{spoken}\s*(?::|=|\bis\b|\bwas\b|\bof\b)\s*([^\n,;.]+)"
+    # The value ends at a comma, semicolon or full stop, but not at a decimal point (`temp: -3.5`).
+    pattern = rf"\b{spoken}\s*(?::|=|\bis\b|\bwas\b|\bof\b)\s*((?:[^\n,;.]|(?<=\d)\.(?=\d))+)"
     match = re.search(pattern, text, re.IGNORECASE)
     if not match:
         return None
@@ -128,7 +131,7 @@ def number_before(label: str, text: str) -> float | None:
 
 _INSTRUCTION = frozenset(
     "extract pull parse get find list identify return fields field information details "
-    "following from read give".split()
+    "following from read give respond reply json keys key schema output".split()
 )
 
 

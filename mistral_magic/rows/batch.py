@@ -62,7 +62,7 @@ class LineResult:
 
     custom_id: str
     value: Any = None
-    prompt_tokens: int = 0
+    prompt_tokens: int | None = 0  # None: the line reports no usage (moderation, classification)
     completion_tokens: int = 0
     error: str | None = None
     pages: int | None = None  # an OCR line's pages read (its ``usage_info``)
@@ -145,7 +145,7 @@ def outcome(line: dict, reply: Callable[[dict], Any]) -> LineResult:
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         return LineResult(custom_id, error=f"batch line has no answer the job can read "
                                            f"({type(exc).__name__}: {exc})")
-    return LineResult(custom_id, answer.values[0], answer.prompt_tokens or 0,
+    return LineResult(custom_id, answer.values[0], answer.prompt_tokens,
                       answer.completion_tokens or 0, pages=answer.pages)
 
 

@@ -351,7 +351,7 @@ def _read_part(run, pending: list[int], part: Part) -> None:
         if i not in rows or i in seen:  # not a line of ours: ignored
             continue
         seen.add(i)
-        part.records.append(_record(run, outcome))
+        part.records.append(_record(run, outcome, run.prompt_tokens[i]))
         error = outcome.error
         if error is None:
             try:
@@ -368,12 +368,14 @@ def _row(custom_id: str) -> int | None:
     return int(custom_id) if custom_id.isdigit() else None
 
 
-def _record(run, outcome: batch.LineResult):
-    """The ledger row of one batch line (at the batch price)."""
+def _record(run, outcome: batch.LineResult, counted: int | None = None):
+    """The ledger row of one batch line (at the batch price); `counted` stands for the prompt
+    tokens of a line that reports none (the spec's moderation and classification bodies)."""
     from ..money.usage import CallRecord
 
     ok = outcome.error is None
-    prompt, completion = (outcome.prompt_tokens, outcome.completion_tokens) if ok else (0, 0)
+    prompt = outcome.prompt_tokens if outcome.prompt_tokens is not None else (counted or 0)
+    prompt, completion = (prompt, outcome.completion_tokens) if ok else (0, 0)
     pages = None
     if run.job.per_page:  # OCR lines are priced by the pages they read
         pages = (outcome.pages or 0) if ok else 0

@@ -180,7 +180,7 @@ class Moderation(PackedTexts):
                      getattr(usage, "prompt_tokens", None))
 
     def batch_reply(self, body: dict) -> Reply:
-        return Reply([body["results"][0]], (body.get("usage") or {}).get("prompt_tokens", 0))
+        return Reply([body["results"][0]], (body.get("usage") or {}).get("prompt_tokens"))
 
     def parse(self, result) -> dict:
         try:
