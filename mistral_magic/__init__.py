@@ -51,7 +51,7 @@ def load_ipython_extension(ipython) -> None:
     """Register the magics, the cell-id and error hooks (`Err`) and the accessor; nothing heavy
     is imported."""
     global _magics
-    from . import fix
+    from . import fix, labcomm
     from .magics import MistralMagics
 
     if _magics is not None:
@@ -62,6 +62,7 @@ def load_ipython_extension(ipython) -> None:
     ipython.register_magics(_magics)
     ipython.events.register("pre_run_cell", _pre_run_cell)
     fix.install(ipython, _magics)
+    labcomm.install(ipython, _magics.session)
     _register_accessor()
 
 
@@ -72,13 +73,14 @@ def unload_ipython_extension(ipython) -> None:
     extension again when used.
     """
     global _magics
-    from . import fix, importhook
+    from . import fix, importhook, labcomm
 
     importhook.cancel("pandas")
     if _magics is None:
         return
     ipython.events.unregister("pre_run_cell", _pre_run_cell)
     fix.uninstall(ipython, _magics)
+    labcomm.uninstall(ipython)
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("mistral", None)
     _magics.session.close()

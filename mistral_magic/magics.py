@@ -337,10 +337,12 @@ class MistralMagics(Magics):
                                  reuse=reuse, keep_thinking=args.keep_thinking)
         result = answer.value if structured else answer.text
         if args.format == "code" and not structured and answer.status == "ok":
+            from .labcomm import next_cell
             from .render import first_code_block
 
             block = first_code_block(answer.text)
-            self.shell.set_next_input(answer.text.strip() if block is None else block, replace=False)
+            next_cell(self.shell, answer.text.strip() if block is None else block, "code",
+                      session.cell_id)
         if args.output:
             self.shell.user_ns[args.output] = result
         return None
