@@ -200,3 +200,51 @@ def _wait_for_rows(lab: Lab, count: int):
         if time.monotonic() > deadline:
             raise AssertionError(f"no ledger row for the cancelled completion:\n{lab.log()}")
         time.sleep(0.1)  # the server writes the row as the cancellation lands
+
+
+# -- which key goes where (the kernel's rules, read in the notebook's folder) ---------------
+
+
+@pytest.fixture
+def backends(monkeypatch):
+    import sys
+
+    from browser_lab import LAB_PACKAGE
+
+    monkeypatch.syspath_prepend(str(LAB_PACKAGE))  # this checkout's server extension
+    monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
+    monkeypatch.delenv("MISTRAL_SERVER_KEY", raising=False)
+    sys.modules.pop("mistral_magic_lab.backends", None)
+    from mistral_magic_lab import backends
+    from mistral_magic_lab.settings import MistralCompletion
+
+    return backends, MistralCompletion
+
+
+def test_the_key_beside_the_notebook_goes_only_to_la_plateforme(backends, tmp_path, monkeypatch):
+    backends, Settings = backends
+    (tmp_path / ".env").write_text("MISTRAL_API_KEY=key-from-dotenv\n")
+    target = backends.resolve(Settings(), tmp_path)
+    assert (target.kind, target.url, target.key) == ("mistral", "https://api.mistral.ai",
+                                                    "key-from-dotenv")
+    assert "key-from-dotenv" not in repr(target)
+    assert backends.resolve(Settings(server="eu"), tmp_path).url == "https://api.eu.mistral.ai"
+    # A self-hosted server gets its own key, never La Plateforme's.
+    hosted = backends.resolve(Settings(server_url="http://gpu-box:8000/"), tmp_path)
+    assert (hosted.kind, hosted.url, hosted.key) == ("self-hosted", "http://gpu-box:8000", None)
+    monkeypatch.setenv("MISTRAL_SERVER_KEY", "server-key")
+    assert backends.resolve(Settings(server_url="http://gpu-box:8000"), tmp_path).key == "server-key"
+    # The environment's key comes first, as in the kernel.
+    monkeypatch.setenv("MISTRAL_API_KEY", "key-from-environment")
+    assert backends.resolve(Settings(), tmp_path).key == "key-from-environment"
+
+
+def test_no_key_means_the_offline_server_or_a_one_line_fix(backends, tmp_path):
+    backends, Settings = backends
+    assert backends.resolve(Settings(), tmp_path).kind == "offline"
+    with pytest.raises(backends.BackendError, match="MISTRAL_API_KEY"):
+        backends.resolve(Settings(backend="mistral"), tmp_path)
+    with pytest.raises(backends.BackendError, match="needs a key"):
+        backends.resolve(Settings(server_url="https://api.mistral.ai"), tmp_path)
+    with pytest.raises(backends.BackendError, match="not an http"):
+        backends.resolve(Settings(server_url="ftp://x"), tmp_path)
