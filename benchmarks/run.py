@@ -38,6 +38,7 @@ from types import SimpleNamespace
 
 import httpx
 from IPython.core.displaypub import DisplayPublisher
+from lab_latency import bench_lab, lab_rows
 
 HERE = Path(__file__).resolve().parent
 STREAM_TOKENS = 4000
@@ -939,6 +940,8 @@ SECTIONS: list[tuple[str, Callable[[bool], dict], Callable[[dict], list[Row]]]] 
     ("embed", bench_embed, embed_rows),
     ("coldstart", bench_coldstart, coldstart_rows),
     ("batch", bench_batch, batch_rows),
+    # Codestral completion in a real JupyterLab (benchmarks/lab_latency.py).
+    ("lab", bench_lab, lambda results: [Row(*row) for row in lab_rows(results)]),
 ]
 
 

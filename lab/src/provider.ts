@@ -89,10 +89,10 @@ export class CodestralProvider implements IInlineCompletionProvider {
           path: where.path
         })
       });
-      if (abort.signal.aborted) {
-        return { items: [] };
-      }
       this._replied.emit(reply);
+      if (abort.signal.aborted || activeSource(context.widget) !== request.text) {
+        return { items: [] }; // typed on meanwhile: this answer is for an older text
+      }
       return { items: reply.completion ? [{ insertText: reply.completion }] : [] };
     } catch (error) {
       if (!abort.signal.aborted) {
@@ -135,6 +135,13 @@ function notebookContext(widget: Widget): { path: string; above: string[] } | nu
     }
   }
   return { path: widget.context.path, above };
+}
+
+/** The active cell's text now (null outside a notebook). */
+function activeSource(widget: Widget): string | null {
+  return widget instanceof NotebookPanel
+    ? (widget.content.activeCell?.model.sharedModel.getSource() ?? null)
+    : null;
 }
 
 function sleep(ms: number): Promise<void> {
