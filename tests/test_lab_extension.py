@@ -88,7 +88,7 @@ def test_codestral_ghost_text_appears_as_you_type_and_tab_accepts_it(lab, notebo
         switch = page.locator(".jp-MistralMagic-completion")
         expect(switch).to_have_text("Codestral: off")  # opt-in: each completion is paid
         switch.click()
-        expect(switch).to_have_text("Codestral: on")
+        expect(switch).to_have_text(re.compile(r"^Codestral: on · \$\d[\d.]* of \$0\.50 today$"))
         saved = lab.base / "settings" / "@jupyterlab" / "completer-extension" / \
             "inline-completer.jupyterlab-settings"
         text = "\n".join(line for line in saved.read_text().splitlines()

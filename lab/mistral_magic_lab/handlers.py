@@ -45,8 +45,12 @@ class CompletionHandler(APIHandler):
         except BadRequest as exc:
             raise tornado.web.HTTPError(400, str(exc)) from None
         # Waiting (not awaiting) keeps the task's cancellation out of this coroutine;
-        # this coroutine's own cancellation (the server stopping) still propagates.
-        await asyncio.wait([self._task])
+        # this coroutine's own cancellation (the server stopping) still propagates, and
+        # takes the completion with it.
+        try:
+            await asyncio.wait([self._task])
+        finally:
+            self._task.cancel()  # a no-op once it is done
         if self._task.cancelled():
             if self.request.connection.stream.closed():
                 return  # the browser went away: nobody to answer

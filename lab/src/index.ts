@@ -10,6 +10,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { Signal } from '@lumino/signaling';
 
 import { KernelLinks } from './kernel';
+import { requestAPI } from './request';
 import { CodestralProvider, ICompletionReply } from './provider';
 import { showSpendDetail, spendText } from './spend';
 import { completionText, StatusText } from './status';
@@ -57,13 +58,24 @@ const completion: JupyterFrontEndPlugin<void> = {
       item.setText(text, title, warn);
     };
     provider.replied.connect((_, reply) => {
-      last = reply;
-      render();
+      if (reply.status !== 'superseded') {
+        last = reply;
+        render();
+      }
     });
+    // Today's spend and the cap as soon as the switch is on, before any completion.
+    const fetchStatus = async (): Promise<void> => {
+      if (toggle.enabled) {
+        const status = await requestAPI<Partial<ICompletionReply>>('status');
+        last = { completion: '', status: 'ok', ...status };
+        render();
+      }
+    };
     toggle.changed.connect(() => {
       last = null;
       render();
       app.commands.notifyCommandChanged(TOGGLE);
+      fetchStatus().catch(console.warn);
     });
     render();
     statusBar?.registerStatusItem('mistral-magic-lab:completion', {
