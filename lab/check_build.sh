@@ -7,9 +7,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-# The files git tracks or would track (no node_modules, lib/ or other build output).
+# The files git tracks or would track (no node_modules, lib/ or other build output);
+# files deleted but not yet committed are skipped.
 (cd "$here" && git ls-files -z --cached --others --exclude-standard . \
-  | tar --null -T - -cf -) | tar -xf - -C "$work"
+  | tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$work"
 cd "$work"
 # One download cache for every run on this machine (node_modules itself stays in $work).
 export YARN_ENABLE_GLOBAL_CACHE=1
