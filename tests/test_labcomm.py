@@ -122,6 +122,11 @@ def test_generated_code_is_marked_with_the_cell_that_made_it(kernel):
     assert payload["mistral_magic"] == {"generated_by": "cell-a", "kind": "code"}
     assert "def " in payload["text"]
 
+    reply, _ = kernel.execute("%%mistral --fim\ndef mean(values):\n    <FILL>", cell_id="cell-b")
+    [payload] = reply["content"]["payload"]
+    assert payload["mistral_magic"] == {"generated_by": "cell-b", "kind": "fim"}
+    assert payload["text"].startswith("def mean(values):")
+
     # A front end that sends no cell id gets today's payload, unmarked.
     reply, _ = kernel.execute("%%mistral --format code\nWrite a function that adds two numbers.")
     [payload] = reply["content"]["payload"]
