@@ -81,7 +81,10 @@ export class KernelLinks {
       }
     });
     kernel.anyMessage.connect((_, args) => {
-      if (args.direction === 'recv') {
+      // Only replies to this page's own requests: another tab on the same kernel (or a
+      // collaborator) places its own generated cells.
+      const parent = args.msg.parent_header as Partial<KernelMessage.IHeader>;
+      if (args.direction === 'recv' && parent.session === kernel.clientId) {
         this._takePayload(args.msg, panel);
       }
     });
