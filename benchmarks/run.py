@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import batch, coldstart, embed, extract, load, paced, server, stream
+from bench import batch, coldstart, embed, extract, lab, load, paced, server, stream
 from bench.harness import Row, table
 
 HERE = Path(__file__).resolve().parent
@@ -47,6 +47,8 @@ SECTIONS: list[tuple[str, Callable[[bool], dict], Callable[[dict], list[Row]]]] 
     ("embed", embed.bench_embed, embed.embed_rows),
     ("coldstart", coldstart.bench_coldstart, coldstart.coldstart_rows),
     ("batch", batch.bench_batch, batch.batch_rows),
+    # Codestral completion in a real JupyterLab.
+    ("lab", lab.bench_lab, lab.lab_rows),
 ]
 
 

@@ -48,7 +48,7 @@ def load_ipython_extension(ipython) -> None:
     is imported."""
     global _magics
     from . import core
-    from .notebook import fix
+    from .notebook import fix, labcomm
     from .notebook.magics import MistralMagics
 
     if _magics is not None:
@@ -60,6 +60,7 @@ def load_ipython_extension(ipython) -> None:
     ipython.register_magics(_magics)
     ipython.events.register("pre_run_cell", _pre_run_cell)
     fix.install(ipython, _magics)
+    labcomm.install(ipython, _magics.session)
     _register_accessor()
 
 
@@ -71,13 +72,14 @@ def unload_ipython_extension(ipython) -> None:
     """
     global _magics
     from . import core
-    from .notebook import fix, importhook
+    from .notebook import fix, importhook, labcomm
 
     importhook.cancel("pandas")
     if _magics is None:
         return
     ipython.events.unregister("pre_run_cell", _pre_run_cell)
     fix.uninstall(ipython, _magics)
+    labcomm.uninstall(ipython)
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("mistral", None)
     _magics.session.close()

@@ -7,6 +7,10 @@ IPython directory per server; the news pop-up off; a fixed free port with
 The offline server's fault plan is set by an IPython startup file in that fresh
 IPython directory rather than by a cell added to the notebook, so the notebooks
 (and the README screenshots taken of them) are exactly what users open.
+
+The JupyterLab extension is always this checkout's (`lab/`): its built front end is
+put first on the data path and its server extension enabled in the fresh config, so
+the tests run what `pip install -e ".[lab]"` gives, installed or not.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+LAB_PACKAGE = ROOT / "lab"
 NOTEBOOKS = ROOT / "notebooks"
 ARTIFACTS = ROOT / "test-artifacts"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -76,19 +81,24 @@ def free_port() -> int:
 class Lab:
     """A running `jupyter lab` serving `root`; `stop()` ends it and its kernels."""
 
-    def __init__(self, base: Path, faults: dict | None = None):
+    def __init__(self, base: Path, faults: dict | None = None, args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None):
+        """`args` go to `jupyter lab` (e.g. `--MistralCompletion.daily_cap_usd=...`), `env`
+        into its environment."""
         self.base = base
         self.root = base / "notebooks"
         self.log_path = base / "lab.log"
         self.token = secrets.token_hex(16)
         self.port = free_port()
         self.root.mkdir(parents=True)
-        env = {k: v for k, v in os.environ.items() if k != "MISTRAL_API_KEY"}
+        environment = {k: v for k, v in os.environ.items() if k != "MISTRAL_API_KEY"}
+        environment.update(env or {})
         for var, name in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
                           ("JUPYTERLAB_SETTINGS_DIR", "settings"),
                           ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"), ("IPYTHONDIR", "ipython")]:
-            env[var] = str(base / name)
+            environment[var] = str(base / name)
             (base / name).mkdir()
+        self._use_this_checkouts_extension(environment)
         for name, values in SETTINGS.items():
             path = base / "settings" / name
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,10 +114,23 @@ class Lab:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyter", "lab", "--allow-root", "--no-browser",
              "--ip=127.0.0.1", f"--port={self.port}", "--port-retries=0",
-             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}"],
-            cwd=self.root, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
+             "--LabApp.expose_app_in_browser=True", *args],
+            cwd=self.root, env=environment, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() ends the kernels too
         )
+
+    def _use_this_checkouts_extension(self, env: dict[str, str]) -> None:
+        """The front end first on the data path, the server extension imported and enabled."""
+        data = self.base / "data" / "labextensions"
+        data.mkdir(parents=True)
+        (data / "mistral-magic-lab").symlink_to(LAB_PACKAGE / "mistral_magic_lab" / "labextension")
+        env["JUPYTER_PATH"] = os.pathsep.join(
+            [str(self.base / "data"), *filter(None, [env.get("JUPYTER_PATH")])])
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT), str(LAB_PACKAGE), *filter(None, [env.get("PYTHONPATH")])])
+        (self.base / "config" / "jupyter_server_config.json").write_text(json.dumps(
+            {"ServerApp": {"jpserver_extensions": {"mistral_magic_lab": True}}}))
 
     def url(self, path: str = "lab") -> str:
         sep = "&" if "?" in path else "?"

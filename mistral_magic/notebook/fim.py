@@ -91,6 +91,8 @@ def run(magics, args, cell: str) -> None:
     if answer.status != "ok":  # interrupted: the partial fill is shown, not made a cell
         return
     code = before + answer.text + after
-    magics.shell.set_next_input(code, replace=False)
+    from .labcomm import next_cell
+
+    next_cell(magics.shell, code, "fim", magics.session.cell_id)
     if args.output:
         magics.shell.user_ns[args.output] = code

@@ -170,7 +170,9 @@ def run(magics, model: str | None = None) -> str | None:
                                 stream=magics.stream, record_turn=False, kind="fix")
     code = first_code_block(answer.text) if answer.status == "ok" else None
     if code is not None:
-        magics.shell.set_next_input(code, replace=False)
+        from .labcomm import next_cell
+
+        next_cell(magics.shell, code, "fix", magics.session.cell_id)
         return None
     if answer.status == "ok":
         return "The answer has no code block, so no corrected cell was added."

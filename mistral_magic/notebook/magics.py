@@ -349,9 +349,11 @@ class MistralMagics(Magics):
         result = answer.value if structured else answer.text
         if args.format == "code" and not structured and answer.status == "ok":
             from ..show.render import first_code_block
+            from .labcomm import next_cell
 
             block = first_code_block(answer.text)
-            self.shell.set_next_input(answer.text.strip() if block is None else block, replace=False)
+            next_cell(self.shell, answer.text.strip() if block is None else block, "code",
+                      session.cell_id)
         if args.output:
             self.shell.user_ns[args.output] = result
         return None
