@@ -47,6 +47,11 @@ class Call:
         self.heard = False  # the server reported the seconds it heard
         self.sent = False
         self.started = time.perf_counter()
+        if self.kind != "transcribe" and "messages" in request:
+            from ..inputs.audio import audio_chunks, seconds_in
+
+            if audio_chunks(request["messages"]):  # a model that listens: minutes besides tokens
+                self.expect_audio(seconds_in(request["messages"]))
 
     def sending(self) -> None:
         """The request goes now (again, after a 429): it counts from here."""

@@ -97,8 +97,8 @@ def billed(seconds: float) -> int:
 
 
 def audio_tokens(seconds: float) -> int:
-    """Prompt tokens a recording takes in chat: 12.5 a second, in 30-second chunks (Voxtral's encoder)."""
-    return math.ceil(seconds / 30) * 375 if seconds > 0 else 0
+    """Prompt tokens a recording takes in chat, counted as the client counts them."""
+    return tokens.audio_tokens(seconds)
 
 
 def _bad(message: str, param: str | None = None, kind: str = "invalid_request_error") -> RequestError:
