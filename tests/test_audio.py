@@ -169,8 +169,10 @@ def signal_when(condition) -> threading.Thread:
 def test_an_interrupted_transcription_keeps_what_arrived_and_ends_the_cell(ip, tmp_path, magic_server):
     lesson(tmp_path)
     magic_server.set_faults({"token_delay_ms": 150})
-    streamed = (lambda: any(m.get("update") and "Good" in str(m["data"])
-                            for m in list(ip.display_pub.messages)))
+
+    def streamed() -> bool:
+        return any(m.get("update") and "Good" in str(m["data"]) for m in list(ip.display_pub.messages))
+
     signal_when(streamed)
     error = error_of(ip, "%mistral transcribe call.wav -o part")
     assert isinstance(error, Interrupted) and str(error).startswith("Stopped transcribing call.wav after")
