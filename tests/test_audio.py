@@ -231,7 +231,7 @@ def test_a_recording_goes_with_the_prompt_to_a_model_that_listens(ip, tmp_path):
     lesson(tmp_path)
     run(ip, "%%mistral --audio call.wav -m voxtral-small-latest -o said\nWhat is the order number?")
     said = ip.user_ns["said"]
-    assert "12.3-second WAV recording" in said and "my order 4411 arrived broken" in said
+    assert "WAV recording of 12.3 seconds" in said and "my order 4411 arrived broken" in said
     answer = session().last
     assert "+ 0.22 min of audio" in session().footer(answer)
     assert answer.audio_seconds == 13

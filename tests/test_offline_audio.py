@@ -142,7 +142,7 @@ def test_a_recording_in_chat_is_measured_counted_and_heard_through_its_sidecar(c
         {"type": "input_audio", "input_audio": base64.b64encode(call).decode()}]}]
     got = client.chat.complete(model="voxtral-small-latest", messages=message)
     check(got.model_dump(mode="json", exclude_unset=True), "/v1/chat/completions", "post")
-    assert "12.3-second WAV recording" in got.choices[0].message.content
+    assert "WAV recording of 12.3 seconds" in got.choices[0].message.content
     assert "my order 4411 arrived broken" in got.choices[0].message.content
     assert got.usage.prompt_audio_seconds == 13
     text_only = client.chat.complete(model="voxtral-small-latest",

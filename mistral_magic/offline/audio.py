@@ -392,7 +392,7 @@ class Heard:
     def describe(self) -> str:
         if self.seconds is None:
             return f"a recording at {self.url[:80]} (a URL: the offline server has no network and did not fetch it)"
-        return f"a {self.seconds:.1f}-second {self.format.upper()} recording"
+        return f"a {self.format.upper()} recording of {self.seconds:.1f} seconds"
 
 
 def heard(value: str, sidecars: Sidecars) -> Heard:
