@@ -9,7 +9,6 @@ logged at debug level, never as a traceback.
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import datetime as dt
 import hmac
@@ -27,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..money import tokens
-from . import audio, catalogue, endpoints, files, limits, speech, unserved
+from . import audio, audio_routes, catalogue, endpoints, files, limits, unserved
 from .batch import BatchJobs
 from .faults import HEADER, FaultPlan, FaultState
 from .sse import DONE, EventStream, PacedResponse, answer_seconds
@@ -372,47 +371,6 @@ def build(state: ServerState) -> Gate:
     async def cancel_batch(request: Request) -> Response:
         return _json(200, state.batches.cancel(_uuid(request.path_params["job_id"], "job_id")))
 
-    async def transcribe(request: Request) -> Response:
-        plan, _ = _plan(request)
-        with files.spooled() as body:
-            await limits.spool_body(request, limits.MAX_UPLOAD_BYTES, body)
-            content_type = request.headers.get("content-type", "")
-
-            def work():
-                with files.parse_multipart(body, content_type, files.spooled) as form:
-                    asked, _ = audio.request(form, state.files)
-                    answer = asked.answer(state.sidecars)
-                if asked.stream:
-                    return EventStream(list(audio.frames(answer)), plan)
-                return PacedResponse(json.dumps(answer, ensure_ascii=False).encode(),
-                                     answer_seconds(plan, tokens.count_text(answer["text"])))
-
-            return await run_in_threadpool(work)
-
-    async def speak(request: Request) -> Response:
-        plan, _ = _plan(request)
-        data = await json_body(request)
-
-        def work():
-            asked = speech.request(data)
-            if asked.stream:
-                return EventStream(list(speech.frames(asked)), plan)
-            body = {"audio_data": base64.b64encode(asked.audio()).decode("ascii")}
-            return PacedResponse(json.dumps(body).encode(), answer_seconds(plan, 1))
-
-        return await run_in_threadpool(work)
-
-    async def list_voices(request: Request) -> Response:
-        return _json(200, speech.voices_page(_int_query(request, "limit", 10), _int_query(request, "offset", 0),
-                                             request.query_params.get("type", "all")))
-
-    async def get_voice(request: Request) -> Response:
-        return _json(200, speech.voice(request.path_params["voice_id"]).card())
-
-    async def voice_sample(request: Request) -> Response:
-        data = await run_in_threadpool(speech.sample, request.path_params["voice_id"])
-        return Response(data, media_type="audio/wav")
-
     async def on_request_error(request: Request, exc: RequestError) -> Response:
         return _json(exc.status, exc.body)
 
@@ -455,11 +413,7 @@ def build(state: ServerState) -> Gate:
         Route("/v1/batch/jobs/{job_id}", get_batch, methods=["GET"]),
         Route("/v1/batch/jobs/{job_id}", delete_batch, methods=["DELETE"]),
         Route("/v1/batch/jobs/{job_id}/cancel", cancel_batch, methods=["POST"]),
-        Route("/v1/audio/transcriptions", transcribe, methods=["POST"]),
-        Route("/v1/audio/speech", speak, methods=["POST"]),
-        Route("/v1/audio/voices", list_voices, methods=["GET"]),
-        Route("/v1/audio/voices/{voice_id}", get_voice, methods=["GET"]),
-        Route("/v1/audio/voices/{voice_id}/sample", voice_sample, methods=["GET"]),
+        *audio_routes.routes(state, _plan, _int_query),
     ]
     app = Starlette(routes=routes, exception_handlers={RequestError: on_request_error,
                                                        HTTPException: on_http_error,
