@@ -234,13 +234,41 @@ class Session(CallPath):
         return conversation
 
     def estimate(self, request: dict, batch: bool = False):
+        from dataclasses import replace
+
         from .calls.estimates import estimate_call
 
-        return estimate_call(
+        found = estimate_call(
             self.prices, request["model"], request["messages"], tools=request.get("tools"),
             max_tokens=request.get("max_tokens"), batch=batch,
             prompt_tokens=self._attachment_tokens(request),
         )
+        heard = self._audio_cost(request, hold=False)
+        if heard == 0:
+            return found
+
+        def add(cost: float | None) -> float | None:
+            return None if cost is None or heard is None else cost + heard
+
+        return replace(found, worst_cost=add(found.worst_cost), prompt_cost=add(found.prompt_cost))
+
+    def _audio_cost(self, request: dict, *, hold: bool = True) -> float | None:
+        """What the recordings a chat request carries cost by the minute (0 without any); None
+        when unknown. `hold`: under a budget, their length must be known (`BudgetExceeded`)."""
+        from .inputs.audio import audio_chunks, billable, seconds_in
+
+        messages = request.get("messages") or []
+        if not audio_chunks(messages):
+            return 0.0
+        seconds = seconds_in(messages)
+        if seconds is None and hold and self.budget.limit_usd is not None:
+            from .errors import BudgetExceeded
+
+            raise BudgetExceeded("Refused: a recording in this chat (a URL, WEBM or M4A) has a "
+                                 "length not known here, so its cost cannot be held under "
+                                 "MistralMagics.budget_usd; send it as a FLAC, MP3, OGG or WAV file")
+        return None if seconds is None else self.prices.audio_cost(
+            request["model"], billable(seconds) + 1 if hold else seconds)
 
     def _attachment_tokens(self, request: dict, exact: bool = True) -> int | None:
         """The prompt's count when it carries documents or picture URLs (`inputs.chunks.count_prompt`:
@@ -276,6 +304,11 @@ class Session(CallPath):
         from .calls.estimates import prompt_bound
         from .money.tokens import count_messages
 
+        fixed = self._audio_cost(request)
+        if fixed is None and self.budget.limit_usd is not None:
+            from .calls.budget import _unpriced
+
+            raise _unpriced(request["model"], self.budget.limit_usd, self.ledger.spent)
         if prompt_tokens is None and self.budget.limit_usd is None:
             # Nothing is held without a limit: the count only stands in for usage the
             # server does not report, so it is taken then, not before the first send.
@@ -288,6 +321,7 @@ class Session(CallPath):
                 prices=self.prices, model=request["model"], prompt_tokens=count,
                 max_tokens=request.get("max_tokens") if max_tokens is None else max_tokens,
                 batch=batch, n=request.get("n") or 1, default_cap=default_cap,
+                fixed_cost=fixed or 0.0,
             )
         if exact is None:
             exact = self.backend_spec().kind == "offline"
@@ -300,6 +334,7 @@ class Session(CallPath):
             prompt_tokens=prompt_bound(prompt_tokens, exact), exact_prompt=prompt_tokens,
             max_tokens=request.get("max_tokens") if max_tokens is None else max_tokens,
             batch=batch, n=request.get("n") or 1, default_cap=default_cap,
+            fixed_cost=fixed or 0.0,
         )
 
     def close(self) -> None:

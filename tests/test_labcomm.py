@@ -10,8 +10,8 @@ import time
 import pytest
 from jupyter_client.manager import start_new_kernel
 
-from mistral_magic.notebook import labcomm
 from mistral_magic.money.usage import CallRecord
+from mistral_magic.notebook import labcomm
 
 # An answer of 400 tokens at 10 ms a token: several of the comm's half-second looks at
 # what the budget holds fall inside the call.

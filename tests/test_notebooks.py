@@ -194,7 +194,7 @@ def test_tools(tmp_path, monkeypatch):
 
 
 CHECKED = {"quickstart.ipynb", "extraction.ipynb", "teaching.ipynb", "semantic.ipynb", "tools.ipynb",
-           "documents.ipynb"}
+           "documents.ipynb", "audio.ipynb"}
 
 
 def test_every_notebook_is_checked():
@@ -298,3 +298,28 @@ def test_documents(tmp_path, monkeypatch):
     assert "Document read: INV-1002.pdf" in filed and "Grace Hopper" in filed
     usage = text_of(cell(nb, "%mistral usage"))
     assert "mistral-ocr-latest" in usage and "pages" in usage
+
+
+def test_audio(tmp_path, monkeypatch):
+    nb = execute("audio.ipynb", tmp_path, monkeypatch)
+    one = text_of(cell(nb, "%config MistralMagics.budget_usd = 0.05"))
+    assert "Northwind support, how can I help?" in one and "speaker_2" in one
+    assert "voxtral-mini-latest · 0.23 min of audio" in one  # 14 s
+    assert "My name is Ada Lovelace" in text_of(cell(nb, 'segments.attrs["text"]'))
+    heard = text_of(cell(nb, "recordings = pd.DataFrame"))
+    assert "Transcribing 3 rows row by row with voxtral-mini-latest: 0.69 min of audio" in heard
+    assert heard.count("'end': 3.0") >= 3 and "_error" in heard  # each call's first segment
+    facts = text_of(cell(nb, "facts = heard.mistral.extract"))
+    for name, order in [("Ada Lovelace", "4411"), ("Grace Hopper", "5120"), ("Alan Turing", "6002")]:
+        assert name in facts and order in facts
+    assert "Int64" in text_of(cell(nb, "facts.dtypes"))
+    asked = cell(nb, "%%mistral --audio calls/call-2.wav")
+    said, meta = answer(asked)
+    assert "WAV recording of 11.0 seconds" in said and "wrong address" in said
+    assert meta["usage"]["audio_seconds"] == 11
+    assert "<audio" in text_of(asked) and "characters spoken" in text_of(asked)
+    spoken = text_of(cell(nb, "%mistral speak"))
+    assert "<audio" in spoken and "41 characters spoken" in spoken
+    assert "gb_jane_neutral" in text_of(cell(nb, "%mistral voices"))
+    usage = text_of(cell(nb, "%mistral usage"))
+    assert "voxtral-mini-tts-latest" in usage and "audio_minutes" in usage

@@ -57,6 +57,10 @@ def test_prices_file_has_source_date_and_every_model():
         "voxtral-mini-2602",
         "voxtral-mini-transcribe-realtime-2602",
         "voxtral-mini-tts-2603",
+        "voxtral-mini-transcribe-3-0",
+        "voxtral-small-transcribe-3-0",
+        "voxtral-mini-transcribe-realtime-3-0",
+        "voxtral-mini-tts-3-0",
         "mistral-embed",
         "codestral-embed",
         "mistral-moderation-2603",
@@ -242,6 +246,8 @@ def test_ledger_totals_and_by_model():
         "cost": 0.0,
         "cost_known": True,
         "pages": 0,
+        "audio_minutes": 0.0,
+        "characters": 0,
     }
     ledger.record(_rec("a", 10, 5, 0.25))
     ledger.record(_rec("b", 1, 2, None))
@@ -287,9 +293,13 @@ def test_to_frame_columns_and_dtypes():
         "cached",
         "error",
         "pages",
+        "audio_minutes",
+        "characters",
     ]
     assert str(frame["cached"].dtype) == "bool" and not frame["cached"].any()
     assert str(frame["pages"].dtype) == "Int64" and frame["pages"].isna().all()
+    assert str(frame["audio_minutes"].dtype) == "float64" and frame["audio_minutes"].isna().all()
+    assert str(frame["characters"].dtype) == "Int64" and frame["characters"].isna().all()
     assert str(frame["prompt_tokens"].dtype) == "Int64"
     assert str(frame["completion_tokens"].dtype) == "Int64"
     assert str(frame["cost"].dtype) == "float64"
@@ -303,7 +313,7 @@ def test_to_frame_columns_and_dtypes():
 
 def test_to_frame_empty_has_columns_and_dtypes():
     frame = Ledger().to_frame()
-    assert len(frame) == 0 and len(frame.columns) == 14
+    assert len(frame) == 0 and len(frame.columns) == 16
     assert str(frame["prompt_tokens"].dtype) == "Int64" and str(frame["cost"].dtype) == "float64"
 
 

@@ -19,6 +19,9 @@ chat panel, each extraction row and re-ask, a batch job) first takes a `Reservat
   one-line `BudgetExceeded` before anything is sent, with what is left, what the
   call needs, and the fix.
 
+A model that listens pays for its recordings by the minute besides its tokens: that fixed
+part (`fixed_cost`, from the length measured here) is held with the rest.
+
 The prompt count is exact on the offline server (it counts with the same
 tokenizer). Hosted models' tokenizers are not bundled, so there the prompt is
 held at Tekken's count plus a margin (`estimates.prompt_bound`) and the cap is as
@@ -168,7 +171,8 @@ class Budget:
 
     def reserve(self, prices: PriceTable, model: str, prompt_tokens: int,
                 max_tokens: int | None = None, *, batch: bool = False, n: int = 1,
-                default_cap: int | None = None, exact_prompt: int | None = None) -> Reservation:
+                default_cap: int | None = None, exact_prompt: int | None = None,
+                fixed_cost: float = 0.0) -> Reservation:
         """Hold one call's worst case and cap its answer; raise `BudgetExceeded` if it cannot
         afford `MIN_ANSWER_TOKENS` answer tokens (or its own `max_tokens`, when smaller).
 
@@ -176,15 +180,16 @@ class Budget:
         `prompt_bound`); `exact_prompt`, when given, is the plain count kept for the
         ledger. Without `max_tokens` the answer is capped at what the budget affords,
         at `default_cap` (rows that share the budget), or left uncapped when the
-        budget covers the model's whole context.
+        budget covers the model's whole context. `fixed_cost` is paid whatever the answer
+        (a recording's minutes).
         """
         return self._reserve(prices, model, prompt_tokens, max_tokens, batch, n, default_cap,
-                             exact_prompt, waiter=None)
+                             exact_prompt, waiter=None, fixed_cost=fixed_cost)
 
     async def reserve_async(self, prices: PriceTable, model: str, prompt_tokens: int,
                             max_tokens: int | None = None, *, batch: bool = False, n: int = 1,
                             default_cap: int | None = None,
-                            exact_prompt: int | None = None) -> Reservation:
+                            exact_prompt: int | None = None, fixed_cost: float = 0.0) -> Reservation:
         """`reserve` for the background loop: waits while running calls hold what it needs.
 
         It caps or refuses (`BudgetExceeded`) only when no other running call holds
@@ -193,7 +198,7 @@ class Budget:
         """
         return await self._waiting(lambda wake: self._reserve(
             prices, model, prompt_tokens, max_tokens, batch, n, default_cap, exact_prompt,
-            waiter=wake))
+            waiter=wake, fixed_cost=fixed_cost))
 
     async def _waiting(self, attempt: Callable[[Callable[[], None]], Reservation | None]
                        ) -> Reservation:
@@ -275,7 +280,7 @@ class Budget:
             )
 
     def _reserve(self, prices, model, prompt_tokens, max_tokens, batch, n, default_cap,
-                 exact_prompt, waiter) -> Reservation | None:
+                 exact_prompt, waiter, fixed_cost: float = 0.0) -> Reservation | None:
         counted = prompt_tokens if exact_prompt is None else exact_prompt
         limit = self.limit_usd
         if limit is None:
@@ -288,7 +293,8 @@ class Budget:
         n = max(1, int(n or 1))
 
         def cost(answer_tokens: int) -> float:
-            return prices.cost(model, prompt_tokens, answer_tokens * n, batch=batch) or 0.0
+            return (prices.cost(model, prompt_tokens, answer_tokens * n, batch=batch) or 0.0) \
+                + fixed_cost
 
         least = MIN_ANSWER_TOKENS if max_tokens is None else min(MIN_ANSWER_TOKENS, max_tokens)
         most, whole_context = max_tokens, False

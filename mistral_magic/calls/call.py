@@ -3,7 +3,7 @@
 `Call` holds a request, its budget reservation and the `Answer` it becomes: it takes
 stream chunks (text, reasoning and tool-call events) or a whole response, counts the
 tokens the server did not report (an interrupt, a dropped stream), prices them (per
-token, or per page for OCR) and settles the reservation with one ledger row, exactly
+token, per page for OCR, per minute of audio heard, per character spoken) and settles the reservation with one ledger row, exactly
 once, whether the call finished, failed or was interrupted; a call never sent records
 nothing. `run_async` runs a send on the background loop and settles it. The call path
 (`calls.path`) and the row engine build on it.
@@ -43,8 +43,15 @@ class Call:
         self.failure: BaseException | None = None
         self.per_page = False  # priced per page (OCR): `expect_pages` was called
         self.paged = False  # the server reported the pages it read
+        self.audio = False  # audio priced per minute: `expect_audio` was called
+        self.heard = False  # the server reported the seconds it heard
         self.sent = False
         self.started = time.perf_counter()
+        if self.kind != "transcribe" and "messages" in request:
+            from ..inputs.audio import audio_chunks, seconds_in
+
+            if audio_chunks(request["messages"]):  # a model that listens: minutes besides tokens
+                self.expect_audio(seconds_in(request["messages"]))
 
     def sending(self) -> None:
         """The request goes now (again, after a 429): it counts from here."""
@@ -57,6 +64,8 @@ class Call:
         if chunk.usage is not None:
             answer.prompt_tokens = chunk.usage.prompt_tokens
             answer.completion_tokens = chunk.usage.completion_tokens
+            if self.audio:
+                self.take_audio(audio_seconds(chunk.usage))
         brought = False
         for choice in chunk.choices:
             if choice.finish_reason:
@@ -86,6 +95,8 @@ class Call:
         self._events(choice.message)
         answer.finish_reason = str(choice.finish_reason) if choice.finish_reason else None
         self.take_usage(response.usage.prompt_tokens, response.usage.completion_tokens)
+        if self.audio:
+            self.take_audio(audio_seconds(response.usage))
 
     def take_usage(self, prompt_tokens: int | None, completion_tokens: int | None) -> None:
         """The usage the server reported (any endpoint)."""
@@ -103,6 +114,22 @@ class Call:
         """The pages the server reports it read (OCR's ``usage_info.pages_processed``)."""
         self.expect_pages(pages, annotated)
         self.paged = True
+
+    def expect_audio(self, seconds: float | None) -> None:
+        """Price this call's audio per minute: `seconds` (measured here) stand until the server
+        reports its own (what an interrupted call is taken to have heard; None: unknown)."""
+        self.answer.audio_seconds = seconds
+        self.audio = True
+
+    def take_audio(self, seconds: float | None) -> None:
+        """The seconds the server reports it heard (``usage.prompt_audio_seconds``)."""
+        if seconds is not None:
+            self.expect_audio(seconds)
+            self.heard = True
+
+    def expect_characters(self, characters: int) -> None:
+        """Price this call per character spoken (speech): those it sends."""
+        self.answer.characters = characters
 
     def interrupted(self) -> None:
         self.answer.status = "interrupted"
@@ -154,6 +181,23 @@ class Call:
             answer.cost = self.session.prices.page_cost(answer.model, answer.pages,
                                                         annotated=answer.annotated)
             return
+        prices = self.session.prices
+        if answer.characters is not None:
+            if answer.status == "error":
+                answer.characters = 0  # refused or failed: nothing was spoken
+            answer.prompt_tokens, answer.completion_tokens = 0, 0
+            answer.cost = prices.speech_cost(answer.model, answer.characters)
+            return
+        heard = None
+        if self.audio:
+            if answer.status == "error" and not self.heard:
+                answer.audio_seconds = 0  # refused or failed before hearing: nothing to pay for
+            heard = prices.audio_cost(answer.model, answer.audio_seconds)
+            if prices.price(answer.model) is None:  # transcription: priced by the minute alone
+                answer.prompt_tokens = answer.prompt_tokens or 0
+                answer.completion_tokens = answer.completion_tokens or 0
+                answer.cost = heard
+                return
         if answer.thinking:
             # Reported usage does not split out the reasoning: it is counted here.
             answer.thinking_tokens = count_text(answer.thinking) + THINK_MARKERS
@@ -164,9 +208,9 @@ class Call:
             answer.prompt_tokens = self.reservation.prompt_tokens
         if answer.completion_tokens is None:
             answer.completion_tokens = count_text(answer.text) + (answer.thinking_tokens or 0)
-        answer.cost = self.session.prices.cost(
-            answer.model, answer.prompt_tokens, answer.completion_tokens
-        )
+        answer.cost = prices.cost(answer.model, answer.prompt_tokens, answer.completion_tokens)
+        if self.audio:  # a model that listens: its tokens, and its minutes on top
+            answer.cost = None if answer.cost is None or heard is None else answer.cost + heard
 
     def _record(self):
         from ..money.usage import CallRecord
@@ -177,7 +221,17 @@ class Call:
             prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
             cost=answer.cost, latency_s=answer.latency_s, ttft_s=answer.ttft_s,
             status=answer.status, backend=answer.backend, error=answer.error, pages=answer.pages,
+            audio_minutes=None if answer.audio_seconds is None else answer.audio_seconds / 60,
+            characters=answer.characters,
         )
+
+
+def audio_seconds(usage) -> int | None:
+    """``usage.prompt_audio_seconds`` when the server reported a number (else None)."""
+    value = getattr(usage, "prompt_audio_seconds", None)
+    if isinstance(usage, dict):
+        value = usage.get("prompt_audio_seconds")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 async def run_async(call: Call, send, pacing=None) -> Answer:

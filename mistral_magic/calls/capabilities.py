@@ -27,7 +27,8 @@ from ..errors import ConfigError
 SHOWN = 6  # models named in a refusal
 _BACKENDS = {"offline": "the offline server", "mistral": "La Plateforme",
              "self-hosted": "the self-hosted server"}
-DOING = {"vision": "see images", "ocr": "read documents with OCR"}
+DOING = {"vision": "see images", "ocr": "read documents with OCR", "audio": "listen to audio",
+         "audio_transcription": "transcribe audio", "audio_speech": "speak"}
 
 
 class Capabilities:
@@ -118,7 +119,7 @@ class Capabilities:
         if caps is None or capability in caps:
             return
         able = self.able(capability)
-        if capability == "vision":
+        if capability in ("vision", "audio"):
             able = [n for n in able if "completion_chat" in (self.of(n) or ())]
         suggestion = f"; use -m {able[0]}" if able else ""
         if len(able) > 1:

@@ -41,6 +41,7 @@ class Estimate:
     model: str | None = None
     batch: bool = False
     pages: int | None = None  # pages an OCR call reads (priced per page); None: unknown or tokens
+    audio_seconds: float | None = None  # seconds of audio a call sends, as measured here
 
 
 def estimate_call(

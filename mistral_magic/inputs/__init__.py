@@ -3,7 +3,7 @@
 `prompt` (``{name}`` interpolation and DataFrames as text), `chunks` (``--image`` and
 ``--file`` as message chunks, counted and shown as thumbnails), `pictures` (whatever a
 notebook holds as a picture, encoded once), `documents` (documents read once, counted before
-sending), `uploads` (the Files API, once per content and backend; signed URLs) and `paths`
+sending), `audio` (recordings typed by their bytes, their length measured by decoding), `uploads` (the Files API, once per content and backend; signed URLs) and `paths`
 (a path from a DataFrame: inside a root folder, typed by its bytes).
 
 It may use `show` (thumbnails), `money` (counting), `store` and `errors`; it sends nothing

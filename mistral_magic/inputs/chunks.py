@@ -45,13 +45,15 @@ class CellInputs:
 
     pictures: list = field(default_factory=list)
     documents: list = field(default_factory=list)
+    recordings: list = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.pictures or self.documents)
+        return bool(self.pictures or self.documents or self.recordings)
 
     def chunks(self) -> list[dict]:
         """The chunks that follow the cell's text in its user message."""
-        return [p.chunk() for p in self.pictures] + [d.chunk() for d in self.documents]
+        return ([p.chunk() for p in self.pictures] + [d.chunk() for d in self.documents]
+                + [r.chunk() for r in self.recordings])
 
     def show(self) -> None:
         """The thumbnails and a line naming each input, above the answer."""
@@ -61,7 +63,8 @@ class CellInputs:
         from .pictures import sheet
 
         said = " · ".join([p.describe() for p in self.pictures]
-                          + [d.describe() for d in self.documents])
+                          + [d.describe() for d in self.documents]
+                          + [r.describe() for r in self.recordings])
         png = sheet(self.pictures)
         if png is not None:
             display({"image/png": base64.b64encode(png).decode("ascii"), "text/plain": said},
@@ -70,10 +73,11 @@ class CellInputs:
 
 
 def gather(session, images: list[str] | None, files: list[str] | None, namespace: dict,
-           model: str, *, check: bool = True) -> CellInputs:
-    """A cell's ``--image`` and ``--file`` values as pictures and documents; `ConfigError`
-    (one line) for one that cannot be read, or (with `check`) pictures for a model that
-    cannot see them."""
+           model: str, *, check: bool = True, audio: list[str] | None = None) -> CellInputs:
+    """A cell's ``--image``, ``--file`` and ``--audio`` values as pictures, documents and
+    recordings; `ConfigError` (one line) for one that cannot be read, or (with `check`)
+    pictures for a model that cannot see them, recordings for one that cannot listen."""
+    from .audio import recording
     from .documents import document
     from .pictures import picture
 
@@ -85,8 +89,14 @@ def gather(session, images: list[str] | None, files: list[str] | None, namespace
         # A path names itself; bytes in the notebook are named after their variable.
         name = None if isinstance(value, (str, os.PathLike)) else text
         found.documents.append(session.uploads.add(document(value, name)))
+    for text in audio or []:
+        value = value_of(text, namespace)
+        found.recordings.append(recording(value, None if isinstance(value, (str, os.PathLike))
+                                          else text))
     if found.pictures and check:
         session.capabilities.require(model, "vision")
+    if found.recordings and check:
+        session.capabilities.require(model, "audio")
     return found
 
 
@@ -118,7 +128,7 @@ def has_attachments(messages: list) -> bool:
 
 def _attached(chunk: dict) -> bool:
     kind = chunk.get("type")
-    if kind in ("document_url", "file"):
+    if kind in ("document_url", "file", "input_audio"):
         return True
     return kind == "image_url" and not str(_url(chunk)).startswith("data:")
 
@@ -137,7 +147,8 @@ def _all_chunks(messages: list):
 
 def count_prompt(session, messages: list, tools: list | None = None, *, exact: bool = True) -> int:
     """Prompt tokens with attachments at their bounds (see the module's doc)."""
-    from ..money.tokens import count_messages
+    from ..money.tokens import audio_tokens, count_messages
+    from .audio import seconds_in
     from .documents import sha_of
 
     extra = 0
@@ -151,6 +162,9 @@ def count_prompt(session, messages: list, tools: list | None = None, *, exact: b
         for chunk in content:
             if not isinstance(chunk, dict) or not _attached(chunk):
                 chunks.append(chunk)
+                continue
+            if chunk.get("type") == "input_audio":
+                extra += audio_tokens(seconds_in([{"content": [chunk]}]) or 0.0)
                 continue
             sha = sha_of(_url(chunk))
             if sha is not None:

@@ -132,6 +132,9 @@ def _document(data: bytes, name: str, path: Path | None, pictures: bool,
     if kind == "picture" and not pictures:
         raise ConfigError(f"{name} is a picture: pass it with --image (pictures are seen, "
                           "documents are read), or read its text with %mistral ocr")
+    if kind == "audio":
+        raise ConfigError(f"{name} is a recording: pass it with --audio to a model that listens, "
+                          "or transcribe it with %mistral transcribe")
     if kind is None:
         raise ConfigError(f"{name} is not a format the API reads as a document; give {ACCEPTED}"
                           + (" or a picture" if pictures else ""))

@@ -3,15 +3,17 @@
 A value in a DataFrame column is data, never an instruction to this machine: a scraped
 or shared CSV holding ``/etc/passwd`` or ``~/.ssh/id_rsa`` must not make a row method
 read those files and send them away. Every row method that reads a file named in a
-column (`df.mistral.ocr`, `df.mistral.extract(image=...)`) goes through `confined`:
+column (`df.mistral.ocr`, `df.mistral.extract(image=...)`, `df.mistral.transcribe`) goes
+through `confined`:
 
 - a relative path is read from the working directory (as ``open`` reads it), and every
   path must resolve inside the root folder: the working directory, unless the method's
   ``root=`` names another (a wider one, for files kept elsewhere);
 - ``~`` is not expanded, and a symlink counts where it leads: one whose target is
   outside the root is refused like the target itself;
-- what a file is comes from its bytes (`kind_of`: a short table of signatures), not from
-  its name: a file without an extension is text only when it decodes as UTF-8 with no NUL.
+- what a file is comes from its bytes (`kind_of`: a short table of signatures, recordings
+  by `audio.audio_format`), not from its name: a file without an extension is text only
+  when it decodes as UTF-8 with no NUL.
 
 A refused row is not sent; its ``_error`` names the root folder and the ``root=``
 argument. A path typed in a cell (``--file``, ``--image``, ``%mistral ocr PATH``) is the
@@ -43,10 +45,14 @@ SIGNATURES = (
 
 
 def kind_of(data: bytes) -> str | None:
-    """``pdf``, ``zip``, ``picture`` or ``text`` as the bytes say; None for anything else."""
+    """``pdf``, ``zip``, ``picture``, ``audio`` or ``text`` as the bytes say; None otherwise."""
+    from .audio import audio_format
+
     for offset, signature, kind in SIGNATURES:
         if data[offset:offset + len(signature)] == signature:
             return kind
+    if audio_format(data) is not None:
+        return "audio"
     if data[:2] == b"BM" and data[6:10] == b"\x00\x00\x00\x00":  # BMP: its reserved bytes are 0
         return "picture"
     return "text" if is_text(data) else None

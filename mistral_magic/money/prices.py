@@ -17,7 +17,9 @@ whatever its price, so a failed call never makes a total unknown. Batch calls co
 ``batch_discount`` (0.5) of the list price. OCR is priced per page (`page_cost`),
 not per token, so its token `price`/`cost` is ``None``; a page read with an annotation
 format costs ``per_annotated_page`` instead of ``per_page`` (the price list's "USD per
-page with an annotation format").
+page with an annotation format"). Audio is priced per minute (``per_audio_minute``:
+`audio_cost`, transcription alone, or on top of a chat's tokens for a model that listens)
+and speech per million characters (``per_million_characters``: `speech_cost`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import json
 import math
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
@@ -41,13 +43,16 @@ _OVERRIDE_FORM = (
 
 @dataclass(frozen=True)
 class ModelPrice:
-    """One model's list price: USD per 1M tokens, or per page for OCR."""
+    """One model's list price: USD per 1M tokens, per page (OCR), per minute of audio, or per
+    1M characters of speech."""
 
     input: float | None = None
     output: float | None = None
     per_page: float | None = None
     context: int | None = None
     per_annotated_page: float | None = None
+    per_audio_minute: float | None = None
+    per_million_characters: float | None = None
 
 
 class PriceTable:
@@ -129,6 +134,26 @@ class PriceTable:
         usd = pages * each
         return usd * self.batch_discount if batch else usd
 
+    def audio_cost(self, model: str | None, seconds: float | None) -> float | None:
+        """USD for `seconds` of audio (0 cost 0); None if the model has no price per minute or
+        `seconds` is unknown."""
+        if seconds == 0:
+            return 0.0
+        entry = self.entry(model)
+        if entry is None or entry.per_audio_minute is None or seconds is None:
+            return None
+        return seconds / 60 * entry.per_audio_minute
+
+    def speech_cost(self, model: str | None, characters: int | None) -> float | None:
+        """USD for speaking `characters` characters (0 cost 0); None if the model has no price
+        per character."""
+        if characters == 0:
+            return 0.0
+        entry = self.entry(model)
+        if entry is None or entry.per_million_characters is None or characters is None:
+            return None
+        return characters / 1e6 * entry.per_million_characters
+
     def with_overrides(self, overrides: Mapping[str, Any] | None) -> PriceTable:
         """A copy with user prices applied (an alias's override applies to its model)."""
         table = PriceTable(
@@ -168,7 +193,18 @@ def _number(name: str, key: str, value: Any) -> float:
     return float(value)
 
 
+_AUDIO_UNITS = ("per_audio_minute", "per_million_characters")
+
+
 def _parse_override(name: str, value: Any, known: ModelPrice | None) -> ModelPrice:
+    """An override as a price; a unit it does not name (an audio model's per minute) is kept."""
+    price = _parse_prices(name, value, known)
+    extra = {unit: _number(name, unit, value[unit]) if unit in value else getattr(known, unit, None)
+             for unit in _AUDIO_UNITS}
+    return replace(price, **extra)
+
+
+def _parse_prices(name: str, value: Any, known: ModelPrice | None) -> ModelPrice:
     context = known.context if known else None
     # A pair (input, output) is accepted too: it is what people type first.
     if isinstance(value, (list, tuple)) and len(value) == 2:
@@ -177,7 +213,7 @@ def _parse_override(name: str, value: Any, known: ModelPrice | None) -> ModelPri
         raise ConfigError(
             f"MistralMagics.prices[{name!r}] = {value!r} is not a price: {_OVERRIDE_FORM}"
         )
-    unknown = set(value) - {"input", "output", "per_page", "per_annotated_page"}
+    unknown = set(value) - {"input", "output", "per_page", "per_annotated_page", *_AUDIO_UNITS}
     if unknown:
         raise ConfigError(
             f"MistralMagics.prices[{name!r}] has unknown keys {sorted(unknown)}: {_OVERRIDE_FORM}"
@@ -195,6 +231,9 @@ def _parse_override(name: str, value: Any, known: ModelPrice | None) -> ModelPri
             f"{_OVERRIDE_FORM}"
         )
     if "input" not in value:
+        if set(value) & set(_AUDIO_UNITS):
+            # A price per minute or character alone: the model's other prices stand.
+            return known if known is not None else ModelPrice()
         raise ConfigError(
             f"MistralMagics.prices[{name!r}] needs an 'input' price: {_OVERRIDE_FORM}"
         )
@@ -224,6 +263,8 @@ def _load_base() -> PriceTable:
                     per_page=entry.get("per_page"),
                     context=entry.get("context"),
                     per_annotated_page=entry.get("per_annotated_page"),
+                    per_audio_minute=entry.get("per_audio_minute"),
+                    per_million_characters=entry.get("per_million_characters"),
                 )
                 for alias in entry.get("aliases", []):
                     aliases[alias] = model_id

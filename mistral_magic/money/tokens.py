@@ -143,6 +143,12 @@ def image_tokens(url: str | dict | None) -> int:
     return (math.ceil(width / IMAGE_PATCH) + 1) * math.ceil(height / IMAGE_PATCH)
 
 
+def audio_tokens(seconds: float) -> int:
+    """Prompt tokens a recording takes in chat: 12.5 a second, padded to 30-second chunks (the
+    frame rate and chunk length of Voxtral's audio encoder)."""
+    return math.ceil(seconds / 30) * 375 if seconds > 0 else 0
+
+
 def _plain(value: Any) -> Any:
     """SDK models and other objects to plain dicts (the wire form)."""
     if hasattr(value, "model_dump"):
@@ -174,6 +180,8 @@ def _split_images(messages: list[dict]) -> tuple[list[dict], int]:
                 chunk = _plain(chunk)
                 if isinstance(chunk, dict) and chunk.get("type") == "image_url":
                     images += image_tokens(chunk.get("image_url"))
+                elif isinstance(chunk, dict) and chunk.get("type") == "input_audio":
+                    pass  # its tokens need its length: the caller measures it (`audio_tokens`)
                 elif isinstance(chunk, dict) and chunk.get("type") == "thinking":
                     # Replayed reasoning counts as prompt tokens, as the hosted API bills it.
                     images += _thinking_tokens(chunk)

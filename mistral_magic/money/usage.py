@@ -9,7 +9,8 @@ from kernels in different zones line up; convert with ``.dt.tz_convert`` to show
 local time. A record's cost is ``None`` when the model's price is unknown, never 0;
 an answer served from the response cache is a record with ``cached=True`` and cost 0.
 An OCR call is priced per page: its record carries `pages` (None for calls priced by
-tokens), and its token counts are 0.
+tokens), and its token counts are 0. Audio carries `audio_minutes` (a transcription, or
+a chat with recordings) and speech `characters`; None for calls without them.
 
 This module imports pandas only for `Ledger.to_frame`.
 """
@@ -81,6 +82,8 @@ class CallRecord:
     cached: bool = False  # answered from the response cache: cost 0, nothing was sent
     error: str | None = None
     pages: int | None = None  # pages read by an OCR call (priced per page); None otherwise
+    audio_minutes: float | None = None  # minutes of audio heard (priced per minute); None otherwise
+    characters: int | None = None  # characters spoken (priced per 1M characters); None otherwise
 
     @property
     def total_tokens(self) -> int:
@@ -102,21 +105,26 @@ FRAME_COLUMNS = (
     "cached",
     "error",
     "pages",
+    "audio_minutes",
+    "characters",
 )
 
 
 def _totals(records: Iterable[CallRecord]) -> dict[str, Any]:
-    calls = prompt = completion = pages = 0
-    cost = 0.0
+    calls = prompt = completion = pages = characters = 0
+    cost = minutes = 0.0
     known = True
     for rec in records:
         calls += 1
         prompt += rec.prompt_tokens or 0
         completion += rec.completion_tokens or 0
         pages += rec.pages or 0
+        minutes += rec.audio_minutes or 0.0
+        characters += rec.characters or 0
         if rec.cost is None:
-            # A call that used no tokens (or pages) cost nothing, priced or not.
-            known = known and rec.total_tokens == 0 and not rec.pages
+            # A call that used no tokens (pages, audio, characters) cost nothing, priced or not.
+            known = known and rec.total_tokens == 0 and not (
+                rec.pages or rec.audio_minutes or rec.characters)
         else:
             cost += rec.cost
     return {
@@ -126,6 +134,8 @@ def _totals(records: Iterable[CallRecord]) -> dict[str, Any]:
         "cost": cost,
         "cost_known": known,
         "pages": pages,
+        "audio_minutes": minutes,
+        "characters": characters,
     }
 
 
@@ -234,6 +244,10 @@ class Ledger:
                 "cached": pd.Series([bool(v) for v in column["cached"]], dtype=bool),
                 "error": pd.Series(column["error"], dtype=object),
                 "pages": pd.Series(column["pages"], dtype="Int64"),
+                "audio_minutes": pd.Series(
+                    [math.nan if v is None else v for v in column["audio_minutes"]],
+                    dtype="float64"),
+                "characters": pd.Series(column["characters"], dtype="Int64"),
             },
             columns=list(FRAME_COLUMNS),
         )

@@ -220,6 +220,11 @@ class MistralMagics(Magics):
     @argument("--file", action="append", metavar="F",
               help="A document to send (repeatable): a PDF, DOCX, PPTX or text file, uploaded "
               "once and sent by signed URL.")
+    @argument("--audio", action="append", metavar="X",
+              help="A recording to send (repeatable) to a model that listens: a path, an http(s) "
+              "URL, or a name holding bytes or an IPython Audio.")
+    @argument("--speak", nargs="?", const="default", metavar="VOICE",
+              help="Read the answer aloud (a player under it); a voice's id or slug.")
     @argument("--tools", metavar="NAMES", help="Notebook functions the model may call: f,g.")
     @argument("--tool-choice", metavar="C", help="auto, any, none or a tool's name.")
     @argument("--max-steps", type=_positive_int, help="Most model calls of a --tools cell (default 5).")
@@ -235,8 +240,11 @@ class MistralMagics(Magics):
         args = parse(self.mistral.parser, line)
         if not cell.strip():
             raise UsageError("%%mistral needs a prompt in the cell body, below the %%mistral line")
-        if args.fim and (args.image or args.file):
-            raise UsageError("--image and --file go with a chat cell, not --fim")
+        if args.fim and (args.image or args.file or args.audio):
+            raise UsageError("--image, --file and --audio go with a chat cell, not --fim")
+        if args.speak and (args.json or args.schema is not None or args.fim):
+            raise UsageError("--speak reads a text answer aloud; it does not go with --json, "
+                             "--schema or --fim")
         if args.fim:
             from . import fim
 
@@ -289,11 +297,11 @@ class MistralMagics(Magics):
         toolbox, choice = from_arguments(args, self.tools, self.shell.user_ns)
         cell_id = None if args.no_history else session.cell_id
         inputs = None
-        if args.image or args.file:
+        if args.image or args.file or args.audio:
             from ..inputs.chunks import gather
 
             inputs = gather(session, args.image, args.file, self.shell.user_ns,
-                            args.model or self.model, check=not args.dry_run)
+                            args.model or self.model, check=not args.dry_run, audio=args.audio)
         # Built without touching the chat, so that a dry run changes nothing.
         request = session.build_request(
             prompt, chat=args.chat, model=args.model, system=args.system,
@@ -356,6 +364,10 @@ class MistralMagics(Magics):
                       session.cell_id)
         if args.output:
             self.shell.user_ns[args.output] = result
+        if args.speak:
+            from .commands.audio import speak_answer
+
+            speak_answer(self, answer, args.speak)
         return None
 
     def _dry_run(self, request: dict, output: str | None, filled):

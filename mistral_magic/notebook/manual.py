@@ -39,6 +39,12 @@ or URL) and documents (uploaded once, sent by signed URL); ``%mistral ocr`` read
     %%mistral --image fig --file report.pdf
     Does the plot agree with the report?
 
+Recordings, for a model that listens (``voxtral-small-latest``; priced per minute, the
+length measured here), and the answer read aloud::
+
+    %%mistral --audio call.wav -m voxtral-small-latest --speak
+    What does the customer want?
+
 Answers are kept in ``.mistral_magic/store.sqlite`` (``MistralMagics.cache_path``):
 after a restart, a cell whose exact request was answered before gets that answer at
 $0, marked cached; running a cell again in the same kernel, or ``--refresh``, asks
@@ -72,6 +78,10 @@ Commands::
     %mistral meter               %mistral panel                     %mistral chat NAME
     %mistral fix [-m MODEL]      %mistral moderate TEXT
     %mistral ocr PATH_OR_URL [--pages 0-2] [--schema SPEC | --tables] [-o VAR] [-m MODEL]
+    %mistral transcribe FILE [--diarize] [--timestamps segment|word|none] [--language fr]
+                             [--bias WORDS] [-m MODEL] [-o VAR]
+    %mistral speak TEXT [--voice V] [--format mp3|wav|flac|opus] [-o VAR]
+    %mistral voices
 
 ``%mistral fix`` explains the last error and puts the corrected cell next; ``Err`` holds
 the last tracebacks as text (``{Err[-1]}`` in a prompt).

@@ -56,6 +56,12 @@ What it serves (everything it makes up is labelled as offline output):
   header/footer extraction, blocks on OCR 4, confidence scores, annotations filled by
   schema, `pages` as a list or "0,2-4"); pictures and pages without text get a
   placeholder saying the offline server cannot read text in images.
+- `POST /v1/audio/transcriptions` (`audio.py`, streamed or not), `POST /v1/audio/speech` and
+  `GET /v1/audio/voices[/{id}[/sample]]` (`speech.py`): a recording's real length (decoded:
+  WAV, MP3, FLAC, OGG), a transcript from a sidecar `.txt` found by the audio's content
+  (`OfflineServer(transcripts=FOLDER)`, default the working folder) or labelled filler;
+  speech as a real audio file of plausible length; six preset stand-in voices. Recordings
+  in chat (`input_audio`) are measured, counted and reported as `prompt_audio_seconds`.
 - `POST /v1/moderations`, `/v1/chat/moderations`, `/v1/classifications`,
   `/v1/chat/classifications` (`moderation.py`): the spec's categories scored by keyword
   rules, high for obviously violent, hateful, self-harm, dangerous, criminal, sexual,
@@ -78,7 +84,7 @@ What it serves (everything it makes up is labelled as offline output):
   right bearer key, 422 `detail[]` for invalid bodies, 400 `invalid_model` (code
   1500) for unknown models, the API's input limits (prompt plus `max_tokens` within
   the context; embeddings: 512 inputs, 16,384 tokens). Every other operation of the
-  spec (agents, conversations, audio, libraries, ...; `spec_paths.txt`) answers 404 in
+  spec (agents, conversations, changing voices, libraries, ...; `spec_paths.txt`) answers 404 in
   the error shape, saying it is not available offline; a path in no spec is a plain 404.
   The server has no network: it never fetches a URL other than its own signed URLs.
 - Limits against abuse (`limits.py`): 413 past 10 MiB of JSON or a 512 MiB upload

@@ -16,6 +16,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--api-key", help="bearer key to demand (default: random)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--transcripts", help="folder of recordings with sidecar .txt transcripts "
+                        "(default: the working folder)")
     for name, kind in (("ttft-ms", float), ("token-delay-ms", float), ("latency-ms", float),
                        ("rate-limit-rps", float), ("error-status", int), ("error-rate", float),
                        ("drop-stream-after", int), ("bad-json-rate", float),
@@ -34,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: invalid fault plan: {exc}", file=sys.stderr)
         return 2
-    server = OfflineServer(host=args.host, port=args.port, api_key=args.api_key, faults=plan, seed=args.seed)
+    server = OfflineServer(host=args.host, port=args.port, api_key=args.api_key, faults=plan, seed=args.seed,
+                           transcripts=args.transcripts)
     server.start()
     print(f"Offline Mistral API on {server.url}", flush=True)
     print(f"API key: {server.api_key}", flush=True)

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..money import tokens
-from . import catalogue, endpoints, files, limits, quota, unserved
+from . import audio, audio_routes, catalogue, endpoints, files, limits, quota, unserved
 from .batch import BatchJobs
 from .faults import HEADER, FaultPlan, FaultState
 from .sse import DONE, EventStream, PacedResponse, answer_seconds
@@ -55,8 +55,9 @@ _REPEATS_KEPT = 100_000
 class ServerState:
     """Everything one offline server remembers: key, faults, files, jobs, request counts."""
 
-    def __init__(self, api_key: str, faults: FaultState, seed: int):
+    def __init__(self, api_key: str, faults: FaultState, seed: int, transcripts=None):
         self.api_key = api_key
+        self.sidecars = audio.Sidecars(transcripts)
         self.faults = faults
         self.seed = seed
         self.files = files.FileStore()
@@ -291,7 +292,8 @@ def build(state: ServerState) -> Gate:
         def work():
             data = limits.decode_json(raw)
             bad = _wants_json(data) and state.faults.chance(plan, source, "bad_json", plan.bad_json_rate)
-            req, completion = endpoints.chat_completion(data, plan, bad, state.seed, state.repeats, state.files)
+            req, completion = endpoints.chat_completion(data, plan, bad, state.seed, state.repeats, state.files,
+                                                        state.sidecars)
             request.scope["offline.tokens"] = completion.usage()["total_tokens"]
             return _answer(req.stream, completion, plan)
 
@@ -436,6 +438,7 @@ def build(state: ServerState) -> Gate:
         Route("/v1/batch/jobs/{job_id}", get_batch, methods=["GET"]),
         Route("/v1/batch/jobs/{job_id}", delete_batch, methods=["DELETE"]),
         Route("/v1/batch/jobs/{job_id}/cancel", cancel_batch, methods=["POST"]),
+        *audio_routes.routes(state, _plan, _int_query),
     ]
     app = Starlette(routes=routes, exception_handlers={RequestError: on_request_error,
                                                        HTTPException: on_http_error,

@@ -177,6 +177,19 @@ MODELS: tuple[Model, ...] = (
           "2026-02-04", kind="transcription", temperature=None),
     Model("voxtral-mini-tts-2603", ("voxtral-mini-tts-latest",), K32, _caps("audio_speech"),
           "Voxtral TTS: text to speech with voice cloning", "2026-03-23", kind="speech", temperature=None),
+    # Voxtral 3 (October 2026; newer than the docs snapshot, ids from the migration guide; the
+    # guide gives the month, not the day): no word timestamps; language and timestamps combine.
+    Model("voxtral-mini-transcribe-3-0", ("voxtral-mini-transcribe-3", "voxtral-mini-transcribe-latest"), K32,
+          _caps("audio_transcription"), "Voxtral Mini Transcribe 3: transcription", "2026-10-01",
+          kind="transcription", temperature=None),
+    Model("voxtral-small-transcribe-3-0", ("voxtral-small-transcribe-3", "voxtral-small-transcribe-latest"),
+          K32, _caps("audio_transcription"), "Voxtral Small Transcribe 3: transcription", "2026-10-01",
+          kind="transcription", temperature=None),
+    Model("voxtral-mini-transcribe-realtime-3-0", (), K32, _caps("audio_transcription_realtime"),
+          "Voxtral Mini Transcribe Realtime 3: live transcription (preview)", "2026-10-01",
+          kind="transcription", temperature=None),
+    Model("voxtral-mini-tts-3-0", (), K32, _caps("audio_speech"), "Voxtral TTS 3: text to speech",
+          "2026-10-01", kind="speech", temperature=None),
     # Embeddings
     Model("mistral-embed-2312", ("mistral-embed",), K8, frozenset(), "Mistral Embed: text embeddings",
           "2023-12-11", kind="embed", temperature=None, dimensions=1024, max_dimensions=1024),

@@ -93,7 +93,7 @@ def prompt_tokens(req: ChatRequest, found: Attachments | None = None) -> int:
 
     messages = counted(req, found) if found else [m.model_dump(mode="json", exclude_none=True) for m in req.messages]
     tool_list = [t.model_dump(mode="json") for t in req.tools] if req.tools else None
-    return tokens.count_messages(messages, tool_list)
+    return tokens.count_messages(messages, tool_list) + (found.audio_tokens() if found else 0)
 
 
 def _broken(content: str) -> str:
@@ -190,6 +190,13 @@ def _attachment_lines(ctx: Context, index: int | None, question: str) -> list[st
     if earlier:
         lines.append(f"{earlier} earlier image{'s' if earlier > 1 else ''} in this conversation "
                      "(still in context, not seen offline).")
+    for rec in ctx.found.recordings.get(index, []) if index is not None else []:
+        if rec.transcript:
+            lines.append(f"Recording received: {rec.describe()}. The offline model cannot hear; the "
+                         f"sidecar transcript found for it reads: “{words.phrase(rec.transcript, 60)}”")
+        else:
+            lines.append(f"Recording received: {rec.describe()}. The offline model cannot hear, and no "
+                         "sidecar transcript was found for it, so this says nothing of what it holds.")
     for doc in ctx.found.documents.get(index, []) if index is not None else []:
         text = doc.text()
         opening = words.phrase(text.replace("\n", " "), 24)

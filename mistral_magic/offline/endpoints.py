@@ -117,9 +117,11 @@ class Completion:
     choices: list[chat.Choice]
     prompt_tokens: int
     _deltas: list[list[dict]] | None = field(default=None, repr=False)
+    audio_seconds: int | None = None  # recordings heard (``prompt_audio_seconds``)
 
     def usage(self) -> dict:
-        return usage(self.prompt_tokens, sum(c.completion_tokens() for c in self.choices))
+        counted = usage(self.prompt_tokens, sum(c.completion_tokens() for c in self.choices))
+        return counted if self.audio_seconds is None else {**counted, "prompt_audio_seconds": self.audio_seconds}
 
     def deltas(self) -> list[list[dict]]:
         """What a stream sends for each choice, one delta per token step."""
@@ -185,8 +187,9 @@ def _schema_problem(schema: str) -> str | None:
 
 def chat_completion(data: object, plan: FaultPlan, bad_json: bool = False, seed: int = 0,
                     repeats: Callable[[int], int] | None = None,
-                    files: FileStore | None = None) -> tuple[ChatRequest, Completion]:
-    """POST /v1/chat/completions, computed; `repeats` varies unseeded answers (see `chat`)."""
+                    files: FileStore | None = None, sidecars=None) -> tuple[ChatRequest, Completion]:
+    """POST /v1/chat/completions, computed; `repeats` varies unseeded answers (see `chat`);
+    `sidecars` finds the transcripts of recordings (`audio.Sidecars`)."""
     req = parse(ChatRequest, data)
     model = resolve_model(req.model, "completion_chat")
     _check_order(req)
@@ -202,12 +205,13 @@ def chat_completion(data: object, plan: FaultPlan, bad_json: bool = False, seed:
             "invalid_request_error", param="n"))
     effort = reasoning.effort(req, model)
     _check_schemas(req)
-    found = inputs.read(req, model, files if files is not None else FileStore())
+    found = inputs.read(req, model, files if files is not None else FileStore(), sidecars)
     prompt = chat.prompt_tokens(req, found)
     limits.check_context(prompt, req.max_tokens, model.context)
     ctx = chat.Context(req, req.model, plan, found, effort)
     choices = chat.complete(ctx, bad_json, seed, repeats)
-    return req, Completion(f"offline-{new_id()}", int(time.time()), req.model, choices, prompt)
+    return req, Completion(f"offline-{new_id()}", int(time.time()), req.model, choices, prompt,
+                           audio_seconds=found.audio_seconds())
 
 
 def fim_completion(data: object) -> tuple[FIMRequest, Completion]:

@@ -241,9 +241,14 @@ class Form(dict):
     """A multipart form: name -> (filename or None, value, content type or None).
 
     A file part's value is an open binary file (a new file of the store, see
-    `FileStore.new_file`); any other field's value is its bytes. Close the form to
-    close (and, unless stored, delete) its files.
+    `FileStore.new_file`); any other field's value is its bytes (the last one sent;
+    `repeated` keeps every value of a field sent more than once, as arrays are sent). Close
+    the form to close (and, unless stored, delete) its files.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.repeated: dict[str, list[bytes]] = {}
 
     def __enter__(self) -> Form:
         return self
@@ -338,6 +343,8 @@ def parse_multipart(stream: BinaryIO, content_type: str, new_file: Callable[[], 
                 field = _Capped()
                 found = scanner.until(delimiter, field.write)
                 value = bytes(field.data)
+                if name is not None:
+                    form.repeated.setdefault(name, []).append(value)
             if name is None:
                 Form({"": (None, value, None)}).close()
             else:

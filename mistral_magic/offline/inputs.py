@@ -9,7 +9,10 @@ client's estimates share. A model without vision refuses pictures (400).
 Documents (`document_url` and `file` chunks) are read whole (`sources`,
 `documents`): their text is what the model "reads", and it is counted in the prompt
 as the hosted API counts a document's text. A model without the docs' document
-Q&A feature refuses them; audio chunks need an audio model.
+Q&A feature refuses them. Recordings (`input_audio` chunks) need a model that listens:
+each is measured (`audio.heard`: its real length, counted as Voxtral's encoder counts it,
+12.5 tokens a second in 30-second chunks, and reported as ``prompt_audio_seconds``) and
+its sidecar transcript, if one is found, is what the offline model "hears".
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..money import tokens
-from . import catalogue, documents, sources
+from . import audio, catalogue, documents, sources
 from .files import FileStore
 from .wire import (
     AudioChunk,
@@ -53,9 +56,19 @@ class Attachments:
 
     pictures: dict[int, list[Picture]] = field(default_factory=dict)
     documents: dict[int, list[documents.Document]] = field(default_factory=dict)
+    recordings: dict[int, list[audio.Heard]] = field(default_factory=dict)
+
+    def audio_seconds(self) -> int | None:
+        """Seconds of every recording heard (rounded up, as reported), or None without any."""
+        heard = [r.seconds or 0.0 for found in self.recordings.values() for r in found]
+        return audio.billed(sum(heard)) if heard else None
+
+    def audio_tokens(self) -> int:
+        return sum(audio.audio_tokens(r.seconds or 0.0) for found in self.recordings.values() for r in found)
 
     def text_of(self, index: int) -> str:
-        return "\n\n".join(doc.text() for doc in self.documents.get(index, []))
+        heard = [r.transcript for r in self.recordings.get(index, []) if r.transcript]
+        return "\n\n".join([doc.text() for doc in self.documents.get(index, [])] + heard)
 
 
 def _refuse(model: catalogue.Model, what: str, capability: str) -> RequestError:
@@ -83,8 +96,10 @@ def picture(chunk: ImageURLChunk) -> Picture:
     return Picture(url, info[0], info[1], tokens.image_tokens(url))
 
 
-def read(req: ChatRequest, model: catalogue.Model, files: FileStore) -> Attachments:
-    """Every picture and document of the request, checked against what the model can take."""
+def read(req: ChatRequest, model: catalogue.Model, files: FileStore,
+         sidecars: audio.Sidecars | None = None) -> Attachments:
+    """Every picture, document and recording of the request, checked against what the model
+    can take."""
     found = Attachments()
     for index, message in enumerate(req.messages):
         if isinstance(message.content, str) or message.content is None:
@@ -101,8 +116,11 @@ def read(req: ChatRequest, model: catalogue.Model, files: FileStore) -> Attachme
                         f"{model.id} cannot read documents (models that can: {', '.join(able)})",
                         "invalid_request_error", param="messages"))
                 found.documents.setdefault(index, []).append(sources.document(chunk, files))
-            elif isinstance(chunk, AudioChunk) and not model.can("audio"):
-                raise _refuse(model, "audio", "audio")
+            elif isinstance(chunk, AudioChunk):
+                if not model.can("audio"):
+                    raise _refuse(model, "audio", "audio")
+                found.recordings.setdefault(index, []).append(
+                    audio.heard(chunk.input_audio, sidecars or audio.Sidecars()))
     return found
 
 
@@ -112,11 +130,12 @@ def counted(req: ChatRequest, found: Attachments) -> list[dict]:
     for index, message in enumerate(req.messages):
         dumped = message.model_dump(mode="json", exclude_none=True)
         docs = iter(found.documents.get(index, []))
-        if isinstance(message.content, list) and index in found.documents:
+        if isinstance(message.content, list) and (index in found.documents or index in found.recordings):
+            # Recordings are counted apart (`Attachments.audio_tokens`), not as text.
             dumped["content"] = [
                 {"type": "text", "text": next(docs).text()} if isinstance(chunk, (DocumentURLChunk, FileChunk))
                 else chunk.model_dump(mode="json", exclude_none=True)
-                for chunk in message.content]
+                for chunk in message.content if not isinstance(chunk, AudioChunk)] or ""
         messages.append(dumped)
     return messages
 

@@ -28,9 +28,10 @@ _QUIET_DROPS = _QuietDrops()
 class OfflineServer:
     """A local server speaking Mistral's API, for use with the official SDK.
 
-    `OfflineServer(host, port=0, api_key=None, faults=None, seed=0)`: port 0 picks a
-    free port (bound at once, so `.url` is known before `start()`); a missing key
-    becomes a random one. `seed` varies the offline answers and is the default seed
+    `OfflineServer(host, port=0, api_key=None, faults=None, seed=0, transcripts=None)`:
+    port 0 picks a free port (bound at once, so `.url` is known before `start()`); a
+    missing key becomes a random one; `transcripts` is the folder where sidecar
+    transcripts are found (`audio.Sidecars`; None: the working folder at each request). `seed` varies the offline answers and is the default seed
     of fault plans that do not set their own. A request must arrive within
     `request_timeout_s` (plus its size at 256 KiB/s) and an idle connection is closed
     `KEEP_ALIVE_S` after its last response (`guard`), so slow clients cannot hold it.
@@ -38,8 +39,9 @@ class OfflineServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
                  faults: FaultPlan | dict | None = None, seed: int = 0,
-                 request_timeout_s: float = REQUEST_TIMEOUT_S):
+                 request_timeout_s: float = REQUEST_TIMEOUT_S, transcripts=None):
         self.host = host
+        self.transcripts = transcripts
         self.api_key = api_key or secrets.token_urlsafe(24)
         self.seed = seed
         self.request_timeout_s = request_timeout_s
@@ -112,7 +114,7 @@ class OfflineServer:
         if self._sock is None:
             self._bind()
         if self._state is None:
-            self._state = ServerState(self.api_key, self._faults, self.seed)
+            self._state = ServerState(self.api_key, self._faults, self.seed, self.transcripts)
         self._sock.listen(512)
         config = uvicorn.Config(
             build(self._state), log_config=None, log_level="warning", access_log=False,

@@ -21,7 +21,7 @@ _DATA = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^,;]*)*?)(
 _DOING = {
     "completion_chat": "chat", "ocr": "run OCR", "moderation": "moderate", "classification": "classify",
     "embed": "embed text", "completion_fim": "fill in the middle", "vision": "see images",
-    "audio": "hear audio",
+    "audio": "hear audio", "audio_transcription": "transcribe audio", "audio_speech": "speak",
 }
 
 

@@ -201,6 +201,24 @@ class MistralAccessor:
                      root=root)
         return engine.run(job, batch=batch)
 
+    def transcribe(self, column: str, *, diarize: bool = False, segments: bool = False,
+                   language: str | None = None, bias: str | list[str] | None = None,
+                   timestamps: str | None = None, model: str | None = None,
+                   concurrency: int = 8, requests_per_second: float | None = None,
+                   max_retries: int | None = None, progress: bool = True,
+                   root: str | None = None):
+        """Transcribe the recording in each row of `column` (paths, bytes or http(s) URLs);
+        returns ``transcript`` per row, and ``segments`` with `segments` or `diarize` (see
+        `transcribe`). Paths are read only inside `root` (the working directory unless given).
+        """
+        from .transcribe import TranscribeJob
+
+        engine = self._engine(concurrency, requests_per_second, None, max_retries, progress)
+        job = TranscribeJob(engine.session, self._df, column, model=model, diarize=diarize,
+                            segments=segments, timestamps=timestamps, language=language,
+                            bias=bias, root=root)
+        return engine.run(job)
+
 
 class Extraction(RowJob):
     """`extract`'s rows: each asks for one record of the schema (JSON mode without one)."""

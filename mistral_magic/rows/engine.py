@@ -191,7 +191,7 @@ class RowRun:
             # Each row reserves and is capped as it goes; refuse up front only what cannot
             # finish even with the least useful answer for every row (a page costs what it costs).
             least = _total(
-                e.worst_cost if self.job.per_page else
+                e.worst_cost if self.job.priced_whole else
                 self.session.prices.cost(self.model, prompt_bound(e.prompt_tokens, self.exact),
                                          min(MIN_ANSWER_TOKENS, e.max_completion_tokens))
                 for e in estimates
@@ -201,9 +201,11 @@ class RowRun:
         return estimates
 
     def _amount(self, estimates: list) -> str:
-        """What the pending rows send: prompt tokens, or pages for a job priced per page."""
+        """What the pending rows send: prompt tokens, pages for a job priced per page, or what
+        the job says (`RowJob.amount`)."""
         if not self.job.per_page:
-            return f"{format_tokens(sum(e.prompt_tokens for e in estimates))} prompt tokens"
+            return self.job.amount(estimates) or \
+                f"{format_tokens(sum(e.prompt_tokens for e in estimates))} prompt tokens"
         known = [e.pages for e in estimates if e.pages is not None]
         unknown = len(estimates) - len(known)
         pages = f"{sum(known):,} page{'' if sum(known) == 1 else 's'}"
@@ -337,25 +339,23 @@ class RowRun:
         job = self.job
         request = job.pack([self.requests[i] for i in rows])
         estimate = job.estimate(request)
-        if job.per_page:
+        if job.priced_whole:
             reservation = await self.session.budget.reserve_total_async(
                 estimate.worst_cost, f"{job.kind} of {_rows(len(rows))}", model=self.model,
-                fix="read fewer pages (pages=...) or send fewer rows")
+                fix=job.hold_fix)
         else:
             reservation = await self.session.reserve_async(
                 request, exact=self.exact, prompt_tokens=estimate.prompt_tokens,
                 max_tokens=estimate.max_completion_tokens)
         call = Call(self.session, request, reservation, backend=self.backend.kind,
                     kind=job.kind, stream=False)
-        if job.per_page:
-            call.expect_pages(estimate.pages, job.annotated)
+        job.expect(call, estimate)
         values: list = []
 
         async def send() -> None:
             reply = await job.send(self.backend.client, request, self.pacing.retries)
             call.take_usage(reply.prompt_tokens, reply.completion_tokens)
-            if reply.pages is not None:
-                call.take_pages(reply.pages, job.annotated)
+            job.took(call, reply)
             values[:] = reply.values
 
         self._spend(await run_async(call, send, self.pacing))

@@ -23,7 +23,9 @@ rows not done. For ``batch=True`` a job's rows go as `batch_body` lines (keyed a
 are, so a job is found again), sent as `batch_sent` makes them (OCR signs its documents'
 URLs there), and each result line becomes a `Reply` through `batch_reply`. A job priced
 per page (OCR: `per_page`) has estimates that count pages, and replies that say how
-many were read.
+many were read. A job priced by what it sends rather than by tokens (`priced_whole`: pages,
+minutes of audio) has each call's worst case held whole; `expect` and `took` put what was
+held and what the server reported on the call (pages, seconds of audio).
 
 A job's model is checked when the job is made (`capabilities.Capabilities.check`): one
 the backend does not have is refused, with the nearest id, before any row is sent.
@@ -70,6 +72,7 @@ class Reply:
     prompt_tokens: int | None = None
     completion_tokens: int | None = 0
     pages: int | None = None  # pages read, for a job priced per page
+    audio_seconds: int | None = None  # seconds of audio heard, for a job priced per minute
 
 
 class RowJob:
@@ -84,6 +87,8 @@ class RowJob:
     send = None  # async (client, request, retries) -> Reply, for endpoints other than chat
     per_page = False  # priced per page (OCR): estimates count pages, replies say how many
     annotated = False  # with per_page: pages read with an annotation format (their own price)
+    per_minute = False  # priced per minute of audio heard (transcription)
+    hold_fix = "read fewer pages (pages=...) or send fewer rows"  # what a refused hold says to do
 
     def __init__(self, session, df, prompt: str, *, model: str | None = None):
         self.session = session
@@ -94,6 +99,25 @@ class RowJob:
         self.refused_rows: set[int] = set()  # rows whose request() raised RowRefused
         self.texts = self._texts(prompt)
         self.requests: Sequence[dict | None] = Requests(self._request, self.texts)
+
+    @property
+    def priced_whole(self) -> bool:
+        """Priced by what it sends (pages, minutes), not tokens: each call's worst case is held."""
+        return self.per_page or self.per_minute
+
+    def amount(self, estimates: list) -> str | None:
+        """What the pending rows send, said in the job's own unit (None: prompt tokens)."""
+        return None
+
+    def expect(self, call, estimate) -> None:
+        """Put on `call` what its hold counted (pages), before it is sent."""
+        if self.per_page:
+            call.expect_pages(estimate.pages, self.annotated)
+
+    def took(self, call, reply: Reply) -> None:
+        """Put on `call` what the server reported it read or heard."""
+        if reply.pages is not None:
+            call.take_pages(reply.pages, self.annotated)
 
     @property
     def refused(self) -> int:

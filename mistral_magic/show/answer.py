@@ -7,7 +7,8 @@ model called tools (`tools.loop`) answers with one `Answer` for all its steps: t
 usage and cost summed, the tool runs and the messages between the prompt and the
 final reply. Its footer is the one line under a rendered answer (model, tokens and
 thinking tokens, cost, steps, speed, backend, chat and the session's total; an OCR
-call shows its pages instead of tokens); its provenance is the output metadata
+call shows its pages instead of tokens, a transcription its minutes of audio, speech its
+characters); its provenance is the output metadata
 (never a key).
 """
 
@@ -48,6 +49,8 @@ class Answer:
     foreign: bool = False  # served from a stored answer this user did not write (its tools ask)
     pages: int | None = None  # an OCR call's pages (priced per page); None for token-priced calls
     annotated: bool = False  # those pages were read with an annotation format (their own price)
+    audio_seconds: float | None = None  # audio heard (priced per minute); None: no audio
+    characters: int | None = None  # characters spoken (speech, priced per 1M); None: no speech
     thinking: str = ""  # the reasoning shown (every step's, for a tool exchange)
     thinking_tokens: int | None = None  # counted with the tokenizer, the two markers included
     final_thinking: str | None = None  # the last step's reasoning (None: `thinking`)
@@ -79,10 +82,16 @@ def footer(answer: Answer, totals: dict, budget_left: float | None) -> str:
 
     if answer.pages is not None:
         tokens = f"{answer.pages:,} page{'' if answer.pages == 1 else 's'}"
+    elif answer.characters is not None:
+        tokens = f"{answer.characters:,} character{'' if answer.characters == 1 else 's'} spoken"
+    elif answer.audio_seconds is not None and not answer.request.get("messages"):
+        tokens = minutes(answer.audio_seconds)
     else:
         tokens = f"{format_tokens(answer.prompt_tokens)} in / {format_tokens(answer.completion_tokens)} out"
     if answer.thinking_tokens:
         tokens += f" ({format_tokens(answer.thinking_tokens)} thinking)"
+    if answer.audio_seconds is not None and answer.request.get("messages"):
+        tokens += f" + {minutes(answer.audio_seconds)}"
     parts = [answer.model, tokens]
     if answer.cached:
         parts.append(f"cached · {format_cost(answer.cost)} (saved {format_cost(answer.saved)})")
@@ -114,6 +123,11 @@ def footer(answer: Answer, totals: dict, budget_left: float | None) -> str:
     return " · ".join(parts)
 
 
+def minutes(seconds: float) -> str:
+    """Audio as the footer shows it: minutes, as it is priced."""
+    return f"{seconds / 60:,.2f} min of audio"
+
+
 def provenance(answer: Answer) -> dict:
     """Output metadata: where the answer came from. Never a key."""
     request = answer.request
@@ -130,6 +144,8 @@ def provenance(answer: Answer) -> dict:
             "prompt_tokens": answer.prompt_tokens,
             "completion_tokens": answer.completion_tokens,
             **({} if answer.pages is None else {"pages": answer.pages}),
+            **({} if answer.audio_seconds is None else {"audio_seconds": answer.audio_seconds}),
+            **({} if answer.characters is None else {"characters": answer.characters}),
         },
         "cost_usd": answer.cost,
         "latency_s": round(answer.latency_s or 0.0, 4),

@@ -187,6 +187,13 @@ def m008_responses_signature(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE responses ADD COLUMN signature TEXT")
 
 
+@migration
+def m009_ledger_audio(db: sqlite3.Connection) -> None:
+    # Audio is priced per minute heard and speech per character spoken: the ledger keeps both.
+    db.execute("ALTER TABLE ledger ADD COLUMN audio_minutes REAL")
+    db.execute("ALTER TABLE ledger ADD COLUMN characters INTEGER")
+
+
 def now() -> str:
     """The current UTC time as ISO 8601 text: sortable, and readable in any SQLite tool."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
