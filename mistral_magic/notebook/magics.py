@@ -389,8 +389,12 @@ class MistralMagics(Magics):
             summary += f" · filled in: {', '.join(filled.names)}"
         if filled.in_math:
             summary += f" · inside math, sent as written: {', '.join(filled.in_math)}"
+        if filled.frames:
+            summary += " · DataFrames: " + ", ".join(f.describe() for f in filled.frames)
         if refused:
             summary += f" · the budget would refuse it: {refused}"
+        if filled.frames:  # the tables as the model reads them, not as JSON escapes them
+            display(render.code(filled.text, "text", "The prompt as sent"), raw=True)
         display(render.code(body, "json", summary), raw=True)
         if output:
             self.shell.user_ns[output] = request
