@@ -306,8 +306,11 @@ class MistralMagics(Magics):
             inputs.show()
         if args.dry_run:
             return self._dry_run(request, args.output, filled)
+        from ..calls.sent import origin
+
         try:
-            return self._send(args, request, spec, cell_id, toolbox, filled.names)
+            with origin(filled.frames, [p.name for p in inputs.pictures] if inputs else ()):
+                return self._send(args, request, spec, cell_id, toolbox, filled.names)
         finally:
             # Answered (or tried): running this cell again in this kernel asks again.
             session.responses.ran(session.cell_id)

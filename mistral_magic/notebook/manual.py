@@ -70,7 +70,7 @@ Commands::
     %mistral batch list | status ID | cancel ID
     %mistral cache [clear | export FILE [--all] | import FILE]
     %mistral meter               %mistral panel                     %mistral chat NAME
-    %mistral fix [-m MODEL]      %mistral moderate TEXT
+    %mistral fix [-m MODEL]      %mistral moderate TEXT             %mistral sent [--columns]
     %mistral ocr PATH_OR_URL [--pages 0-2] [--schema SPEC | --tables] [-o VAR] [-m MODEL]
 
 ``%mistral fix`` explains the last error and puts the corrected cell next; ``Err`` holds

@@ -233,6 +233,7 @@ class Extraction(RowJob):
         super().__init__(session, df, prompt, model=model)
         if image is not None:
             session.capabilities.require(self.model, "vision")
+            self.sent_columns = [*self.sent_columns, image]
 
     def _request(self, i: int, text):
         if self.image is not None and text is not None:
@@ -248,6 +249,15 @@ class Extraction(RowJob):
                 self.refused_rows.add(i)
                 return None
         return super()._request(i, text)
+
+    def origin(self, rows: list[int]):
+        from dataclasses import replace
+
+        found = super().origin(rows)
+        if self.image is None:
+            return found
+        return replace(found, pictures=tuple(f"row {self.df.index[i]} of {self.image!r}"
+                                             for i in rows))
 
     def _row_picture(self, i: int, value) -> dict:
         """Row `i`'s image chunk; a path in the column is data, read only inside the root."""

@@ -44,6 +44,7 @@ from ..calls.cache import request_key, stored_text
 from ..calls.call import Call, run_async
 from ..calls.estimates import DEFAULT_MAX_TOKENS, prompt_bound
 from ..calls.limiter import Pacing, RateLimiter
+from ..calls.sent import ORIGIN
 from ..errors import APIError, ConfigError, Interrupted, ReplayMiss, user_message
 from ..money.usage import format_cost, format_tokens
 from ..show.render import note
@@ -286,6 +287,7 @@ class RowRun:
 
     async def _unit(self, rows: list[int]) -> None:
         """One call's rows (and a chat row's re-asks): records, or each row's `_error`."""
+        ORIGIN.set(self.job.origin(rows))  # this task's own context: what its calls carry
         try:
             if self.job.send is None:
                 records = [await self._chat_row(rows[0])]
