@@ -29,6 +29,9 @@ they need, and offer no batch).
   call again pays only for the rest. A record is cached only once it fits its
   columns, so a re-run never meets a bad cached row.
 - `batch=True` sends the rows through Mistral's Batch API instead (half price).
+- `preview=5` runs 5 rows spread over the frame, shows them with what they cost and
+  estimates the whole frame's cost and time; the same call without it then takes those
+  rows from the cache at $0 (`rows.preview`).
 - A method whose first argument is a column (embed, classify, moderate) refuses a
   name that is not one of the frame's columns in one line.
 
@@ -87,7 +90,8 @@ class MistralAccessor:
                          progress=progress)
 
     def embed(self, column: str, *, model: str = "mistral-embed", dimension: int | None = None,
-              dtype: str | None = None, batch: bool = False, **engine):
+              dtype: str | None = None, batch: bool = False, preview: int | None = None,
+              **engine):
         """The frame with ``{column}_embedding`` (a NumPy vector per row) and `_error`.
 
         Rows are packed into as few requests as the API takes (512 texts, 16,384
@@ -97,7 +101,7 @@ class MistralAccessor:
         from . import vectors
 
         return vectors.embed(self._engine(**engine), self._df, column, batch=batch, model=model,
-                             dimension=dimension, dtype=dtype)
+                             dimension=dimension, dtype=dtype, preview=preview)
 
     def search(self, query: str, k: int = 10, *, column: str | None = None,
                model: str | None = None, dimension: int | None = None, dtype: str | None = None,
@@ -124,30 +128,32 @@ class MistralAccessor:
 
     def classify(self, column: str, labels, *, model: str | None = None,
                  temperature: float | None = 0.0, seed: int | None = None, batch: bool = False,
-                 **engine):
+                 preview: int | None = None, **engine):
         """A categorical Series of `labels` (one per row), aligned to the index; failed rows
         are NA, with their reasons in ``series.attrs["_error"]``."""
         from . import labels as jobs
 
         return jobs.classify(self._engine(**engine), self._df, column, labels, batch=batch,
-                             model=model, temperature=temperature, seed=seed)
+                             preview=preview, model=model, temperature=temperature, seed=seed)
 
     def filter(self, condition: str, column: str, *, model: str | None = None,
                temperature: float | None = 0.0, seed: int | None = None, batch: bool = False,
-               **engine):
+               preview: int | None = None, **engine):
         """A nullable boolean Series: whether each row's `column` meets `condition`
         (``df[mask.fillna(False)]``); failed rows are NA, reasons in ``attrs["_error"]``."""
         from . import labels as jobs
 
         return jobs.filter_rows(self._engine(**engine), self._df, condition, column, batch=batch,
-                                model=model, temperature=temperature, seed=seed)
+                                preview=preview, model=model, temperature=temperature, seed=seed)
 
-    def moderate(self, column: str, *, model: str | None = None, batch: bool = False, **engine):
+    def moderate(self, column: str, *, model: str | None = None, batch: bool = False,
+                 preview: int | None = None, **engine):
         """A DataFrame aligned to the index: a score column per moderation category,
         `flagged`, `flagged_for` (the flagged categories) and `_error`."""
         from . import labels as jobs
 
-        return jobs.moderate(self._engine(**engine), self._df, column, model=model, batch=batch)
+        return jobs.moderate(self._engine(**engine), self._df, column, model=model, batch=batch,
+                             preview=preview)
 
     def extract(
         self,
@@ -166,6 +172,7 @@ class MistralAccessor:
         progress: bool = True,
         image: str | None = None,
         root: str | None = None,
+        preview: int | None = None,
     ):
         """Extract `schema` fields from every row; returns a DataFrame aligned to the index.
 
@@ -181,13 +188,13 @@ class MistralAccessor:
         job = Extraction(engine.session, self._df, prompt, schema, model=model,
                          max_tokens=max_tokens, temperature=temperature, seed=seed, image=image,
                          root=root)
-        return engine.run(job, batch=batch)
-
+        return engine.run(job, batch=batch, preview=preview)
 
     def ocr(self, column: str, schema: Any = None, *, model: str | None = None,
             pages: str | None = None, concurrency: int = 8,
             requests_per_second: float | None = None, max_retries: int | None = None,
-            batch: bool = False, progress: bool = True, root: str | None = None):
+            batch: bool = False, progress: bool = True, root: str | None = None,
+            preview: int | None = None):
         """Read the document in each row of `column` (paths, http(s) URLs or bytes) with Mistral
         OCR; returns ``text`` and ``pages`` per row, or `schema`'s typed fields (see `ocr`).
 
@@ -199,7 +206,7 @@ class MistralAccessor:
         engine = self._engine(concurrency, requests_per_second, None, max_retries, progress)
         job = OCRJob(engine.session, self._df, column, schema, model=model, pages=pages,
                      root=root)
-        return engine.run(job, batch=batch)
+        return engine.run(job, batch=batch, preview=preview)
 
 
 class Extraction(RowJob):
