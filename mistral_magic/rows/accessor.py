@@ -7,10 +7,14 @@
     kind = tickets.mistral.classify("text", labels=["bug", "feature", "question"])
     refund = tickets.mistral.filter("mentions a refund", column="text")   # boolean mask
     flags = tickets.mistral.moderate("text")              # a score per category + flagged
+    offers.mistral.join(catalogue, "Is {left.title} the same product as {right.name}?")
+    tickets.mistral.agg("Summarise the complaints", by="product")   # one answer per group
+    tickets.mistral.topk("most urgent", k=5, column="text")         # the 5 best rows, ranked
 
 `vectors` is the manual of embed, search and dedup; `labels` of classify, filter and
-moderate. What follows holds for every method (search and dedup embed only what
-they need, and offer no batch).
+moderate; `join`, `agg` and `topk` of the operators over several rows at once. What
+follows holds for every method (search and dedup embed only what they need, and offer no
+batch; the operators run their steps through the engine, each under these rules).
 
 - `prompt` is a template over the row's columns (`"... {text}"`) or a column name.
 - A row whose text is missing (None, NaN, `pd.NA`, or empty / blank text) in the
@@ -154,6 +158,19 @@ class MistralAccessor:
 
         return jobs.moderate(self._engine(**engine), self._df, column, model=model, batch=batch,
                              preview=preview)
+
+    def join(self, right, condition: str, *, block: int | None = 3, all_pairs: bool = False,
+             model: str | None = None, embed_model: str | None = None, seed: int | None = None,
+             batch: bool = False, preview: int | None = None, **engine):
+        """The pairs of this frame's rows and `right`'s for which `condition` holds (``"Does
+        {left.title} describe the same product as {right.name}?"``), as a merged DataFrame with
+        `match`, `score` and `_error`; each left row is judged against its `block` nearest
+        right rows (None: every pair). See `mistral_magic.rows.join`."""
+        from .join import join
+
+        return join(self._engine(**engine), self._df, right, condition, block=block,
+                    all_pairs=all_pairs, model=model, embed_model=embed_model, seed=seed,
+                    batch=batch, preview=preview)
 
     def extract(
         self,
