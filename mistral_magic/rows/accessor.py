@@ -172,6 +172,19 @@ class MistralAccessor:
                     all_pairs=all_pairs, model=model, embed_model=embed_model, seed=seed,
                     batch=batch, preview=preview)
 
+    def agg(self, instruction: str, by=None, *, column: str | None = None,
+            model: str | None = None, max_tokens: int = 512, chunk_tokens: int | None = None,
+            seed: int | None = None, batch: bool = False, **engine):
+        """One answer to `instruction` per group of rows (`by`: a column or a list; None: the
+        whole frame): a DataFrame indexed by the group with `answer`, `rows`, `calls` and
+        `_error`; a group past one request is answered in parts, then the parts' answers are
+        combined. See `mistral_magic.rows.agg`."""
+        from .agg import agg
+
+        return agg(self._engine(**engine), self._df, instruction, by=by, column=column,
+                   model=model, max_tokens=max_tokens, chunk_tokens=chunk_tokens, seed=seed,
+                   batch=batch)
+
     def extract(
         self,
         prompt: str,
