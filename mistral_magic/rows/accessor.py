@@ -185,6 +185,16 @@ class MistralAccessor:
                    model=model, max_tokens=max_tokens, chunk_tokens=chunk_tokens, seed=seed,
                    batch=batch)
 
+    def topk(self, criterion: str, k: int = 5, *, column: str | None = None,
+             model: str | None = None, seed: int | None = None, batch: bool = False, **engine):
+        """The `k` rows that best fit `criterion`, best first, with `rank` and `_error`, by a
+        knockout tournament of pairwise judgements (at most n − 1 + (k − 1)(⌈log₂ n⌉ − 1)
+        calls). See `mistral_magic.rows.topk`."""
+        from .topk import topk
+
+        return topk(self._engine(**engine), self._df, criterion, k=k, column=column,
+                    model=model, seed=seed, batch=batch)
+
     def extract(
         self,
         prompt: str,

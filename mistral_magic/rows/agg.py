@@ -87,7 +87,7 @@ def agg(engine, df, instruction: str, *, by=None, column: str | None = None,
     session.capabilities.check(model)
     groups = _groups(df, by)
     limit = _limit(session, model, chunk_tokens, max_tokens)
-    texts, used = _row_texts(df, column, by)
+    texts, used = row_texts(df, column, by)
     sizes = {key: [count_text(texts[i]) + _NUMBERING for i in rows if texts[i] is not None]
              for key, rows in groups}
     first = {key: _chunks(tokens, limit) for key, tokens in sizes.items()}
@@ -142,7 +142,7 @@ class _Group:
         self.calls = 0
 
 
-def _row_texts(df, column, by) -> tuple[list, list]:
+def row_texts(df, column, by=None) -> tuple[list, list]:
     """Each row's text (None when missing) and the columns it is made of."""
     from ..inputs.prompt import interpolate, names_in
 
