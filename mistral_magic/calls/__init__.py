@@ -4,8 +4,9 @@
 ledger row), `backend` (where requests go, keys, the SDK client, the background loop),
 `budget` (``budget_usd`` as a hard cap), `cache` (the response cache's rules), `limiter`
 (rate limits and 429 waits), `events` (typed stream events), `estimates` (what a call
-may cost before it is sent) and `capabilities` (which models the backend has and what each
-can do, checked before anything is sent).
+may cost before it is sent), `capabilities` (which models the backend has and what each
+can do, checked before anything is sent) and `sent` (what each call sent, for
+``%mistral sent``).
 
 It may use `structured` (re-asks), `show`, `money`, `store`, `chat`, `errors` and starts the
 `offline` server; it knows nothing of the notebook, rows, tools or widgets.

@@ -17,7 +17,8 @@ its turn::
 
 Variables come from the notebook (``{{`` / ``}}`` for literal braces); math such as
 ``$\\frac{1}{n}$`` or ``\\(x_{i}\\)`` is sent as written, and ``--dry-run`` lists the
-names filled in::
+names filled in. A DataFrame goes as a table on its own lines, or past 20 rows as a
+summary (``{df:rows}``, ``{df:rows=50}`` and ``{df:summary}`` choose)::
 
     %%mistral -c review -s "You are a terse data reviewer." -o verdict
     Is anything odd in this table? {df}
