@@ -159,3 +159,12 @@ def test_a_bad_join_in_a_cell_is_one_line(ip):
     ip.user_ns.update(offers=offers(), catalogue=catalogue())
     result = run(ip, "offers.mistral.join(catalogue, 'Is {left.x} {right.name}?')", ok=False)
     assert isinstance(result.error_in_exec, ConfigError)
+
+
+def test_an_unknown_model_is_refused_before_anything_is_embedded(ip, magic_server):
+    from mistral_magic.errors import MistralMagicError
+
+    before = magic_server.request_count()
+    with pytest.raises(MistralMagicError, match="mistral-smal-latest"):
+        offers().mistral.join(catalogue(), SAME, model="mistral-smal-latest")
+    assert magic_server.request_count() == before

@@ -86,6 +86,8 @@ def join(engine, left, right, condition: str, *, block: int | None = 3, all_pair
         raise ConfigError(f"block must be a number of right rows per left row (at least 1), or None "
                           f"to judge every pair; got {block!r}; e.g. block=3")
     columns = _named(condition, left, right)
+    engine.session.capabilities.check(model or engine.session.settings.model,
+                                      setting=None if model else "MistralMagics.model")
     if preview is not None:
         return _preview(engine, left, right, condition, preview, block=block,
                         all_pairs=all_pairs, model=model, embed_model=embed_model, seed=seed,
