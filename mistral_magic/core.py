@@ -90,6 +90,13 @@ class Session(CallPath):
         return Uploads(self)
 
     @cached_property
+    def sent(self):
+        """What left this kernel, one record per call sent (`calls.sent`, ``%mistral sent``)."""
+        from .calls.sent import Sent
+
+        return Sent()
+
+    @cached_property
     def capabilities(self):
         """What each model of the backend can do, from its model cards (`capabilities`)."""
         from .calls.capabilities import Capabilities

@@ -145,12 +145,11 @@ def test_interpolation_of_names_frames_and_braces(ip):
     import pandas as pd
 
     ip.user_ns["topic"] = "entropy"
-    ip.user_ns["df"] = pd.DataFrame({"x": range(50), "y": ["a"] * 50})
+    ip.user_ns["df"] = pd.DataFrame({"x": range(15), "y": ["a"] * 15})
     run(ip, "%%mistral --dry-run -o req\nDefine {topic}; data: {df}; literal {{braces}}; code { x }")
     content = ip.user_ns["req"]["messages"][-1]["content"]
     assert "Define entropy" in content
-    assert "|  | x | y |" in content and "| 19 | 19 | a |" in content and "| 20 |" not in content
-    assert "first 20 of 50 rows" in content
+    assert "data: \n|  | x | y |" in content and "| 14 | 14 | a |\n; literal" in content
     assert "literal {braces}" in content and "code { x }" in content
 
 

@@ -194,7 +194,7 @@ def test_tools(tmp_path, monkeypatch):
 
 
 CHECKED = {"quickstart.ipynb", "extraction.ipynb", "teaching.ipynb", "semantic.ipynb", "tools.ipynb",
-           "documents.ipynb", "audio.ipynb"}
+           "documents.ipynb", "audio.ipynb", "operators.ipynb"}
 
 
 def test_every_notebook_is_checked():
@@ -323,3 +323,37 @@ def test_audio(tmp_path, monkeypatch):
     assert "gb_jane_neutral" in text_of(cell(nb, "%mistral voices"))
     usage = text_of(cell(nb, "%mistral usage"))
     assert "voxtral-mini-tts-latest" in usage and "audio_minutes" in usage
+
+
+def test_operators(tmp_path, monkeypatch):
+    nb = execute("operators.ipynb", tmp_path, monkeypatch)
+    joined = text_of(cell(nb, "matches ="))
+    assert "Joining 8 × 12 rows with mistral-small-latest, blocking keeps each left row's 3 " \
+           "nearest right rows" in joined and "24 judgements of 96 pairs" in joined
+    assert "Joined: 24 pairs judged, 7 match" in joined
+    table = cell(nb, "matches =").outputs[-1]["data"]["text/plain"]
+    assert "L-201   SKU-1001" in table and "L-208   SKU-1012" in table and "L-207" not in table
+    preview = text_of(cell(nb, "products ="))
+    assert "Preview: 4 of 24 rows, $" in preview and "The other 20 rows: about $" in preview
+    assert preview.rstrip().endswith("(20, 4)")
+    assert "4 rows already done, from the cache" in text_of(cell(nb, 'tickets["kind"]'))
+    summary = cell(nb, "summary =")
+    assert "Aggregating 24 rows in 3 groups by 'product'" in text_of(summary)
+    lines = summary.outputs[-1]["data"]["text/plain"].splitlines()[2:]
+    assert [line.split()[:3] for line in lines] == [["Forerunner", "8", "1"], ["Hue", "kit", "8"],
+                                                    ["Vertuo", "8", "1"]]
+    assert "Offline answer" in text_of(cell(nb, "print(summary"))
+    urgent = cell(nb, "urgent =")
+    assert "at most 39 comparisons (23 to find the best, then at most 4 for each next)" in text_of(urgent)
+    assert "(every pair would be 276)" in text_of(urgent)
+    ranked = urgent.outputs[-1]["data"]["text/plain"].splitlines()[2:]
+    assert [line.split()[-1] for line in ranked] == ["1", "2", "3", "4", "5"]
+    assert ranked[0].startswith("T-322") and "data lost" in ranked[0]
+    dry = text_of(cell(nb, "%%mistral --dry-run"))
+    assert "(A summary of a DataFrame of 24 rows × 4 columns, not its rows" in dry
+    assert "DataFrames: tickets (summary of 24 × 4)" in dry
+    columns = cell(nb, "%mistral sent").outputs[-1]["data"]["text/plain"]
+    assert "join left  title" in columns and "email" not in columns
+    usage = text_of(cell(nb, "usage = %mistral usage"))
+    for kind in ("agg", "classify", "embed", "join", "topk"):
+        assert f"\n{kind} " in usage

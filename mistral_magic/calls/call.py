@@ -20,6 +20,7 @@ from ..errors import user_message
 from ..show.answer import Answer
 from .backend import close_error_response
 from .events import ToolCalls, delta_events
+from .sent import record as record_sent
 
 
 class Call:
@@ -165,6 +166,7 @@ class Call:
             self._account()
         finally:
             self.reservation.settle(self._record())
+            record_sent(self)  # what left the kernel (`sent`): never a key or a signed URL
         if self.cache_as is not None and answer.status == "ok":
             self.session.responses.keep(self)
         return answer

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import is_api_error
+from ..errors import ConfigError, is_api_error
 from .backend import close_error_response
 
 # Aim a little under the limit: a server counting a sliding one-second window sees
@@ -108,3 +108,20 @@ def retry_after(exc) -> float:
     except ValueError:
         pass
     return 1.0
+
+
+def check_limits(concurrency, requests_per_second, tokens_per_minute) -> None:
+    """Refuse limits that could never let a request go (or would never stop them)."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(
+            f"concurrency must be a whole number of at least 1, got {concurrency!r}; e.g. concurrency=8"
+        )
+    for name, value, example in (("requests_per_second", requests_per_second, 5),
+                                 ("tokens_per_minute", tokens_per_minute, 500_000)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(
+                f"{name} must be a number above 0 (or None for no limit), got {value!r}; "
+                f"e.g. {name}={example}"
+            )

@@ -6,8 +6,10 @@
 - Names and attributes that start with `_` are refused: `{obj.__class__...}` would
   walk from any value to any module (and to `os.environ`). Subscript keys are data,
   so `{d['_id']}` is allowed.
-- A DataFrame or Series becomes a bounded Markdown table; the caps are stated in
-  the prompt so the model knows it sees a part.
+- A DataFrame or Series becomes a bounded Markdown table, or a summary when it has more
+  rows than fit (`dataframes`: shape, dtypes, ``describe()``, missing values, sample
+  rows), always on its own lines; ``{df:rows}``, ``{df:rows=N}`` and ``{df:summary}``
+  choose, ``{df!r}`` sends pandas' own text.
 - `{{` and `}}` are literal braces. Braces around anything that is not a name path
   (code, JSON: `{ return 1; }`, `{"a": 1}`) are left as they are.
 - Math is sent as written: `$\\frac{1}{n}$`, `$$…$$`, `\\(…\\)`, `\\[…\\]` and
@@ -16,8 +18,9 @@
   A name inside math is neither filled nor an error.
 - An unknown name is an error that names it and says how to escape it.
 
-`fill` says which names it filled in (and which it left inside math), for the dry
-run and the answer's provenance.
+`fill` says which names it filled in (and which it left inside math), and what of each
+DataFrame went (`dataframes.Sent`), for the dry run, the answer's provenance and
+``%mistral sent``.
 """
 
 from __future__ import annotations
@@ -28,10 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PromptError
-
-MAX_ROWS = 20
-MAX_COLS = 12
-MAX_CELL = 60
+from .dataframes import MAX_CELL, MAX_COLS, MAX_ROWS, is_frame  # noqa: F401  (the caps, re-exported)
 
 _PATH = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[(?:-?\d+|'[^'\]]*'|\"[^\"\]]*\")\])*"
 _FIELD = re.compile(r"\{\{|\}\}|\{(" + _PATH + r")(![rsa])?(:[^{}]*)?\}")
@@ -48,11 +48,12 @@ class Filled:
     text: str
     names: tuple[str, ...] = ()  # top-level names filled in, once each, in order
     in_math: tuple[str, ...] = ()  # names inside math, sent as written
+    frames: tuple = ()  # `dataframes.Sent` of each DataFrame or Series filled in
 
 
 def fill(template: str, namespace: dict[str, Any]) -> Filled:
     """The prompt with every `{path}` outside math replaced by its value from `namespace`."""
-    pieces, names, in_math, last = [], {}, {}, 0
+    pieces, names, in_math, frames, last = [], {}, {}, [], 0
     for match, math in _fields(template):
         pieces.append(template[last:match.start()])
         last = match.end()
@@ -60,12 +61,18 @@ def fill(template: str, namespace: dict[str, Any]) -> Filled:
             pieces.append(match.group(0))
             if match.group(1):
                 in_math[_head(match.group(1))] = None
-        else:
-            pieces.append(_replace(match, namespace))
-            if match.group(1):
-                names[_head(match.group(1))] = None
+            continue
+        text, sent = _replace(match, namespace)
+        if sent is not None:  # a table stands on its own lines
+            frames.append(sent)
+            before = next((piece for piece in reversed(pieces) if piece), "")
+            text = ("" if not before or before.endswith("\n") else "\n") + text
+            text += "" if template.startswith("\n", last) or last == len(template) else "\n"
+        pieces.append(text)
+        if match.group(1):
+            names[_head(match.group(1))] = None
     pieces.append(template[last:])
-    return Filled("".join(pieces), tuple(names), tuple(in_math))
+    return Filled("".join(pieces), tuple(names), tuple(in_math), tuple(frames))
 
 
 def interpolate(template: str, namespace: dict[str, Any]) -> str:
@@ -95,24 +102,35 @@ def _head(path: str) -> str:
     return re.match(r"[A-Za-z_]\w*", path).group(0)
 
 
-def _replace(match: re.Match, namespace: dict[str, Any]) -> str:
+def _replace(match: re.Match, namespace: dict[str, Any]) -> tuple[str, Any]:
+    """A field's text, and `dataframes.Sent` when it was a DataFrame or Series (else None)."""
     token = match.group(0)
     if token == "{{":
-        return "{"
+        return "{", None
     if token == "}}":
-        return "}"
+        return "}", None
     path, conversion, spec = match.group(1), match.group(2), match.group(3)
     value = resolve(path, namespace)
+    if is_frame(value):
+        from . import dataframes
+
+        if conversion is None:
+            return dataframes.render(value, path, spec[1:] if spec else None)
+        frame = dataframes.as_frame(value)
+        sent = dataframes.Sent(path, "repr", frame.shape, list(frame.columns),
+                               dataframes.shown_by_repr(frame))
+    else:
+        sent = None
     if conversion:
         value = _CONVERSIONS[conversion](value)
     if spec:
         try:
-            return format(value, spec[1:])
+            return format(value, spec[1:]), sent
         except (TypeError, ValueError) as exc:
             raise PromptError(
                 f"Cannot format {{{path}{conversion or ''}{spec}}}: {exc}"
             ) from None
-    return value if conversion else render(value)
+    return (value if conversion else render(value)), sent
 
 
 def resolve(path: str, namespace: dict[str, Any]) -> Any:
@@ -153,37 +171,16 @@ def resolve(path: str, namespace: dict[str, Any]) -> Any:
 
 
 def render(value: Any) -> str:
-    """A value as prompt text; DataFrames and Series as bounded Markdown tables."""
-    kind = type(value).__name__
-    module = type(value).__module__
-    if module.startswith("pandas") and kind == "DataFrame":
-        return frame_to_markdown(value)
-    if module.startswith("pandas") and kind == "Series":
-        return frame_to_markdown(value.to_frame())
+    """A value as prompt text; DataFrames and Series as a bounded table or a summary."""
+    if is_frame(value):
+        from .dataframes import render as frame_text
+
+        return frame_text(value)[0]
     return str(value)
-
-
-def _cell(value: Any) -> str:
-    text = " ".join(str(value).split()).replace("|", "\\|")
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
 def frame_to_markdown(df, max_rows: int = MAX_ROWS, max_cols: int = MAX_COLS) -> str:
     """A DataFrame as a Markdown table of at most `max_rows` x `max_cols`, caps stated."""
-    n_rows, n_cols = df.shape
-    shown = df.iloc[:max_rows, :max_cols]
-    header = [_cell(df.index.name or "")] + [_cell(c) for c in shown.columns]
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-    ]
-    for index, row in zip(shown.index, shown.itertuples(index=False, name=None), strict=True):
-        lines.append("| " + " | ".join([_cell(index), *(_cell(v) for v in row)]) + " |")
-    notes = []
-    if n_rows > max_rows:
-        notes.append(f"first {max_rows} of {n_rows:,} rows")
-    if n_cols > max_cols:
-        notes.append(f"first {max_cols} of {n_cols} columns")
-    if notes:
-        lines.append(f"\n(Table truncated: showing the {' and the '.join(notes)}.)")
-    return "\n".join(lines)
+    from .dataframes import table
+
+    return table(df, max_rows, max_cols)

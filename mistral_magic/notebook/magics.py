@@ -314,8 +314,11 @@ class MistralMagics(Magics):
             inputs.show()
         if args.dry_run:
             return self._dry_run(request, args.output, filled)
+        from ..calls.sent import origin
+
         try:
-            return self._send(args, request, spec, cell_id, toolbox, filled.names)
+            with origin(filled.frames, [p.name for p in inputs.pictures] if inputs else ()):
+                return self._send(args, request, spec, cell_id, toolbox, filled.names)
         finally:
             # Answered (or tried): running this cell again in this kernel asks again.
             session.responses.ran(session.cell_id)
@@ -403,8 +406,12 @@ class MistralMagics(Magics):
             summary += f" · filled in: {', '.join(filled.names)}"
         if filled.in_math:
             summary += f" · inside math, sent as written: {', '.join(filled.in_math)}"
+        if filled.frames:
+            summary += " · DataFrames: " + ", ".join(f.describe() for f in filled.frames)
         if refused:
             summary += f" · the budget would refuse it: {refused}"
+        if filled.frames:  # the tables as the model reads them, not as JSON escapes them
+            display(render.code(filled.text, "text", "The prompt as sent"), raw=True)
         display(render.code(body, "json", summary), raw=True)
         if output:
             self.shell.user_ns[output] = request

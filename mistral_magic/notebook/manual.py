@@ -17,7 +17,8 @@ its turn::
 
 Variables come from the notebook (``{{`` / ``}}`` for literal braces); math such as
 ``$\\frac{1}{n}$`` or ``\\(x_{i}\\)`` is sent as written, and ``--dry-run`` lists the
-names filled in::
+names filled in. A DataFrame goes as a table on its own lines, or past 20 rows as a
+summary (``{df:rows}``, ``{df:rows=50}`` and ``{df:summary}`` choose)::
 
     %%mistral -c review -s "You are a terse data reviewer." -o verdict
     Is anything odd in this table? {df}
@@ -76,7 +77,7 @@ Commands::
     %mistral batch list | status ID | cancel ID
     %mistral cache [clear | export FILE [--all] | import FILE]
     %mistral meter               %mistral panel                     %mistral chat NAME
-    %mistral fix [-m MODEL]      %mistral moderate TEXT
+    %mistral fix [-m MODEL]      %mistral moderate TEXT             %mistral sent [--columns]
     %mistral ocr PATH_OR_URL [--pages 0-2] [--schema SPEC | --tables] [-o VAR] [-m MODEL]
     %mistral transcribe FILE [--diarize] [--timestamps segment|word|none] [--language fr]
                              [--bias WORDS] [-m MODEL] [-o VAR]

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..money import tokens
-from . import instances, jsonask, lengths, prose, reasoning, tools, words
+from . import instances, jsonask, judge, lengths, prose, reasoning, tools, words
 from .faults import FaultPlan
 from .inputs import Attachments, plain
 from .wire import ChatRequest
@@ -275,7 +275,9 @@ def _one_choice(ctx: Context, rng: random.Random, bad_json: bool) -> Choice:
     fmt = req.response_format.type if req.response_format else "text"
     cut = False
     if fmt == "json_schema" and req.response_format.json_schema:
-        value, cut = instances.fill(req.response_format.json_schema.schema_, data_text(req, ctx.found), rng)
+        schema, data = req.response_format.json_schema.schema_, data_text(req, ctx.found)
+        judged = judge.answer(schema, data)  # "Record A: ... Record B: ...": match or rank
+        value, cut = (judged, False) if judged is not None else instances.fill(schema, data, rng)
         content = json.dumps(value, ensure_ascii=False)
         if cut:
             # The schema asked for more than an answer holds: cut off, as a model's would be.

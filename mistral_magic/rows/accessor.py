@@ -7,10 +7,14 @@
     kind = tickets.mistral.classify("text", labels=["bug", "feature", "question"])
     refund = tickets.mistral.filter("mentions a refund", column="text")   # boolean mask
     flags = tickets.mistral.moderate("text")              # a score per category + flagged
+    offers.mistral.join(catalogue, "Is {left.title} the same product as {right.name}?")
+    tickets.mistral.agg("Summarise the complaints", by="product")   # one answer per group
+    tickets.mistral.topk("most urgent", k=5, column="text")         # the 5 best rows, ranked
 
 `vectors` is the manual of embed, search and dedup; `labels` of classify, filter and
-moderate. What follows holds for every method (search and dedup embed only what
-they need, and offer no batch).
+moderate; `join`, `agg` and `topk` of the operators over several rows at once. What
+follows holds for every method (search and dedup embed only what they need, and offer no
+batch; the operators run their steps through the engine, each under these rules).
 
 - `prompt` is a template over the row's columns (`"... {text}"`) or a column name.
 - A row whose text is missing (None, NaN, `pd.NA`, or empty / blank text) in the
@@ -29,6 +33,9 @@ they need, and offer no batch).
   call again pays only for the rest. A record is cached only once it fits its
   columns, so a re-run never meets a bad cached row.
 - `batch=True` sends the rows through Mistral's Batch API instead (half price).
+- `preview=5` runs 5 rows spread over the frame, shows them with what they cost and
+  estimates the whole frame's cost and time; the same call without it then takes those
+  rows from the cache at $0 (`rows.preview`).
 - A method whose first argument is a column (embed, classify, moderate) refuses a
   name that is not one of the frame's columns in one line.
 
@@ -87,7 +94,8 @@ class MistralAccessor:
                          progress=progress)
 
     def embed(self, column: str, *, model: str = "mistral-embed", dimension: int | None = None,
-              dtype: str | None = None, batch: bool = False, **engine):
+              dtype: str | None = None, batch: bool = False, preview: int | None = None,
+              **engine):
         """The frame with ``{column}_embedding`` (a NumPy vector per row) and `_error`.
 
         Rows are packed into as few requests as the API takes (512 texts, 16,384
@@ -97,7 +105,7 @@ class MistralAccessor:
         from . import vectors
 
         return vectors.embed(self._engine(**engine), self._df, column, batch=batch, model=model,
-                             dimension=dimension, dtype=dtype)
+                             dimension=dimension, dtype=dtype, preview=preview)
 
     def search(self, query: str, k: int = 10, *, column: str | None = None,
                model: str | None = None, dimension: int | None = None, dtype: str | None = None,
@@ -124,30 +132,68 @@ class MistralAccessor:
 
     def classify(self, column: str, labels, *, model: str | None = None,
                  temperature: float | None = 0.0, seed: int | None = None, batch: bool = False,
-                 **engine):
+                 preview: int | None = None, **engine):
         """A categorical Series of `labels` (one per row), aligned to the index; failed rows
         are NA, with their reasons in ``series.attrs["_error"]``."""
         from . import labels as jobs
 
         return jobs.classify(self._engine(**engine), self._df, column, labels, batch=batch,
-                             model=model, temperature=temperature, seed=seed)
+                             preview=preview, model=model, temperature=temperature, seed=seed)
 
     def filter(self, condition: str, column: str, *, model: str | None = None,
                temperature: float | None = 0.0, seed: int | None = None, batch: bool = False,
-               **engine):
+               preview: int | None = None, **engine):
         """A nullable boolean Series: whether each row's `column` meets `condition`
         (``df[mask.fillna(False)]``); failed rows are NA, reasons in ``attrs["_error"]``."""
         from . import labels as jobs
 
         return jobs.filter_rows(self._engine(**engine), self._df, condition, column, batch=batch,
-                                model=model, temperature=temperature, seed=seed)
+                                preview=preview, model=model, temperature=temperature, seed=seed)
 
-    def moderate(self, column: str, *, model: str | None = None, batch: bool = False, **engine):
+    def moderate(self, column: str, *, model: str | None = None, batch: bool = False,
+                 preview: int | None = None, **engine):
         """A DataFrame aligned to the index: a score column per moderation category,
         `flagged`, `flagged_for` (the flagged categories) and `_error`."""
         from . import labels as jobs
 
-        return jobs.moderate(self._engine(**engine), self._df, column, model=model, batch=batch)
+        return jobs.moderate(self._engine(**engine), self._df, column, model=model, batch=batch,
+                             preview=preview)
+
+    def join(self, right, condition: str, *, block: int | None = 3, all_pairs: bool = False,
+             model: str | None = None, embed_model: str | None = None, seed: int | None = None,
+             batch: bool = False, preview: int | None = None, **engine):
+        """The pairs of this frame's rows and `right`'s for which `condition` holds (``"Does
+        {left.title} describe the same product as {right.name}?"``), as a merged DataFrame with
+        `match`, `score` and `_error`; each left row is judged against its `block` nearest
+        right rows (None: every pair). See `mistral_magic.rows.join`."""
+        from .join import join
+
+        return join(self._engine(**engine), self._df, right, condition, block=block,
+                    all_pairs=all_pairs, model=model, embed_model=embed_model, seed=seed,
+                    batch=batch, preview=preview)
+
+    def agg(self, instruction: str, by=None, *, column: str | None = None,
+            model: str | None = None, max_tokens: int = 512, chunk_tokens: int | None = None,
+            seed: int | None = None, batch: bool = False, **engine):
+        """One answer to `instruction` per group of rows (`by`: a column or a list; None: the
+        whole frame): a DataFrame indexed by the group with `answer`, `rows`, `calls` and
+        `_error`; a group past one request is answered in parts, then the parts' answers are
+        combined. See `mistral_magic.rows.agg`."""
+        from .agg import agg
+
+        return agg(self._engine(**engine), self._df, instruction, by=by, column=column,
+                   model=model, max_tokens=max_tokens, chunk_tokens=chunk_tokens, seed=seed,
+                   batch=batch)
+
+    def topk(self, criterion: str, k: int = 5, *, column: str | None = None,
+             model: str | None = None, seed: int | None = None, batch: bool = False, **engine):
+        """The `k` rows that best fit `criterion`, best first, with `rank` and `_error`, by a
+        knockout tournament of pairwise judgements (at most n − 1 + (k − 1)(⌈log₂ n⌉ − 1)
+        calls). See `mistral_magic.rows.topk`."""
+        from .topk import topk
+
+        return topk(self._engine(**engine), self._df, criterion, k=k, column=column,
+                    model=model, seed=seed, batch=batch)
 
     def extract(
         self,
@@ -166,6 +212,7 @@ class MistralAccessor:
         progress: bool = True,
         image: str | None = None,
         root: str | None = None,
+        preview: int | None = None,
     ):
         """Extract `schema` fields from every row; returns a DataFrame aligned to the index.
 
@@ -181,13 +228,13 @@ class MistralAccessor:
         job = Extraction(engine.session, self._df, prompt, schema, model=model,
                          max_tokens=max_tokens, temperature=temperature, seed=seed, image=image,
                          root=root)
-        return engine.run(job, batch=batch)
-
+        return engine.run(job, batch=batch, preview=preview)
 
     def ocr(self, column: str, schema: Any = None, *, model: str | None = None,
             pages: str | None = None, concurrency: int = 8,
             requests_per_second: float | None = None, max_retries: int | None = None,
-            batch: bool = False, progress: bool = True, root: str | None = None):
+            batch: bool = False, progress: bool = True, root: str | None = None,
+            preview: int | None = None):
         """Read the document in each row of `column` (paths, http(s) URLs or bytes) with Mistral
         OCR; returns ``text`` and ``pages`` per row, or `schema`'s typed fields (see `ocr`).
 
@@ -199,7 +246,7 @@ class MistralAccessor:
         engine = self._engine(concurrency, requests_per_second, None, max_retries, progress)
         job = OCRJob(engine.session, self._df, column, schema, model=model, pages=pages,
                      root=root)
-        return engine.run(job, batch=batch)
+        return engine.run(job, batch=batch, preview=preview)
 
     def transcribe(self, column: str, *, diarize: bool = False, segments: bool = False,
                    language: str | None = None, bias: str | list[str] | None = None,
@@ -251,6 +298,7 @@ class Extraction(RowJob):
         super().__init__(session, df, prompt, model=model)
         if image is not None:
             session.capabilities.require(self.model, "vision")
+            self.sent_columns = [*self.sent_columns, image]
 
     def _request(self, i: int, text):
         if self.image is not None and text is not None:
@@ -266,6 +314,15 @@ class Extraction(RowJob):
                 self.refused_rows.add(i)
                 return None
         return super()._request(i, text)
+
+    def origin(self, rows: list[int]):
+        from dataclasses import replace
+
+        found = super().origin(rows)
+        if self.image is None:
+            return found
+        return replace(found, pictures=tuple(f"row {self.df.index[i]} of {self.image!r}"
+                                             for i in rows))
 
     def _row_picture(self, i: int, value) -> dict:
         """Row `i`'s image chunk; a path in the column is data, read only inside the root."""

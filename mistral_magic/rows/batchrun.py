@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 
 from IPython.display import display
 
+from ..calls.sent import origin, record_upload
 from ..errors import APIError, Interrupted, is_api_error, user_message
 from ..money.usage import format_cost, format_tokens
 from ..show.render import note
@@ -100,7 +101,7 @@ def run_job(run):
         parts = _write_parts(run, pending, estimates)
         del estimates  # what the parts need of them is summed in each part
         try:
-            _submit(run, parts, _attach(run, parts, jobs), jobs)
+            _submit(run, parts, _attach(run, parts, jobs), jobs, pending)
         finally:
             for part in parts:
                 part.close()
@@ -196,7 +197,7 @@ def _attach(run, parts: list[Part], jobs: Jobs) -> list[Part]:
 # -- 3. submitting the rest --------------------------------------------------------------------
 
 
-def _submit(run, parts: list[Part], fresh: list[Part], jobs: Jobs) -> None:
+def _submit(run, parts: list[Part], fresh: list[Part], jobs: Jobs, pending: list[int]) -> None:
     """Hold every fresh part's worst case (or refuse them all), then submit and record each."""
     if not fresh:
         return
@@ -205,6 +206,8 @@ def _submit(run, parts: list[Part], fresh: list[Part], jobs: Jobs) -> None:
     try:
         for part in fresh:
             file_id = batch.upload(client, part.file)
+            with origin(run.job.origin(pending[part.start:part.stop]).frames):
+                record_upload(run.session, kind="batch", model=run.model, size=part.size)
             with _interrupt_held() as interrupted:
                 # Created and recorded as one step: a job is never running unrecorded.
                 part.job = batch.create(client, run.model, file_id, endpoint)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from functools import cached_property
+from typing import Any
 
 from IPython.display import display
 
@@ -43,7 +44,8 @@ from ..calls.budget import MIN_ANSWER_TOKENS
 from ..calls.cache import request_key, stored_text
 from ..calls.call import Call, run_async
 from ..calls.estimates import DEFAULT_MAX_TOKENS, prompt_bound
-from ..calls.limiter import Pacing, RateLimiter
+from ..calls.limiter import Pacing, RateLimiter, check_limits
+from ..calls.sent import ORIGIN
 from ..errors import APIError, ConfigError, Interrupted, ReplayMiss, user_message
 from ..money.usage import format_cost, format_tokens
 from ..show.render import note
@@ -60,19 +62,26 @@ class RowEngine:
 
     def __init__(self, session, *, concurrency: int = 8, requests_per_second: float | None = None,
                  tokens_per_minute: float | None = None, max_retries: int | None = None,
-                 progress: bool = True):
-        _check_limits(concurrency, requests_per_second, tokens_per_minute)
+                 progress: Any = True, notes: bool = True):
+        check_limits(concurrency, requests_per_second, tokens_per_minute)
         self.session = session
         self.concurrency = concurrency
         self.requests_per_second = requests_per_second
         self.tokens_per_minute = tokens_per_minute
         self.max_retries = session.settings.max_retries if max_retries is None else max_retries
-        self.progress = progress
+        self.progress = progress  # True, False, or an operator's bar over its steps (`steps`)
+        self.notes = notes  # the plan's note (an operator says its own)
 
-    def run(self, job, *, batch: bool = False):
-        """Run `job` over its rows; returns its frame aligned to the index, with `_error`."""
+    def run(self, job, *, batch: bool = False, preview: int | None = None):
+        """Run `job` over its rows; returns its frame aligned to the index, with `_error`.
+
+        `preview=n` runs n of the rows and estimates the rest (`preview`)."""
         if batch and job.batch_endpoint is None:
             raise ConfigError(f"batch=True is not available for {job.kind}; run it without batch")
+        if preview is not None:
+            from .preview import preview_rows
+
+            return preview_rows(self, job, preview, batch, RowRun)
         run = RowRun(self, job)
         if not batch or run.replaying:  # a replay sends nothing, in a batch or not
             return run.run()
@@ -164,14 +173,13 @@ class RowRun:
             f"{_rows(self.refused)} refused (see _error)" if self.refused else "",
         ) if part)
         if not pending:
-            display(note(f"Nothing to send: {skipped}." if skipped
-                         else "Nothing to send: the DataFrame has no rows."), raw=True)
+            self.say(f"Nothing to send: {skipped}." if skipped
+                     else "Nothing to send: the DataFrame has no rows.")
             return []
         if self.replaying:  # nothing is sent: nothing to count or estimate
-            display(note(
-                f"Replaying {_rows(len(pending))} from the response cache, nothing sent"
-                + (f" ({skipped})" if skipped else "")
-                + "; a row with no stored answer says so in _error."), raw=True)
+            self.say(f"Replaying {_rows(len(pending))} from the response cache, nothing sent"
+                     + (f" ({skipped})" if skipped else "")
+                     + "; a row with no stored answer says so in _error.")
             return []
         self.backend  # noqa: B018  resolved now, so the offline notice comes before the plan
         estimates = [self.job.estimate(self.requests[i], batch=batch) for i in pending]
@@ -180,13 +188,12 @@ class RowRun:
         packs = self.job.send is not None and self.job.rows_per_call > 1
         how = (" through the Batch API (half price)" if batch
                else f", up to {self.job.rows_per_call:,} a request," if packs else " row by row")
-        display(note(
+        self.say(
             f"{self.job.verb} {_rows(len(pending))}{how} with {self.model}"
             + (f" ({skipped})" if skipped else "")
             + f": {self._amount(estimates)} "
             f"({format_cost(_total(e.prompt_cost for e in estimates))}), "
-            f"worst case {format_cost(_total(e.worst_cost for e in estimates))}."
-        ), raw=True)
+            f"worst case {format_cost(_total(e.worst_cost for e in estimates))}.")
         if not batch:
             # Each row reserves and is capped as it goes; refuse up front only what cannot
             # finish even with the least useful answer for every row (a page costs what it costs).
@@ -288,6 +295,7 @@ class RowRun:
 
     async def _unit(self, rows: list[int]) -> None:
         """One call's rows (and a chat row's re-asks): records, or each row's `_error`."""
+        ORIGIN.set(self.job.origin(rows))  # this task's own context: what its calls carry
         try:
             if self.job.send is None:
                 records = [await self._chat_row(rows[0])]
@@ -373,9 +381,15 @@ class RowRun:
 
     # -- what the user sees -------------------------------------------------------------
 
+    def say(self, text: str) -> None:
+        if self.engine.notes:
+            display(note(text), raw=True)
+
     def bar(self, done: int):
         from tqdm.auto import tqdm
 
+        if hasattr(self.engine.progress, "part"):  # an operator's one bar over its steps
+            return self.engine.progress.part(len(self.requests), done)
         return tqdm(total=len(self.requests), initial=done, desc=self.job.kind, unit="row",
                     disable=not self.engine.progress)
 
@@ -424,20 +438,3 @@ def _total(costs) -> float | None:
 
 def _rows(n: int) -> str:
     return f"{n:,} row{'' if n == 1 else 's'}"
-
-
-def _check_limits(concurrency, requests_per_second, tokens_per_minute) -> None:
-    """Refuse limits that could never let a request go (or would never stop them)."""
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ConfigError(
-            f"concurrency must be a whole number of at least 1, got {concurrency!r}; e.g. concurrency=8"
-        )
-    for name, value, example in (("requests_per_second", requests_per_second, 5),
-                                 ("tokens_per_minute", tokens_per_minute, 500_000)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ConfigError(
-                f"{name} must be a number above 0 (or None for no limit), got {value!r}; "
-                f"e.g. {name}={example}"
-            )

@@ -80,6 +80,7 @@ class RowJob:
     that is not sent, and then `errors[i]` says why."""
 
     kind = "rows"  # the ledger's kind and the progress bar's label
+    sent_columns: list = []  # the frame's columns a row's text is made of (`origin`)
     verb = "Processing"  # the plan's first word: "Extracting 12 rows row by row with ..."
     rows_per_call = 1
     tokens_per_call: int | None = None  # with rows_per_call > 1: a call's prompt tokens at most
@@ -147,6 +148,14 @@ class RowJob:
 
         return pd.DataFrame([r or {} for r in records], index=index)
 
+    def origin(self, rows: list[int]):
+        """What of the frame the call for `rows` carries (`calls.sent`): the columns its text
+        is made of, and the rows' labels."""
+        from ..calls.sent import Origin, Use
+
+        labels = [self.df.index[i] for i in rows]
+        return Origin((Use(f"df.mistral.{self.kind}", tuple(self.sent_columns), labels),))
+
     def estimate(self, request: dict, batch: bool = False):
         """What a request may cost (`estimates.Estimate`); chat requests are counted here."""
         return self.session.estimate(request, batch=batch)
@@ -180,11 +189,13 @@ class RowJob:
 
         df = self.df
         if prompt in df.columns:
+            self.sent_columns = [prompt]
             texts: list[str | None] = []
             for i, value in enumerate(df[prompt]):
                 texts.append(None if self._missing(i, [prompt], {prompt: value}) else str(value))
             return texts
         names = list(dict.fromkeys(names_in(prompt)))
+        self.sent_columns = [c for c in df.columns if str(c) in names]
         rows = df.to_dict("records")
         texts = []
         for i, row in enumerate(rows):

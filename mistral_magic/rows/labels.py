@@ -139,20 +139,22 @@ def as_series(out, field: str):
     """The job's one column as a Series, its failed rows' reasons in ``attrs["_error"]``."""
     series = out[field].copy()
     failed = out["_error"].notna()
-    series.attrs = {"_error": dict(zip(out.index[failed], out["_error"][failed], strict=True))}
+    series.attrs = {**out.attrs,
+                    "_error": dict(zip(out.index[failed], out["_error"][failed], strict=True))}
     return series
 
 
-def classify(engine, df, column: str, labels, *, batch: bool = False, **options):
+def classify(engine, df, column: str, labels, *, batch: bool = False, preview=None, **options):
     """`df.mistral.classify`: a categorical Series of the labels, aligned to the index."""
     job = Classification(engine.session, df, column, labels, **options)
-    return as_series(engine.run(job, batch=batch), "label")
+    return as_series(engine.run(job, batch=batch, preview=preview), "label")
 
 
-def filter_rows(engine, df, condition: str, column: str, *, batch: bool = False, **options):
+def filter_rows(engine, df, condition: str, column: str, *, batch: bool = False, preview=None,
+                **options):
     """`df.mistral.filter`: a nullable boolean Series, aligned to the index."""
     job = Condition(engine.session, df, column, condition, **options)
-    return as_series(engine.run(job, batch=batch), job.field)
+    return as_series(engine.run(job, batch=batch, preview=preview), job.field)
 
 
 # -- moderation ------------------------------------------------------------------------------
@@ -205,9 +207,11 @@ class Moderation(PackedTexts):
         return pd.DataFrame(columns, index=index)
 
 
-def moderate(engine, df, column: str, *, model: str | None = None, batch: bool = False):
+def moderate(engine, df, column: str, *, model: str | None = None, batch: bool = False,
+             preview: int | None = None):
     """`df.mistral.moderate`: one score column per category, `flagged`, `flagged_for`, `_error`."""
-    return engine.run(Moderation(engine.session, df, column, model=model), batch=batch)
+    return engine.run(Moderation(engine.session, df, column, model=model), batch=batch,
+                      preview=preview)
 
 
 def moderation_table(engine, text: str, model: str | None = None):

@@ -127,9 +127,9 @@ class Embedding(PackedTexts):
         return out
 
 
-def embed(engine, df, column: str, *, batch: bool = False, **spec):
+def embed(engine, df, column: str, *, batch: bool = False, preview: int | None = None, **spec):
     """`df.mistral.embed`: the frame with its ``{column}_embedding`` and `_error` columns."""
-    return engine.run(Embedding(engine.session, df, column, **spec), batch=batch)
+    return engine.run(Embedding(engine.session, df, column, **spec), batch=batch, preview=preview)
 
 
 # -- which vectors ------------------------------------------------------------------------
