@@ -242,6 +242,7 @@ def test_ledger_totals_and_by_model():
         "cost": 0.0,
         "cost_known": True,
         "pages": 0,
+        "tool_calls": 0,
     }
     ledger.record(_rec("a", 10, 5, 0.25))
     ledger.record(_rec("b", 1, 2, None))
@@ -287,8 +288,10 @@ def test_to_frame_columns_and_dtypes():
         "cached",
         "error",
         "pages",
+        "uses",
     ]
     assert str(frame["cached"].dtype) == "bool" and not frame["cached"].any()
+    assert str(frame["uses"].dtype) == "Int64" and frame["uses"].isna().all()
     assert str(frame["pages"].dtype) == "Int64" and frame["pages"].isna().all()
     assert str(frame["prompt_tokens"].dtype) == "Int64"
     assert str(frame["completion_tokens"].dtype) == "Int64"
@@ -303,7 +306,7 @@ def test_to_frame_columns_and_dtypes():
 
 def test_to_frame_empty_has_columns_and_dtypes():
     frame = Ledger().to_frame()
-    assert len(frame) == 0 and len(frame.columns) == 14
+    assert len(frame) == 0 and len(frame.columns) == 15
     assert str(frame["prompt_tokens"].dtype) == "Int64" and str(frame["cost"].dtype) == "float64"
 
 
@@ -496,3 +499,14 @@ def test_import_is_cheap():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_built_in_tools_uses_are_not_calls_and_their_unknown_price_stays_unknown():
+    ledger = Ledger()
+    ledger.record(_rec("mistral-small-latest", 100, 20, 0.001, kind="conversation"))
+    ledger.record(CallRecord(model="web_search", kind="tool", prompt_tokens=0, completion_tokens=0,
+                             uses=2, cost=None))
+    totals = ledger.totals()
+    assert totals["calls"] == 1 and totals["tool_calls"] == 2
+    assert totals["cost"] == 0.001 and totals["cost_known"] is False  # a tool's use is never $0
+    assert ledger.spent == 0.001 and ledger.to_frame()["uses"].tolist()[1] == 2

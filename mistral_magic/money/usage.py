@@ -9,7 +9,10 @@ from kernels in different zones line up; convert with ``.dt.tz_convert`` to show
 local time. A record's cost is ``None`` when the model's price is unknown, never 0;
 an answer served from the response cache is a record with ``cached=True`` and cost 0.
 An OCR call is priced per page: its record carries `pages` (None for calls priced by
-tokens), and its token counts are 0.
+tokens), and its token counts are 0. A built-in tool of a conversation (web search, ...) is
+priced per use: its record has kind ``tool``, the tool's name as its model and `uses`; it is
+not a call to a model (`totals()` counts it in ``tool_calls``, not ``calls``), and its cost
+is unknown while Mistral publishes no price.
 
 This module imports pandas only for `Ledger.to_frame`.
 """
@@ -81,6 +84,7 @@ class CallRecord:
     cached: bool = False  # answered from the response cache: cost 0, nothing was sent
     error: str | None = None
     pages: int | None = None  # pages read by an OCR call (priced per page); None otherwise
+    uses: int | None = None  # uses of a tool or service priced per use (kind "tool"); None otherwise
 
     @property
     def total_tokens(self) -> int:
@@ -102,21 +106,25 @@ FRAME_COLUMNS = (
     "cached",
     "error",
     "pages",
+    "uses",
 )
 
 
 def _totals(records: Iterable[CallRecord]) -> dict[str, Any]:
-    calls = prompt = completion = pages = 0
+    calls = prompt = completion = pages = tools = 0
     cost = 0.0
     known = True
     for rec in records:
-        calls += 1
+        if rec.kind == "tool":  # a built-in tool's uses, not a call to a model
+            tools += rec.uses or 0
+        else:
+            calls += 1
         prompt += rec.prompt_tokens or 0
         completion += rec.completion_tokens or 0
         pages += rec.pages or 0
         if rec.cost is None:
-            # A call that used no tokens (or pages) cost nothing, priced or not.
-            known = known and rec.total_tokens == 0 and not rec.pages
+            # A call that used no tokens (or pages, or tools) cost nothing, priced or not.
+            known = known and rec.total_tokens == 0 and not rec.pages and not rec.uses
         else:
             cost += rec.cost
     return {
@@ -126,6 +134,7 @@ def _totals(records: Iterable[CallRecord]) -> dict[str, Any]:
         "cost": cost,
         "cost_known": known,
         "pages": pages,
+        "tool_calls": tools,
     }
 
 
@@ -234,6 +243,7 @@ class Ledger:
                 "cached": pd.Series([bool(v) for v in column["cached"]], dtype=bool),
                 "error": pd.Series(column["error"], dtype=object),
                 "pages": pd.Series(column["pages"], dtype="Int64"),
+                "uses": pd.Series(column["uses"], dtype="Int64"),
             },
             columns=list(FRAME_COLUMNS),
         )

@@ -7,6 +7,7 @@
     kind = tickets.mistral.classify("text", labels=["bug", "feature", "question"])
     refund = tickets.mistral.filter("mentions a refund", column="text")   # boolean mask
     flags = tickets.mistral.moderate("text")              # a score per category + flagged
+    added = notes.mistral.to_library("course", "text")    # each row a document of a library
 
 `vectors` is the manual of embed, search and dedup; `labels` of classify, filter and
 moderate. What follows holds for every method (search and dedup embed only what
@@ -200,6 +201,24 @@ class MistralAccessor:
         job = OCRJob(engine.session, self._df, column, schema, model=model, pages=pages,
                      root=root)
         return engine.run(job, batch=batch)
+
+    def to_library(self, name: str, column: str, *, kind: str = "auto", root: str | None = None,
+                   allow_unpriced: bool = False, concurrency: int = 4,
+                   requests_per_second: float | None = None, max_retries: int | None = None,
+                   progress: bool = True):
+        """Upload each row of `column` (texts, or paths of PDF, DOCX, PPTX and text files) to the
+        document library `name`; returns ``document_id``, ``document``, ``status`` and ``_error``.
+
+        Paths are read only inside `root`; a re-run uploads only the rows not done (see
+        `mistral_magic.rows.library`). Under a budget, `allow_unpriced=True` is needed: Mistral
+        publishes no price for processing a document.
+        """
+        from .library import LibraryJob
+
+        engine = self._engine(concurrency, requests_per_second, None, max_retries, progress)
+        job = LibraryJob(engine.session, self._df, name, column, kind=kind, root=root,
+                         allow_unpriced=allow_unpriced)
+        return engine.run(job)
 
 
 class Extraction(RowJob):

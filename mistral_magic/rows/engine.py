@@ -44,6 +44,7 @@ from ..calls.cache import request_key, stored_text
 from ..calls.call import Call, run_async
 from ..calls.estimates import DEFAULT_MAX_TOKENS, prompt_bound
 from ..calls.limiter import Pacing, RateLimiter
+from ..calls.uses import reserve_async as reserve_uses
 from ..errors import APIError, ConfigError, Interrupted, ReplayMiss, user_message
 from ..money.usage import format_cost, format_tokens
 from ..show.render import note
@@ -202,6 +203,8 @@ class RowRun:
 
     def _amount(self, estimates: list) -> str:
         """What the pending rows send: prompt tokens, or pages for a job priced per page."""
+        if self.job.per_use:
+            return f"{len(estimates):,} × {self.job.per_use}"
         if not self.job.per_page:
             return f"{format_tokens(sum(e.prompt_tokens for e in estimates))} prompt tokens"
         known = [e.pages for e in estimates if e.pages is not None]
@@ -341,6 +344,8 @@ class RowRun:
             reservation = await self.session.budget.reserve_total_async(
                 estimate.worst_cost, f"{job.kind} of {_rows(len(rows))}", model=self.model,
                 fix="read fewer pages (pages=...) or send fewer rows")
+        elif job.per_use:  # unpriced uses were allowed (or refused) before the run
+            reservation = await reserve_uses(self.session, job.per_use, len(rows), job.kind)
         else:
             reservation = await self.session.reserve_async(
                 request, exact=self.exact, prompt_tokens=estimate.prompt_tokens,
@@ -349,6 +354,8 @@ class RowRun:
                     kind=job.kind, stream=False)
         if job.per_page:
             call.expect_pages(estimate.pages, job.annotated)
+        if job.per_use:
+            call.expect_uses(job.per_use, len(rows))
         values: list = []
 
         async def send() -> None:

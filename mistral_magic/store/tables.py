@@ -27,7 +27,7 @@ _JOB_READ = (*_JOB_COLUMNS, "read")
 #: from the cache; the kernel's session id is kept beside them.
 LEDGER_FIELDS = (
     "time", "chat", "model", "kind", "prompt_tokens", "completion_tokens", "cost",
-    "latency_s", "ttft_s", "status", "backend", "batch", "cached", "error", "pages",
+    "latency_s", "ttft_s", "status", "backend", "batch", "cached", "error", "pages", "uses",
 )
 _LEDGER_DEFAULTS = {"kind": "chat", "status": "ok", "batch": False, "cached": False}
 
@@ -222,7 +222,7 @@ class StoredLedger:
         frame = {name: pd.Series(data[name], dtype=object) for name in columns}
         frame["time"] = pd.Series(pd.to_datetime(data["time"], utc=True),
                                   dtype="datetime64[ns, UTC]")
-        for name in ("prompt_tokens", "completion_tokens", "pages"):
+        for name in ("prompt_tokens", "completion_tokens", "pages", "uses"):
             frame[name] = pd.Series(data[name], dtype="Int64")
         for name in ("cost", "latency_s", "ttft_s"):
             frame[name] = pd.Series([math.nan if v is None else v for v in data[name]],
@@ -250,7 +250,7 @@ def _ledger_value(record: Any, name: str, secrets: list[str]) -> Any:
         return now() if value is None else str(value)
     if name in ("batch", "cached"):
         return int(bool(value))
-    if name == "pages":
+    if name in ("pages", "uses"):
         return value
     return Scrubber.text(value, secrets)
 
