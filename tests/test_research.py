@@ -181,7 +181,7 @@ def test_built_in_and_notebook_tools_mix(ip, magic_server):
     assert ip.user_ns["calls"] == ["price"]
     out = final(ip)
     html = out["data"]["text/html"]
-    assert "describe_column" in html and "🔎 web_search" in html and "Sources" in html
+    assert "describe_column" in html and "web_search · “" in html and "Sources" in html
     assert "'mean': 4.2" in html or "mean" in html
     assert out["metadata"]["mistral_magic"]["steps"] == 2
     # The follow-up continues the same conversation: its history is valid on the server.
@@ -256,6 +256,11 @@ def test_agents_have_versions_and_the_answer_names_the_one_that_answered(ip, mag
     note = ip.run_line_magic("mistral", "agent create tutor -m mistral-small-latest -s 'Explain simply.' "
                                         "--tools web_search")
     assert "Agent `tutor` created: version 0 of mistral-small-latest, web_search" in note
+    again = ip.run_line_magic("mistral", "agent create tutor -m mistral-small-latest -s 'Explain simply.' "
+                                         "--tools web_search")  # a notebook run again: unchanged
+    assert "exists already, the same: version 0" in again
+    with pytest.raises(ConfigError, match="exists already, set up otherwise"):
+        ip.run_line_magic("mistral", "agent create tutor -m mistral-large-latest")
     ip.run_line_magic("mistral", "agent update tutor -s 'Explain with one example.'")
     ip.run_line_magic("mistral", "agent alias tutor stable 0")
     frame = ip.run_line_magic("mistral", "agents")
@@ -284,6 +289,7 @@ def test_a_library_is_built_once_by_content_and_answers_with_citations(ip, magic
     (tmp_path / "pca.txt").write_text("PCA rotates data onto directions of decreasing variance.")
     note = ip.run_line_magic("mistral", "library create course")
     assert "Library `course` created" in note
+    assert "Library `course` exists already" in ip.run_line_magic("mistral", "library create course")
     session = mistral_magic.session()
     added = ip.run_line_magic("mistral", "library add course boost.txt pca.txt --wait")
     assert sorted(added["name"]) == ["boost.txt", "pca.txt"] and set(added["status"]) == {"done"}

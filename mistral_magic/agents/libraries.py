@@ -54,16 +54,15 @@ class Libraries:
                               "says which")
         return found[0]
 
-    def create(self, name: str, description: str | None = None):
+    def create(self, name: str, description: str | None = None) -> tuple[object, bool]:
+        """(the library `name`, whether it existed): made unless it exists, so a notebook can
+        be run again."""
         try:
-            self.find(name)
+            return self.find(name), True
         except ConfigError as exc:
             if "No document library" not in str(exc):
                 raise
-        else:
-            raise ConfigError(f"A library named {name!r} exists already; add files with "
-                              f"%mistral library add {name} FILES")
-        return self.api.create(name=name, description=description)
+        return self.api.create(name=name, description=description), False
 
     def add(self, name: str, paths: list[str], *, allowed: bool = False):
         """Upload each file the library does not hold yet; a frame of the library's documents."""

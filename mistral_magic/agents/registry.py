@@ -92,14 +92,21 @@ class Agents:
         return tools
 
     def create(self, name: str, model: str, instructions: str | None, tools: list[dict],
-               description: str | None = None):
+               description: str | None = None) -> tuple[object, bool]:
+        """(the agent, whether it existed): the same agent asked for again (a notebook run
+        again) changes nothing; one set up otherwise is refused."""
         self.session.capabilities.check(model)
         builtins.check(model, [t["type"] for t in tools if t["type"] != "function"])
-        if any(a.name == name for a in self.listing()):
-            raise ConfigError(f"An agent named {name!r} exists already; change it (a new version) with "
-                              f"%mistral agent update {name} ...")
+        same = [a for a in self.listing() if a.name == name]
+        if same:
+            agent = same[0]
+            if (agent.model, agent.instructions, tool_names(agent.tools)) != (model, instructions,
+                                                                            tool_names(tools)):
+                raise ConfigError(f"An agent named {name!r} exists already, set up otherwise; change "
+                                  f"it (a new version) with %mistral agent update {name} ...")
+            return agent, True
         return self.api.create(model=model, name=name, instructions=instructions, tools=tools,
-                               description=description)
+                               description=description), False
 
     def update(self, name: str, **changes):
         agent = self.find(name)

@@ -18,7 +18,8 @@ A conversation the backend no longer has (a 404: another server, a restarted ker
 offline server, a deleted conversation) is started again from the history, once.
 
 The last conversation of each chat is also kept in the folder's store (``store.records``,
-under ``"conversations"``), so ``%mistral chats`` shows it, and a later kernel can name it.
+under ``"conversations"``: the chat, the notebook and the link), beside the turns that keep
+theirs (``%mistral chats`` shows the last one).
 """
 
 from __future__ import annotations
@@ -106,11 +107,3 @@ class Threads:
         key = _hash([answer_link["backend"], responses.notebook, chat])
         record = {"chat": chat, "notebook": responses.notebook, **answer_link}
         responses.guarded(lambda store: store.records.put(JOB, {key: record}), 0, write=True)
-
-    def recalled(self, chat: str) -> dict | None:
-        """The conversation the store keeps for `chat` in this notebook and backend, if any."""
-        responses = self.session.responses
-        if responses.mode == "off":
-            return None
-        key = _hash([responses.identities()[-1], responses.notebook, chat])
-        return responses.guarded(lambda store: store.records.get_many(JOB, [key]), {}).get(key)

@@ -3,9 +3,9 @@
 `path` (``Call`` and ``CallPath``: every chat-shaped call, from its reservation to its
 ledger row), `backend` (where requests go, keys, the SDK client, the background loop),
 `budget` (``budget_usd`` as a hard cap), `cache` (the response cache's rules), `limiter`
-(rate limits and 429 waits), `events` (typed stream events), `estimates` (what a call
-may cost before it is sent) and `capabilities` (which models the backend has and what each
-can do, checked before anything is sent).
+(rate limits and 429 waits), `events` (typed stream events), `estimates` (what a call may
+cost before it is sent), `uses` (tools priced per use under a budget) and `capabilities`
+(which models the backend has and what each can do, checked before anything is sent).
 
 It may use `structured` (re-asks), `show`, `money`, `store`, `chat`, `errors` and starts the
 `offline` server; it knows nothing of the notebook, rows, tools or widgets.

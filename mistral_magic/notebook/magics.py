@@ -225,7 +225,8 @@ class MistralMagics(Magics):
     @argument("--file", action="append", metavar="F",
               help="A document to send (repeatable): a PDF, DOCX, PPTX or text file, uploaded "
               "once and sent by signed URL.")
-    @argument("--tools", metavar="NAMES", help="Notebook functions the model may call: f,g.")
+    @argument("--tools", metavar="NAMES",
+              help="Notebook functions the model may call, and Mistral's built-in tools: f,web_search.")
     @argument("--tool-choice", metavar="C", help="auto, any, none or a tool's name.")
     @argument("--max-steps", type=_positive_int, help="Most model calls of a --tools cell (default 5).")
     @argument("--approve", action="store_true", help="Ask before each tool call runs.")

@@ -4,7 +4,8 @@
 answer becomes columns), `engine` (concurrency, limiter, budget, resume, progress,
 interrupts, ``_error``), `batch` and `batchrun` (the Batch API, and a job through it),
 `packed` (many texts a request), `vectors` (embed, search, dedup), `labels` (classify,
-filter, moderate) and `ocr` (``%mistral ocr`` and ``df.mistral.ocr``).
+filter, moderate), `ocr` (``%mistral ocr`` and ``df.mistral.ocr``) and `library`
+(``df.mistral.to_library``).
 
 It may use the session (`core`) and every layer below it; only the notebook surface uses it.
 """

@@ -202,8 +202,7 @@ def _describe(run: Execution) -> tuple[str, str]:
         body = f"{where}\n\n{render.fence(code, 'python')}\n\n**Output**\n\n{render.fence(output or '(none)', 'text')}"
         return "⚙ code_interpreter · runs on Mistral's servers, not in this kernel", body
     asked = run.argument("query") or run.argument("prompt")
-    icon = {"image_generation": "🖼", "document_library": "📚"}.get(run.name, "🔎")
-    summary = f"{icon} {run.name}" + (f" · “{asked[:80]}”" if asked else "")
+    summary = run.name + (f" · “{asked[:80]}”" if asked else "")
     return summary, f"{where}\n\n{render.fence(run.arguments or '{}', 'json')}"
 
 

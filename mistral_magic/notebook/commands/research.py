@@ -27,9 +27,9 @@ def library(ctx, args):
     if verb == "create":
         if len(rest) != 1:
             raise UsageError(f"usage: {LIBRARY_USE}")
-        made = shelf.create(rest[0], args.description)
-        return Note(f"Library `{made.name}` created (id {made.id}); add files with "
-                    f"`%mistral library add {made.name} FILES`.")
+        made, existed = shelf.create(rest[0], args.description)
+        return Note(f"Library `{made.name}` {'exists already' if existed else 'created'} "
+                    f"(id {made.id}); add files with `%mistral library add {made.name} FILES`.")
     if verb == "add":
         if len(rest) < 2:
             raise UsageError(f"usage: {LIBRARY_USE}")
@@ -68,8 +68,8 @@ def agent(ctx, args):
     if verb == "create" and len(rest) == 1:
         if not args.model:
             raise UsageError(f"an agent needs a model: %mistral agent create {rest[0]} -m MODEL")
-        made = registry.create(rest[0], args.model, args.system, tools or [], args.description)
-        return Note(_said("created", made))
+        made, existed = registry.create(rest[0], args.model, args.system, tools or [], args.description)
+        return Note(_said("exists already, the same" if existed else "created", made))
     if verb == "update" and len(rest) == 1:
         changed = registry.update(rest[0], model=args.model, instructions=args.system, tools=tools,
                                   description=args.description)
