@@ -98,6 +98,12 @@ def test_sources_from_a_stored_answer_are_data_and_render_safely(ip, magic_serve
                    ("//evil.example/x", "protocol-relative")]
         for source, (url, title) in zip(response["research"]["sources"], hostile, strict=False):
             source.update(url=url, title=title)
+        # Fields of the wrong type are left out or coerced, never a traceback.
+        research = response["research"]
+        research["marks"] += [["x", 1], [3], "7"]
+        research.update(token_cost="lots", connector_tokens=-5, uses={"web_search": "2"})
+        research["executions"][0]["arguments"] = {"query": {"nested": 1}}
+        research["pictures"] = [{"file_id": 1, "data": "not base64!!"}, "junk"]
         conn.execute("UPDATE responses SET response = ? WHERE key = ?", (json.dumps(response), key))
         conn.commit()
     finally:
@@ -113,6 +119,8 @@ def test_sources_from_a_stored_answer_are_data_and_render_safely(ip, magic_serve
     assert "onmouseover=" not in html.replace("onmouseover=&quot;", "")
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and "[click](javascript:alert(2))" in html
     assert "evil.example" not in "".join(hrefs)
+    assert "tools: unknown" not in final(ip)["data"]["text/plain"]  # no uses read from junk
+    assert not [m for m in ip.display_pub.finals() if "image/png" in m["data"]]
 
 
 def test_built_in_tools_under_a_budget_need_a_price_or_an_explicit_yes(ip, magic_server):
@@ -281,6 +289,8 @@ def test_agents_have_versions_and_the_answer_names_the_one_that_answered(ip, mag
     assert "No agent named 'nobody'" in str(error) and "%mistral agent create nobody" in str(error)
     error = run(ip, "%%mistral --agent tutor -m mistral-large-latest\nhi", ok=False).error_in_exec
     assert isinstance(error, UsageError)
+    assert ip.run_line_magic("mistral", "agent delete tutor") == "Agent `tutor` deleted."
+    assert ip.run_line_magic("mistral", "agents").empty
 
 
 def test_a_library_is_built_once_by_content_and_answers_with_citations(ip, magic_server, tmp_path):
@@ -295,6 +305,9 @@ def test_a_library_is_built_once_by_content_and_answers_with_citations(ip, magic
     assert sorted(added["name"]) == ["boost.txt", "pca.txt"] and set(added["status"]) == {"done"}
     uploads = [r for r in session.ledger.records if r.kind == "library"]
     assert len(uploads) == 2 and all(r.uses == 1 and r.cost is None for r in uploads)
+    listed = ip.run_line_magic("mistral", "library course")
+    assert list(listed.columns) == ["name", "id", "status", "pages", "size", "tokens", "created"]
+    assert sorted(listed["name"]) == ["boost.txt", "pca.txt"] and listed["tokens"].min() > 0
     ip.run_line_magic("mistral", "library add course boost.txt")  # the same content: not sent again
     assert len([r for r in session.ledger.records if r.kind == "library"]) == 2
     run(ip, "%%mistral --library course -o cited\nHow do I stop gradient boosting from overfitting?")

@@ -510,3 +510,15 @@ def test_a_built_in_tools_uses_are_not_calls_and_their_unknown_price_stays_unkno
     assert totals["calls"] == 1 and totals["tool_calls"] == 2
     assert totals["cost"] == 0.001 and totals["cost_known"] is False  # a tool's use is never $0
     assert ledger.spent == 0.001 and ledger.to_frame()["uses"].tolist()[1] == 2
+
+
+def test_tools_are_priced_per_use_unknown_until_given():
+    prices = load_prices()
+    assert prices.use_price("web_search") is None and prices.use_cost("web_search", 2) is None
+    assert prices.use_cost("web_search", 0) == 0.0
+    priced = load_prices({"web_search": {"per_call": 0.01}})
+    assert priced.use_cost("web_search", 3) == pytest.approx(0.03)
+    assert priced.use_price("code_interpreter") is None
+    for bad in ({"web_search": {"per_call": -1}}, {"web_search": {"per_call": 1, "input": 2}}):
+        with pytest.raises(ConfigError, match="web_search"):
+            load_prices(bad)

@@ -310,6 +310,8 @@ class Responses:
             from ..show.sources import Research
 
             answer.research = Research.from_stored(response["research"])
+            if entry.foreign:  # data, not a say in which conversation the next call continues
+                answer.research.link = None
         if answer.thinking:
             from ..money.tokens import THINK_MARKERS, count_text
 

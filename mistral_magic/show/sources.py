@@ -137,31 +137,38 @@ class Research:
 
     @classmethod
     def from_stored(cls, data: dict) -> Research:
-        """A `stored()` form read back (from a store that may not be this user's: checked)."""
+        """A `stored()` form read back: it may come from a store this user did not write, so
+        every field is checked and coerced (what does not fit is left out)."""
 
-        def listed(name: str, kind, fields: tuple[str, ...]) -> list:
-            found = []
-            for item in data.get(name) or []:
-                if isinstance(item, dict):
-                    found.append(kind(**{k: item[k] for k in fields if k in item}))
-            return found
+        def items(name: str) -> list[dict]:
+            return [i for i in data.get(name) or [] if isinstance(i, dict)]
 
-        pictures = listed("pictures", Picture, ("file_id", "name", "type", "tool", "data"))
-        for picture in pictures:
+        def text(value) -> str | None:
+            return None if value is None else str(value)
+
+        pictures = []
+        for item in items("pictures"):
             try:
-                picture.data = base64.b64decode(picture.data) if isinstance(picture.data, str) else None
+                raw = base64.b64decode(item["data"], validate=True) if isinstance(item.get("data"), str) else None
             except ValueError:
-                picture.data = None
+                raw = None
+            pictures.append(Picture(str(item.get("file_id") or ""), text(item.get("name")), text(item.get("type")),
+                                    str(item.get("tool") or ""), raw))
         return cls(
-            sources=listed("sources", Source, ("title", "url", "tool", "description")),
-            marks=[(int(a), int(b)) for a, b in (data.get("marks") or []) if str(a).isdigit() and str(b).isdigit()],
-            executions=listed("executions", Execution, ("name", "arguments", "info", "id")),
+            sources=[Source(str(i.get("title") or ""), text(i.get("url")), str(i.get("tool") or ""),
+                            text(i.get("description"))) for i in items("sources")],
+            marks=[(m[0], m[1]) for m in data.get("marks") or []
+                   if isinstance(m, (list, tuple)) and len(m) == 2 and all(_whole(v) for v in m)],
+            executions=[Execution(str(i.get("name") or ""), str(i.get("arguments") or ""),
+                                  i["info"] if isinstance(i.get("info"), dict) else {}, text(i.get("id")))
+                        for i in items("executions")],
             pictures=pictures,
-            uses={str(k): int(v) for k, v in (data.get("uses") or {}).items() if isinstance(v, int)},
-            connector_tokens=int(data.get("connector_tokens") or 0),
+            uses={str(k): v for k, v in (data.get("uses") or {}).items() if _whole(v)}
+            if isinstance(data.get("uses"), dict) else {},
+            connector_tokens=data["connector_tokens"] if _whole(data.get("connector_tokens")) else 0,
             link=data.get("link") if isinstance(data.get("link"), dict) else None,
             agent=data.get("agent") if isinstance(data.get("agent"), dict) else None,
-            token_cost=data.get("token_cost"), tool_cost=data.get("tool_cost"),
+            token_cost=_money(data.get("token_cost")), tool_cost=_money(data.get("tool_cost")),
         )
 
     @classmethod
@@ -187,6 +194,14 @@ class Research:
 def superscript(number: int) -> str:
     """``⁽12⁾``: a footnote mark."""
     return "⁽" + str(number).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")) + "⁾"
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _money(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _add(a: float | None, b: float | None) -> float | None:
