@@ -11,7 +11,9 @@ A turn is the whole exchange of its cell: when the model called tools, the
 assistant's tool calls and the tool results sit between the prompt and the reply
 (`exchange`), so a later cell can follow up and undoing or re-running the cell
 removes or replaces all of it. A thinking model's reasoning is kept for showing
-(`thinking`) but sent back only when the cell asked (`kept_thinking`).
+(`thinking`) but sent back only when the cell asked (`kept_thinking`). A turn made through
+the Conversations API keeps the conversation it ended in (`conversation`), so the next cell
+continues it; the chat's own turns stay the history.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Turn:
     kept_thinking: str = ""  # the reply's reasoning, sent back in the history (--keep-thinking)
     exchange: list[dict] = field(default_factory=list)  # tool calls and results before the reply
     tools: list = field(default_factory=list)  # the `tools.functions.ToolRun`s, for showing
+    conversation: dict | None = None  # the server-side conversation it ended in (`agents.threads`)
     created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     id: int = field(default_factory=lambda: next(_turn_ids))
 

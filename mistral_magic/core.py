@@ -97,6 +97,13 @@ class Session(CallPath):
         return Sent()
 
     @cached_property
+    def threads(self):
+        """Which server-side conversation each conversation call continues (`agents.threads`)."""
+        from .agents.threads import Threads
+
+        return Threads(self)
+
+    @cached_property
     def capabilities(self):
         """What each model of the backend can do, from its model cards (`capabilities`)."""
         from .calls.capabilities import Capabilities

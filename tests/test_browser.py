@@ -327,6 +327,47 @@ def test_tool_calls_and_reasoning_show_as_collapsed_blocks(lab, notebook):
         screenshot(page, "tools", readme=True)
 
 
+def test_answers_with_sources_show_numbered_links_blocks_and_pictures(lab, notebook):
+    from playwright.sync_api import expect
+
+    page = notebook("research.ipynb")
+    with artifacts_on_failure(page, lab, "research"):
+        watch_render_problems(page)
+        run_all(page)
+        wait_for_run(page, "%mistral usage")
+        searched = code_cell(page, "--tools web_search -o found").locator(".jp-RenderedHTMLCommon").filter(
+            has_text="Offline answer")
+        # Numbered sources under the answer, each title a link to its (offline) page.
+        links = searched.locator("ol li a")
+        expect(links).to_have_count(6)
+        for href in links.evaluate_all("links => links.map(a => a.getAttribute('href'))"):
+            assert href.startswith("https://search.offline.invalid/"), href
+        expect(searched).to_contain_text("⁽¹⁾")
+        # The searches are collapsed blocks; the footer counts them and keeps their cost unknown.
+        blocks = searched.locator("details.mistral-tool")
+        expect(blocks).to_have_count(2)
+        expect(blocks.first.locator("summary")).to_contain_text("web_search · “gradient boosting”")
+        expect(searched.locator("sub"), TYPESET_HINT).to_contain_text(
+            re.compile(r"2 searches · \$0\.\d+ \+ tools: unknown"))
+        cited = code_cell(page, "--library course -o cited").locator(".jp-RenderedHTMLCommon").filter(
+            has_text="Offline answer")
+        expect(cited.locator("ol li").first).to_contain_text("week2.pdf")
+        expect(cited.locator("ol li a")).to_have_count(0)  # a document has no address to link
+        drawn = code_cell(page, "--tools image_generation")
+        expect(drawn.locator(".jp-RenderedImage img")).to_have_count(1)
+        ran = code_cell(page, "--tools code_interpreter").locator("details.mistral-tool")
+        expect(ran.locator("summary")).to_contain_text("runs on Mistral's servers, not in this kernel")
+        assert_no_math(page)
+        assert not render_problems(page)
+        # Opened, for the README: the answer, its sources and one search.
+        blocks.first.locator("summary").click()
+        expect(searched.locator("details.mistral-tool[open]")).to_have_count(1)
+        page.set_viewport_size({"width": 1280, "height": 1180})
+        code_cell(page, "--tools web_search -o found").evaluate(
+            "el => el.scrollIntoView({block: 'start'})")
+        screenshot(page, "research", readme=True)
+
+
 def test_model_text_never_runs_in_the_page(lab, notebook):
     from playwright.sync_api import expect
 

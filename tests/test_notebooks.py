@@ -194,7 +194,7 @@ def test_tools(tmp_path, monkeypatch):
 
 
 CHECKED = {"quickstart.ipynb", "extraction.ipynb", "teaching.ipynb", "semantic.ipynb", "tools.ipynb",
-           "documents.ipynb", "audio.ipynb", "operators.ipynb"}
+           "documents.ipynb", "audio.ipynb", "operators.ipynb", "research.ipynb"}
 
 
 def test_every_notebook_is_checked():
@@ -357,3 +357,36 @@ def test_operators(tmp_path, monkeypatch):
     usage = text_of(cell(nb, "usage = %mistral usage"))
     for kind in ("agg", "classify", "embed", "join", "topk"):
         assert f"\n{kind} " in usage
+
+
+def test_research(tmp_path, monkeypatch):
+    import base64
+    import re
+
+    nb = execute("research.ipynb", tmp_path, monkeypatch)
+    searched, meta = answer(cell(nb, "%%mistral --tools web_search -o found"))
+    links = re.findall(r'<a href="(https://search\.offline\.invalid/[^"]+)"', searched)
+    assert len(links) == 6 and "⁽¹⁾" in searched and searched.count("<details") == 2
+    assert meta["tool_uses"] == {"web_search": 2} and len(meta["sources"]) == 6
+    shown = text_of(cell(nb, "%%mistral --tools web_search -o found"))
+    assert "2 searches" in shown and "+ tools: unknown" in shown
+    assert "search.offline.invalid" in text_of(cell(nb, "found.sources"))
+    follow, _ = answer(cell(nb, "%%mistral --tools web_search\nWho"))
+    assert "Sources" in follow
+    added = text_of(cell(nb, "%mistral library add course"))
+    assert all(f"week{n}.pdf" in added for n in (1, 2, 3)) and "done" in added
+    cited, meta = answer(cell(nb, "%%mistral --library course"))
+    assert "week2.pdf" in cited and "early stopping" in cited.lower() and "⁽¹⁾" in cited
+    assert meta["tool_uses"] == {"document_library": 1}
+    assert "week2.pdf" in text_of(cell(nb, "cited.sources"))
+    assert "tutor" in text_of(cell(nb, "%mistral agents")) and "web_search" in text_of(cell(nb, "%mistral agents"))
+    _, meta = answer(cell(nb, "%%mistral --agent tutor"))
+    assert meta["agent"]["name"] == "tutor" and meta["agent"]["version"] == 0
+    drawn = cell(nb, "%%mistral --tools image_generation")
+    pictures = [o for o in drawn.outputs if "image/png" in o.get("data", {})]
+    assert len(pictures) == 1 and base64.b64decode(pictures[0]["data"]["image/png"])[:4] == b"\x89PNG"
+    assert "(512, 320)" in text_of(cell(nb, "picture.size"))
+    ran, _ = answer(cell(nb, "%%mistral -m mistral-medium-latest --tools code_interpreter"))
+    assert "not in this kernel" in ran and "Not run" in ran
+    usage = text_of(cell(nb, "%mistral usage"))
+    assert "web_search" in usage and "image_generation" in usage and "library_document" in usage

@@ -69,17 +69,13 @@ def test_the_demo_pace_is_a_plan_the_server_takes():
 # --- endpoints the offline server does not serve ---------------------------------------------------
 
 @pytest.mark.parametrize("method, path, hint", [
-    ("POST", "/v1/agents", "no %mistral feature"),
-    ("GET", "/v1/agents/ag_123/versions", "no %mistral feature"),
-    ("POST", "/v1/conversations", "%%mistral -c NAME"),
-    ("POST", "/v1/conversations/conv_1/restart", "%%mistral -c NAME"),
     ("POST", "/v1/audio/voices", "no %mistral feature"),
     ("PATCH", "/v1/audio/voices/v_1", "no %mistral feature"),
-    ("GET", "/v1/libraries", "no %mistral feature"),
+    ("GET", "/v1/libraries/00000000-0000-4000-8000-000000000000/share", "no %mistral feature"),
     ("PATCH", "/v1/fine_tuning/models/ft:abc", "%mistral models"),
     ("DELETE", "/v1/models/ft:abc", "%mistral models"),
     ("DELETE", "/v1/audio/voices/v_1", "no %mistral feature"),
-    ("POST", "/v1/agents/completions", "no %mistral feature"),
+    ("POST", "/v1/agents/completions", "%%mistral --agent NAME"),
     ("POST", "/models/chat/completions", "server_url"),
     ("POST", "/v1/projects/p/locations/europe-west4/publishers/mistralai/models/mistral-small-2603:rawPredict",
      "server_url"),
@@ -95,7 +91,7 @@ def test_a_spec_path_not_served_says_so_in_the_error_shape(http, method, path, h
 
 def test_the_sdk_surfaces_the_message(sdk):
     with pytest.raises(errors.SDKError) as caught:
-        sdk.beta.conversations.start(inputs="hi", model=MODEL)
+        sdk.beta.libraries.accesses.list(library_id="00000000-0000-4000-8000-000000000000")
     assert caught.value.status_code == 404 and "not available offline" in caught.value.body
 
 

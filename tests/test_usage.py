@@ -248,6 +248,7 @@ def test_ledger_totals_and_by_model():
         "pages": 0,
         "audio_minutes": 0.0,
         "characters": 0,
+        "tool_calls": 0,
     }
     ledger.record(_rec("a", 10, 5, 0.25))
     ledger.record(_rec("b", 1, 2, None))
@@ -295,8 +296,10 @@ def test_to_frame_columns_and_dtypes():
         "pages",
         "audio_minutes",
         "characters",
+        "uses",
     ]
     assert str(frame["cached"].dtype) == "bool" and not frame["cached"].any()
+    assert str(frame["uses"].dtype) == "Int64" and frame["uses"].isna().all()
     assert str(frame["pages"].dtype) == "Int64" and frame["pages"].isna().all()
     assert str(frame["audio_minutes"].dtype) == "float64" and frame["audio_minutes"].isna().all()
     assert str(frame["characters"].dtype) == "Int64" and frame["characters"].isna().all()
@@ -313,7 +316,7 @@ def test_to_frame_columns_and_dtypes():
 
 def test_to_frame_empty_has_columns_and_dtypes():
     frame = Ledger().to_frame()
-    assert len(frame) == 0 and len(frame.columns) == 16
+    assert len(frame) == 0 and len(frame.columns) == 17
     assert str(frame["prompt_tokens"].dtype) == "Int64" and str(frame["cost"].dtype) == "float64"
 
 
@@ -506,3 +509,26 @@ def test_import_is_cheap():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_built_in_tools_uses_are_not_calls_and_their_unknown_price_stays_unknown():
+    ledger = Ledger()
+    ledger.record(_rec("mistral-small-latest", 100, 20, 0.001, kind="conversation"))
+    ledger.record(CallRecord(model="web_search", kind="tool", prompt_tokens=0, completion_tokens=0,
+                             uses=2, cost=None))
+    totals = ledger.totals()
+    assert totals["calls"] == 1 and totals["tool_calls"] == 2
+    assert totals["cost"] == 0.001 and totals["cost_known"] is False  # a tool's use is never $0
+    assert ledger.spent == 0.001 and ledger.to_frame()["uses"].tolist()[1] == 2
+
+
+def test_tools_are_priced_per_use_unknown_until_given():
+    prices = load_prices()
+    assert prices.use_price("web_search") is None and prices.use_cost("web_search", 2) is None
+    assert prices.use_cost("web_search", 0) == 0.0
+    priced = load_prices({"web_search": {"per_call": 0.01}})
+    assert priced.use_cost("web_search", 3) == pytest.approx(0.03)
+    assert priced.use_price("code_interpreter") is None
+    for bad in ({"web_search": {"per_call": -1}}, {"web_search": {"per_call": 1, "input": 2}}):
+        with pytest.raises(ConfigError, match="web_search"):
+            load_prices(bad)

@@ -306,6 +306,12 @@ class Responses:
             thinking=str(response.get("thinking") or ""),
             tool_calls=list(response.get("tool_calls") or []),
         )
+        if isinstance(response.get("research"), dict):
+            from ..show.sources import Research
+
+            answer.research = Research.from_stored(response["research"])
+            if entry.foreign:  # data, not a say in which conversation the next call continues
+                answer.research.link = None
         if answer.thinking:
             from ..money.tokens import THINK_MARKERS, count_text
 
@@ -373,6 +379,8 @@ class Responses:
         # hit the tools run again locally, and the next step's request must match.
         response.update({k: v for k, v in (("thinking", answer.thinking),
                                            ("tool_calls", answer.tool_calls)) if v})
+        if answer.research is not None:  # a conversation's sources, tool runs and pictures
+            response["research"] = answer.research.stored()
         notebook, cell = self.notebook, self.session.cell_id
         self.guarded(lambda store: store.put(
             key, response, kind=call.kind, model=answer.model, backend=answer.backend,

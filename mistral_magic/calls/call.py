@@ -3,7 +3,9 @@
 `Call` holds a request, its budget reservation and the `Answer` it becomes: it takes
 stream chunks (text, reasoning and tool-call events) or a whole response, counts the
 tokens the server did not report (an interrupt, a dropped stream), prices them (per
-token, per page for OCR, per minute of audio heard, per character spoken) and settles the reservation with one ledger row, exactly
+token, per page for OCR, per minute of audio heard, per character spoken, or per use of a
+service such as a library's document processing) and settles the reservation with one
+ledger row, exactly
 once, whether the call finished, failed or was interrupted; a call never sent records
 nothing. `run_async` runs a send on the background loop and settles it. The call path
 (`calls.path`) and the row engine build on it.
@@ -43,6 +45,8 @@ class Call:
         self.calls = ToolCalls()
         self.failure: BaseException | None = None
         self.per_page = False  # priced per page (OCR): `expect_pages` was called
+        self.per_use: str | None = None  # priced per use of this service: `expect_uses` was called
+        self.use_count = 0
         self.paged = False  # the server reported the pages it read
         self.audio = False  # audio priced per minute: `expect_audio` was called
         self.heard = False  # the server reported the seconds it heard
@@ -132,6 +136,10 @@ class Call:
         """Price this call per character spoken (speech): those it sends."""
         self.answer.characters = characters
 
+    def expect_uses(self, service: str, count: int = 1) -> None:
+        """Price this call per use of `service` (a library's document processing), not by tokens."""
+        self.per_use, self.use_count = service, count
+
     def interrupted(self) -> None:
         self.answer.status = "interrupted"
 
@@ -165,7 +173,7 @@ class Call:
             answer.latency_s = time.perf_counter() - self.started
             self._account()
         finally:
-            self.reservation.settle(self._record())
+            self.reservation.settle(*self._records())
             record_sent(self)  # what left the kernel (`sent`): never a key or a signed URL
         if self.cache_as is not None and answer.status == "ok":
             self.session.responses.keep(self)
@@ -176,6 +184,12 @@ class Call:
         from ..money.tokens import THINK_MARKERS, count_text
 
         answer = self.answer
+        if self.per_use is not None:
+            if answer.status == "error":
+                self.use_count = 0  # refused or failed: nothing was processed
+            answer.prompt_tokens, answer.completion_tokens = 0, 0
+            answer.cost = self.session.prices.use_cost(self.per_use, self.use_count)
+            return
         if self.per_page:
             if answer.status == "error" and not self.paged:
                 answer.pages = 0  # refused or failed before reading: nothing to pay for
@@ -214,6 +228,10 @@ class Call:
         if self.audio:  # a model that listens: its tokens, and its minutes on top
             answer.cost = None if answer.cost is None or heard is None else answer.cost + heard
 
+    def _records(self) -> list:
+        """The ledger rows of this call (a conversation adds its tools' uses)."""
+        return [self._record()]
+
     def _record(self):
         from ..money.usage import CallRecord
 
@@ -225,6 +243,7 @@ class Call:
             status=answer.status, backend=answer.backend, error=answer.error, pages=answer.pages,
             audio_minutes=None if answer.audio_seconds is None else answer.audio_seconds / 60,
             characters=answer.characters,
+            uses=self.use_count if self.per_use is not None else None,
         )
 
 

@@ -19,7 +19,9 @@ not per token, so its token `price`/`cost` is ``None``; a page read with an anno
 format costs ``per_annotated_page`` instead of ``per_page`` (the price list's "USD per
 page with an annotation format"). Audio is priced per minute (``per_audio_minute``:
 `audio_cost`, transcription alone, or on top of a chat's tokens for a model that listens)
-and speech per million characters (``per_million_characters``: `speech_cost`).
+and speech per million characters (``per_million_characters``: `speech_cost`); Mistral's
+built-in tools and a library's document processing are priced per use (`use_price`, `use_cost`: ``prices.json``'s "tools", all
+unknown today); ``{"web_search": {"per_call": 0.01}}`` gives one.
 """
 
 from __future__ import annotations
@@ -67,8 +69,11 @@ class PriceTable:
         date: str = "",
         currency: str = "USD",
         batch_discount: float = 0.5,
+        uses: Mapping[str, float | None] | None = None,
     ):
         self.models: dict[str, ModelPrice] = dict(models)
+        #: USD per use of a built-in tool or service (None: no published price)
+        self.uses: dict[str, float | None] = dict(uses or {})
         self.aliases: dict[str, str] = dict(aliases or {})
         self.source = source
         self.date = date
@@ -154,6 +159,17 @@ class PriceTable:
             return None
         return characters / 1e6 * entry.per_million_characters
 
+    def use_price(self, name: str) -> float | None:
+        """USD per use of a built-in tool or service (``web_search``), None when unknown."""
+        return self.uses.get(name)
+
+    def use_cost(self, name: str, uses: int) -> float | None:
+        """USD for `uses` uses of `name`; None when its price is unknown (no use costs 0)."""
+        if not uses:
+            return 0.0
+        price = self.use_price(name)
+        return None if price is None else price * uses
+
     def with_overrides(self, overrides: Mapping[str, Any] | None) -> PriceTable:
         """A copy with user prices applied (an alias's override applies to its model)."""
         table = PriceTable(
@@ -163,6 +179,7 @@ class PriceTable:
             date=self.date,
             currency=self.currency,
             batch_discount=self.batch_discount,
+            uses=self.uses,
         )
         if not overrides:
             return table
@@ -173,6 +190,12 @@ class PriceTable:
                 raise ConfigError(
                     f"MistralMagics.prices has a bad model name {name!r}: {_OVERRIDE_FORM}"
                 )
+            if isinstance(value, Mapping) and "per_call" in value:
+                if set(value) != {"per_call"}:
+                    raise ConfigError(f"MistralMagics.prices[{name!r}] takes only 'per_call' for a tool "
+                                      "priced per use, e.g. {'web_search': {'per_call': 0.01}}")
+                table.uses[name.strip()] = _number(name, "per_call", value["per_call"])
+                continue
             canonical = table.resolve(name) or name.strip()
             known = table.models.get(canonical)
             table.models[canonical] = _parse_override(name, value, known)
@@ -275,6 +298,7 @@ def _load_base() -> PriceTable:
                 date=data.get("date", ""),
                 currency=data.get("currency", "USD"),
                 batch_discount=float(data.get("batch_discount", 0.5)),
+                uses=data.get("tools", {}),
             )
     return _base_table
 

@@ -10,7 +10,10 @@ local time. A record's cost is ``None`` when the model's price is unknown, never
 an answer served from the response cache is a record with ``cached=True`` and cost 0.
 An OCR call is priced per page: its record carries `pages` (None for calls priced by
 tokens), and its token counts are 0. Audio carries `audio_minutes` (a transcription, or
-a chat with recordings) and speech `characters`; None for calls without them.
+a chat with recordings) and speech `characters`; None for calls without them. A built-in tool of a conversation (web search, ...) is
+priced per use: its record has kind ``tool``, the tool's name as its model and `uses`; it is
+not a call to a model (`totals()` counts it in ``tool_calls``, not ``calls``), and its cost
+is unknown while Mistral publishes no price.
 
 This module imports pandas only for `Ledger.to_frame`.
 """
@@ -84,6 +87,7 @@ class CallRecord:
     pages: int | None = None  # pages read by an OCR call (priced per page); None otherwise
     audio_minutes: float | None = None  # minutes of audio heard (priced per minute); None otherwise
     characters: int | None = None  # characters spoken (priced per 1M characters); None otherwise
+    uses: int | None = None  # uses of a tool or service priced per use (kind "tool"); None otherwise
 
     @property
     def total_tokens(self) -> int:
@@ -107,24 +111,28 @@ FRAME_COLUMNS = (
     "pages",
     "audio_minutes",
     "characters",
+    "uses",
 )
 
 
 def _totals(records: Iterable[CallRecord]) -> dict[str, Any]:
-    calls = prompt = completion = pages = characters = 0
+    calls = prompt = completion = pages = characters = tools = 0
     cost = minutes = 0.0
     known = True
     for rec in records:
-        calls += 1
+        if rec.kind == "tool":  # a built-in tool's uses, not a call to a model
+            tools += rec.uses or 0
+        else:
+            calls += 1
         prompt += rec.prompt_tokens or 0
         completion += rec.completion_tokens or 0
         pages += rec.pages or 0
         minutes += rec.audio_minutes or 0.0
         characters += rec.characters or 0
         if rec.cost is None:
-            # A call that used no tokens (pages, audio, characters) cost nothing, priced or not.
+            # A call that used no tokens (pages, audio, characters, tools) cost nothing, priced or not.
             known = known and rec.total_tokens == 0 and not (
-                rec.pages or rec.audio_minutes or rec.characters)
+                rec.pages or rec.audio_minutes or rec.characters or rec.uses)
         else:
             cost += rec.cost
     return {
@@ -136,6 +144,7 @@ def _totals(records: Iterable[CallRecord]) -> dict[str, Any]:
         "pages": pages,
         "audio_minutes": minutes,
         "characters": characters,
+        "tool_calls": tools,
     }
 
 
@@ -248,6 +257,7 @@ class Ledger:
                     [math.nan if v is None else v for v in column["audio_minutes"]],
                     dtype="float64"),
                 "characters": pd.Series(column["characters"], dtype="Int64"),
+                "uses": pd.Series(column["uses"], dtype="Int64"),
             },
             columns=list(FRAME_COLUMNS),
         )

@@ -157,6 +157,11 @@ class MistralMagics(Magics):
         help="Reasoning effort of every cell and the chat panel, as --think; None leaves the "
         "model's default. A model that does not take the effort refuses it in one line.",
     ).tag(config=True)
+    allow_unpriced = Bool(
+        False, help="With budget_usd set, let cells use Mistral's built-in tools and libraries, "
+        "priced per use with no published price (their cost is recorded as unknown and not "
+        "held), as --allow-unpriced does for one cell.",
+    ).tag(config=True)
     cache_path = Unicode(
         None, allow_none=True,
         help="The store (answers, finished rows, ledger): a file or a folder; None is "
@@ -225,13 +230,19 @@ class MistralMagics(Magics):
               "URL, or a name holding bytes or an IPython Audio.")
     @argument("--speak", nargs="?", const="default", metavar="VOICE",
               help="Read the answer aloud (a player under it); a voice's id or slug.")
-    @argument("--tools", metavar="NAMES", help="Notebook functions the model may call: f,g.")
+    @argument("--tools", metavar="NAMES",
+              help="Notebook functions the model may call, and Mistral's built-in tools: f,web_search.")
     @argument("--tool-choice", metavar="C", help="auto, any, none or a tool's name.")
     @argument("--max-steps", type=_positive_int, help="Most model calls of a --tools cell (default 5).")
     @argument("--approve", action="store_true", help="Ask before each tool call runs.")
     @argument("--think", nargs="?", const="high", choices=("none", "low", "medium", "high"),
               help="Reasoning effort (--think alone: high).")
     @argument("--keep-thinking", action="store_true", help="Keep the reasoning in the history.")
+    @argument("--library", action="append", metavar="NAME",
+              help="Ground the answer in a document library, with citations (repeatable).")
+    @argument("--agent", metavar="NAME[@V]", help="Ask an agent, at a version or alias.")
+    @argument("--allow-unpriced", action="store_true",
+              help="Under a budget, allow built-in tools that have no published price.")
     @line_cell_magic
     @_with_doc(MANUAL)
     def mistral(self, line: str = "", cell: str | None = None, local_ns: dict | None = None):
@@ -275,7 +286,13 @@ class MistralMagics(Magics):
 
     def _ask(self, args, cell: str):
         from ..inputs.prompt import Filled, fill
+        from . import research
 
+        if research.wanted(args, self.tools):  # built-in tools, --library, --agent
+            return research.ask(self, args, cell)
+        if args.allow_unpriced:
+            raise UsageError("--allow-unpriced goes with built-in tools (--tools web_search, ...), "
+                             "--library or --agent")
         session = self.session
         session.capabilities.check(args.model or self.model,
                                    setting=None if args.model else "MistralMagics.model")

@@ -61,6 +61,21 @@ Notebook functions as tools (each call shown under the answer), and reasoning::
     %%mistral --think high
     Which region should we look at first, and why?
 
+Mistral's built-in tools (through the Conversations API): sources as numbered footnotes, each
+search or code run a collapsed block, pictures shown; a document library or an agent::
+
+    %%mistral --tools web_search,describe_column -o found
+    What changed in gradient boosting libraries, and how does our price column look?
+
+    %%mistral --library course
+    How does the course say to avoid overfitting?
+
+    %%mistral --agent tutor@stable
+    Explain PCA to a first-year student.
+
+Mistral publishes no price for its built-in tools: their cost shows as unknown, and under a
+budget a cell that uses them needs ``--allow-unpriced`` (or a price in ``MistralMagics.prices``).
+
 Codestral fills the one ``<FILL>`` in a cell of code; the completed code becomes the
 next cell (``{braces}`` are sent as written)::
 
@@ -83,6 +98,9 @@ Commands::
                              [--bias WORDS] [-m MODEL] [-o VAR]
     %mistral speak TEXT [--voice V] [--format mp3|wav|flac|opus] [-o VAR]
     %mistral voices
+    %mistral library create NAME | add NAME FILES... | NAME [--wait]
+    %mistral agent create NAME -m MODEL [-s TEXT] [--tools T] | update NAME | alias NAME A N
+    %mistral agents
 
 ``%mistral fix`` explains the last error and puts the corrected cell next; ``Err`` holds
 the last tracebacks as text (``{Err[-1]}`` in a prompt).

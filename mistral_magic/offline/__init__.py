@@ -80,11 +80,23 @@ What it serves (everything it makes up is labelled as offline output):
   about two seconds, a job of 100,000 lines (the hosted API's limit) as fast as its
   answers are computed (about a millisecond a chat line), reading and writing its
   files a line at a time; see `batch.py` for the line format.
+- Conversations, agents and libraries (`conversations.py`, `agents.py`, `libraries.py`,
+  routed by `agent_routes.py`): `/v1/conversations` start, append, restart (whole or
+  streamed as the spec's events, no `[DONE]`), list, get, delete, history, messages;
+  `/v1/agents` create, update (a new version), versions, switch version, aliases, list;
+  `/v1/libraries` and their documents (upload, processing status that moves to done, text,
+  signed URLs, reprocess). Mistral's built-in tools run offline (`builtins.py`):
+  `web_search` searches a corpus of 320 short data-science pages shipped with the server
+  (`corpus.py`, addresses under a `.invalid` domain) and cites them as `tool_reference`
+  chunks, `document_library` searches a library's processed text with the offline
+  embeddings, `image_generation` makes a labelled PNG (a `tool_file`, downloaded from
+  `/v1/files/{id}/content`), `code_interpreter` shows the code and says it was not run.
+  Only the models the docs give built-in tools take them (400 naming those that do).
 - Errors as the hosted API sends them: 401 `{"detail": "Unauthorized"}` without the
   right bearer key, 422 `detail[]` for invalid bodies, 400 `invalid_model` (code
   1500) for unknown models, the API's input limits (prompt plus `max_tokens` within
   the context; embeddings: 512 inputs, 16,384 tokens). Every other operation of the
-  spec (agents, conversations, changing voices, libraries, ...; `spec_paths.txt`) answers 404 in
+  spec (observability, connectors, changing voices, ...; `spec_paths.txt`) answers 404 in
   the error shape, saying it is not available offline; a path in no spec is a plain 404.
   The server has no network: it never fetches a URL other than its own signed URLs.
 - Limits against abuse (`limits.py`): 413 past 10 MiB of JSON or a 512 MiB upload

@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from ..money import tokens
 from . import audio, audio_routes, catalogue, endpoints, files, limits, quota, unserved
+from .agent_routes import routes as agent_routes
 from .batch import BatchJobs
 from .faults import HEADER, FaultPlan, FaultState
 from .sse import DONE, EventStream, PacedResponse, answer_seconds
@@ -439,6 +440,7 @@ def build(state: ServerState) -> Gate:
         Route("/v1/batch/jobs/{job_id}", delete_batch, methods=["DELETE"]),
         Route("/v1/batch/jobs/{job_id}/cancel", cancel_batch, methods=["POST"]),
         *audio_routes.routes(state, _plan, _int_query),
+        *agent_routes(state),  # conversations, agents, libraries
     ]
     app = Starlette(routes=routes, exception_handlers={RequestError: on_request_error,
                                                        HTTPException: on_http_error,

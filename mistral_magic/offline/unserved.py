@@ -18,10 +18,11 @@ from .wire import error_body
 
 # Longest prefix first: (path prefix, what it is, the %mistral feature that covers it or None).
 _FAMILIES = (
-    ("/v1/conversations", "conversations", "%%mistral -c NAME keeps a named conversation in the notebook instead"),
+    ("/v1/agents/completions", "the deprecated agents completions",
+     "%%mistral --agent NAME asks an agent through the Conversations API, which is served"),
     ("/v1/agents", "agents", None),
     ("/v1/audio", "audio: transcription, speech and voices", None),
-    ("/v1/libraries", "document libraries", None),
+    ("/v1/libraries", "sharing document libraries", None),
     ("/v1/fine_tuning", "fine-tuned models", "%mistral models lists the base models the offline server has"),
     ("/v1/models/", "fine-tuned models", "%mistral models lists the base models the offline server has"),
     ("/v1/observability", "observability", None),

@@ -10,6 +10,7 @@
     offers.mistral.join(catalogue, "Is {left.title} the same product as {right.name}?")
     tickets.mistral.agg("Summarise the complaints", by="product")   # one answer per group
     tickets.mistral.topk("most urgent", k=5, column="text")         # the 5 best rows, ranked
+    added = notes.mistral.to_library("course", "text")    # each row a document of a library
 
 `vectors` is the manual of embed, search and dedup; `labels` of classify, filter and
 moderate; `join`, `agg` and `topk` of the operators over several rows at once. What
@@ -264,6 +265,24 @@ class MistralAccessor:
         job = TranscribeJob(engine.session, self._df, column, model=model, diarize=diarize,
                             segments=segments, timestamps=timestamps, language=language,
                             bias=bias, root=root)
+        return engine.run(job)
+
+    def to_library(self, name: str, column: str, *, kind: str = "auto", root: str | None = None,
+                   allow_unpriced: bool = False, concurrency: int = 4,
+                   requests_per_second: float | None = None, max_retries: int | None = None,
+                   progress: bool = True):
+        """Upload each row of `column` (texts, or paths of PDF, DOCX, PPTX and text files) to the
+        document library `name`; returns ``document_id``, ``document``, ``status`` and ``_error``.
+
+        Paths are read only inside `root`; a re-run uploads only the rows not done (see
+        `mistral_magic.rows.library`). Under a budget, `allow_unpriced=True` is needed: Mistral
+        publishes no price for processing a document.
+        """
+        from .library import LibraryJob
+
+        engine = self._engine(concurrency, requests_per_second, None, max_retries, progress)
+        job = LibraryJob(engine.session, self._df, name, column, kind=kind, root=root,
+                         allow_unpriced=allow_unpriced)
         return engine.run(job)
 
 

@@ -46,6 +46,7 @@ from ..calls.call import Call, run_async
 from ..calls.estimates import DEFAULT_MAX_TOKENS, prompt_bound
 from ..calls.limiter import Pacing, RateLimiter, check_limits
 from ..calls.sent import ORIGIN
+from ..calls.uses import reserve_async as reserve_uses
 from ..errors import APIError, ConfigError, Interrupted, ReplayMiss, user_message
 from ..money.usage import format_cost, format_tokens
 from ..show.render import note
@@ -210,6 +211,8 @@ class RowRun:
     def _amount(self, estimates: list) -> str:
         """What the pending rows send: prompt tokens, pages for a job priced per page, or what
         the job says (`RowJob.amount`)."""
+        if self.job.per_use:
+            return f"{len(estimates):,} × {self.job.per_use}"
         if not self.job.per_page:
             return self.job.amount(estimates) or \
                 f"{format_tokens(sum(e.prompt_tokens for e in estimates))} prompt tokens"
@@ -351,6 +354,8 @@ class RowRun:
             reservation = await self.session.budget.reserve_total_async(
                 estimate.worst_cost, f"{job.kind} of {_rows(len(rows))}", model=self.model,
                 fix=job.hold_fix)
+        elif job.per_use:  # unpriced uses were allowed (or refused) before the run
+            reservation = await reserve_uses(self.session, job.per_use, len(rows), job.kind)
         else:
             reservation = await self.session.reserve_async(
                 request, exact=self.exact, prompt_tokens=estimate.prompt_tokens,
@@ -358,6 +363,8 @@ class RowRun:
         call = Call(self.session, request, reservation, backend=self.backend.kind,
                     kind=job.kind, stream=False)
         job.expect(call, estimate)
+        if job.per_use:
+            call.expect_uses(job.per_use, len(rows))
         values: list = []
 
         async def send() -> None:

@@ -87,6 +87,7 @@ class RowJob:
     batch_endpoint: str | None = "/v1/chat/completions"  # None: batch=True is not offered
     send = None  # async (client, request, retries) -> Reply, for endpoints other than chat
     per_page = False  # priced per page (OCR): estimates count pages, replies say how many
+    per_use: str | None = None  # priced per use of this service (a library's document processing)
     annotated = False  # with per_page: pages read with an annotation format (their own price)
     per_minute = False  # priced per minute of audio heard (transcription)
     hold_fix = "read fewer pages (pages=...) or send fewer rows"  # what a refused hold says to do
@@ -95,7 +96,8 @@ class RowJob:
         self.session = session
         self.df = df
         self.model = model or session.settings.model
-        session.capabilities.check(self.model, setting=None if model else "MistralMagics.model")
+        if self.per_use is None:  # a service priced per use is no model of the backend
+            session.capabilities.check(self.model, setting=None if model else "MistralMagics.model")
         self.errors: list[str | None] = [None] * len(df)
         self.refused_rows: set[int] = set()  # rows whose request() raised RowRefused
         self.texts = self._texts(prompt)

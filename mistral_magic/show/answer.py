@@ -8,8 +8,9 @@ usage and cost summed, the tool runs and the messages between the prompt and the
 final reply. Its footer is the one line under a rendered answer (model, tokens and
 thinking tokens, cost, steps, speed, backend, chat and the session's total; an OCR
 call shows its pages instead of tokens, a transcription its minutes of audio, speech its
-characters); its provenance is the output metadata
-(never a key).
+characters; a conversation's built-in tools, their uses and their cost, unknown while Mistral
+publishes none); its provenance is the output metadata (never a key; a conversation's agent
+and version, sources and tools too).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Answer:
     steps: int = 1  # calls to the model that made this answer
     tool_runs: list = field(default_factory=list)  # `tools.functions.ToolRun`s, in the order they ran
     exchange: list[dict] = field(default_factory=list)  # messages between prompt and reply
+    research: Any = None  # a conversation's `show.sources.Research`: sources, tool runs, pictures
 
     def __str__(self) -> str:
         return self.text
@@ -93,8 +95,14 @@ def footer(answer: Answer, totals: dict, budget_left: float | None) -> str:
     if answer.audio_seconds is not None and answer.request.get("messages"):
         tokens += f" + {minutes(answer.audio_seconds)}"
     parts = [answer.model, tokens]
+    research = answer.research
+    if research is not None and research.uses:
+        parts.append(research.uses_text())
     if answer.cached:
         parts.append(f"cached · {format_cost(answer.cost)} (saved {format_cost(answer.saved)})")
+    elif research is not None and research.uses and answer.cost is None:
+        # The tokens are priced; the tools are not (never shown as $0).
+        parts.append(f"{format_cost(research.token_cost)} + tools: unknown")
     else:
         parts.append(format_cost(answer.cost))
     if answer.steps > 1 or answer.tool_runs:
@@ -155,5 +163,15 @@ def provenance(answer: Answer) -> dict:
         "thinking_tokens": answer.thinking_tokens,
         "steps": answer.steps,
         "tool_calls": [run.record() for run in answer.tool_runs],
+        **({} if answer.research is None else _research(answer.research)),
         "version": __version__,
     }
+
+
+def _research(research) -> dict:
+    """What a conversation adds to the provenance: the agent (its version), the tools used, the
+    sources and the conversation."""
+    link = research.link or {}
+    return {"agent": research.agent, "tool_uses": dict(research.uses),
+            "sources": [{"title": s.title, "url": s.url, "tool": s.tool} for s in research.sources],
+            "conversation_id": link.get("id")}

@@ -38,7 +38,7 @@ MATH_CLASS = "math mathjax_process"
 
 TAGS = frozenset({
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "em", "strong", "s", "del",
-    "code", "pre", "blockquote", "ul", "ol", "li", "a",
+    "code", "pre", "blockquote", "ul", "ol", "li", "a", "small",
     "table", "thead", "tbody", "tr", "th", "td", "span", "div", "details", "summary",
 })
 # Our own classes on the collapsed blocks (the only classes kept besides math and code).
@@ -131,6 +131,36 @@ def tool_blocks(runs: Sequence[Any]) -> tuple[str, str]:
         html_blocks.append(details(run.summary(), run.details(), kind=kind))
         lines.append(run.plain())
     return "".join(html_blocks), "\n".join(lines)
+
+
+def sources(items: Sequence[tuple[str, str | None, str]]) -> tuple[str, str]:
+    """Numbered sources (title, address, tool) as an HTML list and text lines: a title links
+    to its address only when that is an http(s) address; anything else stays text."""
+    if not items:
+        return "", ""
+    rows, lines = [], []
+    for number, (title, url, tool) in enumerate(items, 1):
+        web = _web_address(url)
+        shown = escape(title or url or "source")
+        if web:
+            shown = f'<a href="{escape(url)}">{shown}</a> <small>{escape(web)}</small>'
+        rows.append(f"<li>{shown} <small>· {escape(tool)}</small></li>")
+        lines.append(f"({number}) {title}" + (f" — {url}" if web else "") + f" · {tool}")
+    markup = f'<p><strong>Sources</strong></p><ol>{"".join(rows)}</ol>'
+    return _cleaner().clean(markup), "Sources:\n" + "\n".join(lines)
+
+
+def _web_address(url: str | None) -> str | None:
+    """The host of an http(s) address (what a source shows beside its title), else None."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    return parts.hostname if parts.scheme in ("http", "https") and parts.hostname else None
 
 
 def code(text: str, language: str = "", footer: str = "", *, plain: str | None = None,

@@ -17,7 +17,7 @@ HISTORY_COLUMNS = ["turn", "role", "text", "chat", "model", "cell", "status", "t
 USAGE_COLUMNS = ["model", "prompt_tokens", "completion_tokens", "pages", "audio_minutes", "characters",
                  "kind", "chat", "time", "backend",
                  "error", "latency_s", "ttft_s", "cached", "cost", "status"]
-CHATS_COLUMNS = ["chat", "turns", "in_context", "system", "tokens", "cost"]
+CHATS_COLUMNS = ["chat", "turns", "in_context", "system", "tokens", "cost", "conversation"]
 PREVIEW = 48  # characters of a message in `%mistral history` (the chat keeps all of it)
 
 
@@ -31,7 +31,7 @@ def history_frame(session, chat: str):
 
 
 def chats_frame(session):
-    """One row per chat: turns, tokens, cost, system prompt."""
+    """One row per chat: turns, tokens, cost, system prompt, its Conversations API conversation."""
     import pandas as pd
 
     rows = []
@@ -45,6 +45,9 @@ def chats_frame(session):
                 "tokens": sum((t.prompt_tokens or 0) + (t.completion_tokens or 0) for t in turns),
                 "cost": sum(t.cost for t in turns if t.cost is not None),
                 "system": chat.system,
+                # the server-side conversation its last turn ended in (a cell with built-in tools)
+                "conversation": next((t.conversation["id"] for t in reversed(turns)
+                                      if t.conversation), None),
             }
         )
     return pd.DataFrame(rows, columns=CHATS_COLUMNS).astype(

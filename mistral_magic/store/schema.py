@@ -194,6 +194,12 @@ def m009_ledger_audio(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE ledger ADD COLUMN characters INTEGER")
 
 
+@migration
+def m010_ledger_uses(db: sqlite3.Connection) -> None:
+    # Built-in tools are priced per use: the ledger keeps how many (kind "tool").
+    db.execute("ALTER TABLE ledger ADD COLUMN uses INTEGER")
+
+
 def now() -> str:
     """The current UTC time as ISO 8601 text: sortable, and readable in any SQLite tool."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")

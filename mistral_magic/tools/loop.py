@@ -210,9 +210,7 @@ class ToolLoop:
                 if step > 1 and self.view is not None:
                     self.view.thinking_before = "\n\n".join(a.thinking for a in self.answers if a.thinking)
                 try:
-                    answer, failure = session.call(self.step_request(step), chat=self.chat,
-                                                   view=self.view, stream=self.stream,
-                                                   reuse=self.reuse)
+                    answer, failure = self.send(self.step_request(step))
                 except ReplayMiss:
                     if not self.withheld:
                         raise
@@ -251,6 +249,11 @@ class ToolLoop:
 
         stop_if_interrupted(total, self.chat)
         return total
+
+    def send(self, request: dict) -> tuple[Answer, BaseException | None]:
+        """One step's call through the call path (a conversation cell sends its own way)."""
+        return self.session.call(request, chat=self.chat, view=self.view, stream=self.stream,
+                                 reuse=self.reuse)
 
     def run_tools(self, step: int, answer: Answer) -> None:
         """Run the step's calls in order; each answered in the exchange, whatever happens."""
