@@ -192,15 +192,6 @@ def test_every_notebook_is_checked():
     assert present <= CHECKED, f"add checks for {present - CHECKED}"
 
 
-def test_notebooks_are_saved_without_outputs():
-    for path in NOTEBOOKS.glob("*.ipynb"):
-        nb = nbformat.read(path, as_version=4)
-        for c in nb.cells:
-            if c.cell_type == "code":
-                assert not c.outputs and c.execution_count is None, f"{path.name} has outputs"
-
-
-
 def widget_states(nb) -> dict:
     return nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
 
