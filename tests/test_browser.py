@@ -123,7 +123,7 @@ def test_quickstart_streams_and_renders(lab, notebook):
         answer = code_cell(page, "Explain the bias-variance").locator(
             ".jp-RenderedHTMLCommon").filter(has_text="Offline answer")
         expect(answer).to_have_count(1)
-        expect(answer.locator("h2")).to_have_count(1)  # the answer's `## ` heading
+        expect(answer.locator("h4")).to_have_count(1)  # the answer's `## ` heading, demoted
         assert not re.search(r"^#+ ", answer.inner_text(), re.M), "raw Markdown left"
         expect(answer.locator("sub"), TYPESET_HINT).to_have_text(FOOTER)
         expect(answer.locator("sub"), TYPESET_HINT).to_contain_text("session $")

@@ -14,11 +14,12 @@ import mistral_magic
 from mistral_magic import widgets
 from mistral_magic.errors import ConfigError
 from mistral_magic.money import tokens
+from mistral_magic.show import render
 from mistral_magic.tools.reasoning import controls
 
 QUESTION = "What is 17 * 23? Explain the multiplication."
-OPEN_BLOCK = '<details class="mistral-reasoning" open="">'
-CLOSED_BLOCK = '<details class="mistral-reasoning">'
+OPEN_BLOCK = f'<details class="mistral-reasoning" style="{render.REASONING_STYLE}" open="">'
+CLOSED_BLOCK = f'<details class="mistral-reasoning" style="{render.REASONING_STYLE}">'
 
 
 def final(ip) -> dict:

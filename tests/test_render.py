@@ -141,7 +141,7 @@ def test_markdown_still_renders():
         "```jp-Dialog onload=alert(1)\nx\n```\n\n"
         "| name | n |\n|:-----|--:|\n| a | 1 |\n"
     )
-    for piece in ("<h1>Title</h1>", "<h2>Part</h2>", "<em>emphasis</em>", "<strong>strong</strong>",
+    for piece in ("<h3>Title</h3>", "<h4>Part</h4>", "<em>emphasis</em>", "<strong>strong</strong>",
                   "<s>gone</s>", "<code>code</code>", "<ul>\n<li>one</li>", '<ol start="3">',
                   "<blockquote>", "<hr>",
                   "<pre><code class=\"language-python\">print('&lt;b&gt;hi&lt;/b&gt;')",

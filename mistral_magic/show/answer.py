@@ -18,7 +18,8 @@ from typing import Any
 
 from ..version import __version__
 
-INTERRUPTED_MARK = "\n\n*⏹ interrupted — partial answer*"
+# Glyphs Debian's default fonts (DejaVu, Liberation) have: ⏹ shows there as an empty box.
+INTERRUPTED_MARK = "\n\n*■ interrupted — partial answer*"
 FAILED_MARK = "\n\n*⚠ the answer broke off — partial answer, not kept as context*"
 
 
