@@ -46,6 +46,8 @@ class Turn:
     kept_thinking: str = ""  # the reply's reasoning, sent back in the history (--keep-thinking)
     exchange: list[dict] = field(default_factory=list)  # tool calls and results before the reply
     tools: list = field(default_factory=list)  # the `tools.functions.ToolRun`s, for showing
+    banner: str = ""  # the offline server's label line, shown above the answer, never sent back
+    footer: str = ""  # the line shown under the answer when it came
     created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     id: int = field(default_factory=lambda: next(_turn_ids))
 

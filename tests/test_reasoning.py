@@ -129,7 +129,7 @@ def test_models_lists_what_each_model_can_do(ip):
 def test_think_alone_is_high_and_a_terminal_writes_the_reasoning_dimmed(ip, capsys):
     from IPython.core.displaypub import DisplayPublisher
 
-    from mistral_magic.show.display import DIM, UNDIM
+    from mistral_magic.show.terminal import DIM, UNDIM
 
     run(ip, "%%mistral --think --dry-run -o body\nHi")
     assert ip.user_ns["body"]["reasoning_effort"] == "high"

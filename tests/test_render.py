@@ -206,9 +206,10 @@ def test_code_format_structured_dry_run_and_notes_are_inert(ip):
     run(ip, '%mistral schema "name, age int"')
     for markup in html_outputs(ip):
         assert_inert(markup)
-    note = ip.run_line_magic("mistral", "reset -c '<img src=x onerror=alert(1)>'")
-    assert_inert(note._repr_html_())
-    assert "&lt;img src=x onerror=alert(1)&gt;" in note._repr_html_()
+    ip.run_line_magic("mistral", "reset -c '<img src=x onerror=alert(1)>'")
+    note = ip.display_pub.messages[-1]["data"]["text/html"]
+    assert_inert(note)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in note
 
 
 def hostile_model_in_the_ledger(ip) -> None:

@@ -213,6 +213,14 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
             f"<tbody>{body}</tbody></table>")
 
 
+def code_span(text: str) -> str:
+    """Text as one Markdown code span, whatever backticks it holds."""
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    ticks = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
 def fence(text: str, language: str = "") -> str:
     """Text inside a Markdown code fence long enough not to be closed by the text."""
     longest = max((len(run) for run in re.findall("`+", text)), default=0)

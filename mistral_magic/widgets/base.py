@@ -92,8 +92,10 @@ def show_text(shell, text: str, what: str) -> TextView:
     view = TextView(text)
     shown = view
     if _first_text_view(shell):
-        shown = (f"(No widget front end here, so the {what} is text; in JupyterLab or "
-                 f"Notebook it is a live widget.)\n{view}")
+        from ..show.terminal import wrapped
+
+        shown = wrapped(f"(No widget front end here, so the {what} is text; in JupyterLab or "
+                        f"Notebook it is a live widget.)") + f"\n{view}"
     display({"text/plain": shown}, raw=True)
     return view
 

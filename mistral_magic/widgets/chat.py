@@ -36,7 +36,7 @@ def _turn_outputs(turn) -> list[dict]:
 
     user = _markdown(f"**You**\n\n{turn.prompt}", f"You: {turn.prompt}")
     who = turn.model or "assistant"
-    answer = turn.answer
+    answer = f"{turn.banner}\n\n{turn.answer}" if turn.banner else turn.answer
     if turn.status == "interrupted":
         answer += INTERRUPTED_MARK
     elif turn.status == "error":
