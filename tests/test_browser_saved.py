@@ -9,6 +9,7 @@ render: the meter's and the chat's fallbacks must hold what Lab showed live at t
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -101,6 +102,15 @@ def test_chat_box_follows_and_the_saved_notebook_shows_the_final_state(lab, tmp_
             wait_for_run(page, "%mistral cache export")
             chat = code_cell(page, "%mistral chat class").locator(".jp-Cell-outputArea")
             meter = code_cell(page, "%mistral meter").locator(".jp-Cell-outputArea")
+            # The settings panel: the model's label whole (its price shown), and which
+            # temperature applies said next to the slider.
+            panel = code_cell(page, "%mistral panel").locator(".jp-Cell-outputArea")
+            select = panel.locator(".widget-dropdown select")
+            expect(select).to_be_visible()
+            assert select.evaluate("s => s.scrollWidth <= s.clientWidth + 1"), "label cut off"
+            label = select.evaluate("s => s.options[s.selectedIndex].text")
+            assert re.search(r"\$[\d.]+/\$[\d.]+$", label), label
+            expect(panel).to_contain_text("the model's default applies")
             history = chat.locator(".widget-output").nth(0)
             send = chat.get_by_role("button", name="Send")
             answers = history.locator(".jp-RenderedHTMLCommon").filter(has_text="Offline answer")
