@@ -260,8 +260,9 @@ def test_chat_panel_send_records_turn_and_ledger_once(session):
     assert row.completion_tokens == turn.completion_tokens > 0
     assert row.cost == pytest.approx(session.prices.cost(row.model, row.prompt_tokens,
                                                          row.completion_tokens))
+    # The offline label line is shown above the answer, as in a cell; the turn keeps the answer.
     assert transcript(panel) == ["You: What is a p-value?",
-                                 f"mistral-small-latest: {turn.answer}"]
+                                 f"mistral-small-latest: {turn.banner}\n\n{turn.answer}"]
     assert panel.live.outputs == ()
     assert "chat notes" in panel.status.value and "session $" in panel.status.value
     assert not panel.send_button.disabled and panel.stop_button.disabled
