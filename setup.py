@@ -36,6 +36,10 @@ setup(
             "instructor>=1.17",
             "langchain-mistralai>=1.1",
             "openai>=1.50",
+            # Terminal IPython in a pseudo-terminal, and the screen it leaves
+            # (tests/test_terminal.py).
+            "pexpect>=4.8",
+            "pyte>=0.8",
         ],
     },
 )

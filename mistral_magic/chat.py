@@ -49,6 +49,8 @@ class Turn:
     exchange: list[dict] = field(default_factory=list)  # tool calls and results before the reply
     tools: list = field(default_factory=list)  # the `tools.functions.ToolRun`s, for showing
     conversation: dict | None = None  # the server-side conversation it ended in (`agents.threads`)
+    banner: str = ""  # the offline server's label line, shown above the answer, never sent back
+    footer: str = ""  # the line shown under the answer when it came
     created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     id: int = field(default_factory=lambda: next(_turn_ids))
 

@@ -177,8 +177,9 @@ class Session(CallPath):
         from IPython.display import display
 
         from .show.render import markdown
+        from .show.terminal import wrapped
 
-        display(markdown(f"*{text}*", plain=text), raw=True)
+        display(markdown(f"*{text}*", plain=wrapped(text)), raw=True)
 
     # -- requests ----------------------------------------------------------------
 

@@ -15,16 +15,24 @@ from mistral_magic.offline import OfflineServer
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session", autouse=True)
+STORE_PLACES = [REPO / ".mistral_magic", REPO / "notebooks" / ".mistral_magic",
+                REPO / "tests" / ".mistral_magic"]
+
+
+@pytest.fixture(autouse=True)
 def no_store_left_in_the_repository():
-    """Every shell, kernel and notebook the suite runs keeps its store in a temporary
-    folder (the `ip` fixture's working directory, notebooks' temporary copies)."""
-    places = [REPO / ".mistral_magic", REPO / "notebooks" / ".mistral_magic",
-              REPO / "tests" / ".mistral_magic"]
-    there = {place for place in places if place.exists()}
+    """Every shell, kernel and notebook a test runs keeps its store in a temporary folder
+    (the `ip` fixture's working directory, notebooks' temporary copies).
+
+    Checked around each test, so a store is blamed on the test that made it; one that was
+    there before (the shipped notebooks run in place, as the README's lab command invites)
+    is the user's own and is left alone.
+    """
+    there = {place for place in STORE_PLACES if place.exists()}
     yield
-    left = [str(place) for place in places if place.exists() and place not in there]
-    assert not left, f"the test run left a store in the repository: {left}"
+    left = [str(place) for place in STORE_PLACES if place.exists() and place not in there]
+    assert not left, (f"a store appeared in the repository during this test: {left} (a shell or "
+                      "kernel ran there; tests keep theirs in a temporary folder)")
 
 
 @pytest.fixture(scope="session")

@@ -123,7 +123,7 @@ def test_quickstart_streams_and_renders(lab, notebook):
         answer = code_cell(page, "Explain the bias-variance").locator(
             ".jp-RenderedHTMLCommon").filter(has_text="Offline answer")
         expect(answer).to_have_count(1)
-        expect(answer.locator("h2")).to_have_count(1)  # the answer's `## ` heading
+        expect(answer.locator("h4")).to_have_count(1)  # the answer's `## ` heading, demoted
         assert not re.search(r"^#+ ", answer.inner_text(), re.M), "raw Markdown left"
         expect(answer.locator("sub"), TYPESET_HINT).to_have_text(FOOTER)
         expect(answer.locator("sub"), TYPESET_HINT).to_contain_text("session $")
@@ -321,6 +321,14 @@ def test_tool_calls_and_reasoning_show_as_collapsed_blocks(lab, notebook):
         reasoning.locator("summary").click()
         expect(reasoning).to_have_attribute("open", "")
         expect(reasoning).to_contain_text("Offline reasoning trace")
+        # Opened, it reads as an aside: muted and indented, unlike the answer under it.
+        look = reasoning.evaluate("""el => {
+            const aside = el.querySelector('p'), answer = el.parentElement.querySelector(':scope > p');
+            const at = p => [getComputedStyle(p).color, p.getBoundingClientRect().left];
+            return [at(aside), at(answer)];
+        }""")
+        (aside_color, aside_left), (answer_color, answer_left) = look
+        assert aside_color != answer_color and aside_left > answer_left + 10, look
         page.set_viewport_size({"width": 1280, "height": 1180})
         follow.locator("details.mistral-tool").first.evaluate(
             "el => el.scrollIntoView({block: 'start'})")

@@ -14,11 +14,12 @@ import mistral_magic
 from mistral_magic import widgets
 from mistral_magic.errors import ConfigError
 from mistral_magic.money import tokens
+from mistral_magic.show import render
 from mistral_magic.tools.reasoning import controls
 
 QUESTION = "What is 17 * 23? Explain the multiplication."
-OPEN_BLOCK = '<details class="mistral-reasoning" open="">'
-CLOSED_BLOCK = '<details class="mistral-reasoning">'
+OPEN_BLOCK = f'<details class="mistral-reasoning" style="{render.REASONING_STYLE}" open="">'
+CLOSED_BLOCK = f'<details class="mistral-reasoning" style="{render.REASONING_STYLE}">'
 
 
 def final(ip) -> dict:
@@ -128,7 +129,7 @@ def test_models_lists_what_each_model_can_do(ip):
 def test_think_alone_is_high_and_a_terminal_writes_the_reasoning_dimmed(ip, capsys):
     from IPython.core.displaypub import DisplayPublisher
 
-    from mistral_magic.show.display import DIM, UNDIM
+    from mistral_magic.show.terminal import DIM, UNDIM
 
     run(ip, "%%mistral --think --dry-run -o body\nHi")
     assert ip.user_ns["body"]["reasoning_effort"] == "high"

@@ -141,7 +141,7 @@ def test_markdown_still_renders():
         "```jp-Dialog onload=alert(1)\nx\n```\n\n"
         "| name | n |\n|:-----|--:|\n| a | 1 |\n"
     )
-    for piece in ("<h1>Title</h1>", "<h2>Part</h2>", "<em>emphasis</em>", "<strong>strong</strong>",
+    for piece in ("<h3>Title</h3>", "<h4>Part</h4>", "<em>emphasis</em>", "<strong>strong</strong>",
                   "<s>gone</s>", "<code>code</code>", "<ul>\n<li>one</li>", '<ol start="3">',
                   "<blockquote>", "<hr>",
                   "<pre><code class=\"language-python\">print('&lt;b&gt;hi&lt;/b&gt;')",
@@ -206,9 +206,10 @@ def test_code_format_structured_dry_run_and_notes_are_inert(ip):
     run(ip, '%mistral schema "name, age int"')
     for markup in html_outputs(ip):
         assert_inert(markup)
-    note = ip.run_line_magic("mistral", "reset -c '<img src=x onerror=alert(1)>'")
-    assert_inert(note._repr_html_())
-    assert "&lt;img src=x onerror=alert(1)&gt;" in note._repr_html_()
+    ip.run_line_magic("mistral", "reset -c '<img src=x onerror=alert(1)>'")
+    note = ip.display_pub.messages[-1]["data"]["text/html"]
+    assert_inert(note)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in note
 
 
 def hostile_model_in_the_ledger(ip) -> None:

@@ -12,18 +12,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from conftest import close_shell, fresh_shell, run
 
 import mistral_magic
 
 
+def said(ip) -> str:
+    """What the last command said (shown as a message, not returned as an Out[n] value)."""
+    return ip.display_pub.messages[-1]["data"]["text/plain"]
+
+
 def test_reset_counts_turns_in_good_english(ip):
     run(ip, "%%mistral\nOne.", cell_id="1")
-    assert "(1 turn removed)" in ip.run_line_magic("mistral", "reset")
+    assert ip.run_line_magic("mistral", "reset") is None
+    assert "(1 turn removed)" in said(ip)
     run(ip, "%%mistral\nOne.", cell_id="1")
     run(ip, "%%mistral\nTwo.", cell_id="2")
-    assert "(2 turns removed)" in ip.run_line_magic("mistral", "reset")
+    ip.run_line_magic("mistral", "reset")
+    assert "(2 turns removed)" in said(ip)
 
 
 def footer(ip) -> str:
@@ -39,26 +45,26 @@ def test_no_stream_footer_claims_no_speed(ip):
     assert "tok/s" in footer(ip)
 
 
-@pytest.fixture
-def terminal_100(monkeypatch):
-    """pandas as in a 100-column terminal: it measures the screen and drops middle columns."""
-    monkeypatch.setenv("COLUMNS", "100")
-    with pd.option_context("display.max_columns", 0, "display.width", 100):
-        yield
+def test_terminal_tables_show_tokens_and_cost(ip):
+    """As a 100-column terminal draws them (`terminal.table_text`): the columns that matter."""
+    from mistral_magic.show.terminal import table_text
 
-
-def test_terminal_tables_show_tokens_and_cost(ip, terminal_100):
     run(ip, '%%mistral -s "You are a terse reviewer of physics homework."\n'
             "Explain entropy in a few words to a student of physics.", cell_id="8a1d2c4e-1111-2222-3333-444455556666")
     run(ip, "%%mistral -m mistral-embed\nAnd again.", cell_id="9a1d2c4e-1111-2222-3333-444455556666",
         ok=False)
-    usage = repr(ip.run_line_magic("mistral", "usage"))
+
+    def drawn(command):
+        frame = ip.run_line_magic("mistral", command)
+        return table_text(frame, frame.terminal_columns, width=100)
+
+    usage = drawn("usage")
     for column in ("model", "prompt_tokens", "completion_tokens", "cost", "status"):
         assert column in usage.splitlines()[0], usage
-    history = repr(ip.run_line_magic("mistral", "history"))
+    history = drawn("history")
     for column in ("turn", "role", "text", "tokens", "cost"):
         assert column in history.splitlines()[0], history
-    chats = repr(ip.run_line_magic("mistral", "chats"))
+    chats = drawn("chats")
     for column in ("chat", "turns", "tokens", "cost"):
         assert column in chats.splitlines()[0], chats
     widest = max((usage + "\n" + history + "\n" + chats).splitlines(), key=len)

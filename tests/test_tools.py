@@ -181,7 +181,7 @@ def test_a_cell_calls_the_tools_in_order_and_shows_each_call(ip):
     assert sorted(calls) == [("describe_column", "price"), ("plot_hist", "price", 20)]
     last = session.last
     assert last.steps == 2 and [r.name for r in last.tool_runs] == [c[0] for c in calls]
-    assert ip.user_ns["answer"] == last.text and "histogram of price drawn with 20 bins" in last.text
+    assert ip.user_ns["answer"] == last.reply and "histogram of price drawn with 20 bins" in last.text
     shown = final(ip)
     html = shown["data"]["text/html"]
     assert html.count('<details class="mistral-tool">') == 2 and " open" not in html

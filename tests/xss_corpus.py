@@ -12,6 +12,8 @@ import html
 import re
 from html.parser import HTMLParser
 
+from mistral_magic.show.render import REASONING_STYLE
+
 _DATA_HTML = base64.b64encode(b"<script>parent.__xss9=1</script>").decode()
 _DATA_SVG = base64.b64encode(b"<svg xmlns='http://www.w3.org/2000/svg' onload='parent.__xss10=1'/>").decode()
 
@@ -94,6 +96,8 @@ class _Inspector(HTMLParser):
             value = value or ""
             if name.startswith("on"):
                 self.problems.append(f"<{tag} {name}>")
+            elif name == "style" and tag == "details" and value == REASONING_STYLE:
+                continue  # render's own fixed style of a reasoning block, never a model's
             elif name in ("style", "srcdoc") and not (name == "style" and self.allow_style):
                 self.problems.append(f"<{tag} {name}={value!r}>")
             elif name in URL_ATTRIBUTES and unsafe_url(value):

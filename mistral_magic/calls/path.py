@@ -219,13 +219,14 @@ class CallPath:
         final = answer.thinking if answer.final_thinking is None else answer.final_thinking
         return self.chats.get(chat).record(
             Turn(
-                prompt=prompt, answer=answer.text, cell_id=cell_id, status=answer.status,
+                prompt=prompt, answer=answer.reply, cell_id=cell_id, status=answer.status,
                 model=answer.model, prompt_tokens=answer.prompt_tokens,
                 completion_tokens=answer.completion_tokens, cost=answer.cost,
                 error=answer.error, images=images, thinking=answer.thinking,
                 thinking_tokens=answer.thinking_tokens,
                 kept_thinking=final if keep_thinking else "",
                 exchange=list(answer.exchange), tools=list(answer.tool_runs),
+                banner=answer.banner, footer=self.footer(answer),
             )
         )
 

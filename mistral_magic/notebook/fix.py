@@ -18,7 +18,8 @@ written ``[redacted]`` in both, so no error sends or shows one.
 ``MistralMagicError`` such as a refused budget) and interrupts are not kept: their
 message already says what to do.
 
-``%mistral fix [-m MODEL]`` sends the last error's traceback and cell to the model,
+``%mistral fix [-m MODEL]`` first shows which error it is fixing (its type, message and
+cell), then sends the last error's traceback and cell to the model,
 asking for two or three sentences on what went wrong and the whole corrected cell in
 one code block. The answer streams into the output through the one render path (so
 it is shown, never run as markup), the call is budgeted and recorded like any other
@@ -34,6 +35,7 @@ import traceback
 from collections import deque
 
 KEEP = 10
+SHOWN_LINES = 12  # lines of the failing cell shown above the explanation
 MAX_TRACEBACK = 6000  # characters of a traceback sent; its end (where the error is) is kept
 MAX_SOURCE = 12000
 
@@ -138,6 +140,22 @@ def uninstall(shell, magics) -> None:
         shell.user_ns_hidden.pop("Err", None)
 
 
+def message(error: CellError) -> str:
+    """The error's own line, as Python printed it ("KeyError: 'status'")."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    last = lines[-1].strip() if lines else error.name
+    return last if last.startswith(error.name) else f"{error.name}: {last}"
+
+
+def heading(error: CellError) -> str:
+    """What is being fixed, in Markdown: the error's type and message, then its cell."""
+    from ..show.render import code_span, fence
+
+    lines = error.source.splitlines()
+    shown = "\n".join(lines[:SHOWN_LINES]) + ("\n…" if len(lines) > SHOWN_LINES else "")
+    return f"Fixing {code_span(message(error))}, raised by this cell:\n\n{fence(shown, 'python')}"
+
+
 def messages(error: CellError) -> list[dict]:
     """The chat messages that ask for the explanation and the corrected cell."""
     from ..show.render import fence
@@ -164,6 +182,12 @@ def run(magics, model: str | None = None) -> str | None:
         return "Nothing to fix: no cell has raised an error since the extension was loaded."
     magics.session.capabilities.check(model or magics.model,
                                       setting=None if model else "MistralMagics.model")
+    from IPython.display import display
+
+    from ..show.render import markdown
+
+    display(markdown(heading(error), plain=f"Fixing {message(error)}, raised by this cell:\n\n"
+                     f"{error.source}"), raw=True)
     request = chat_request(model or magics.model, messages(error), temperature=magics.temperature,
                            max_tokens=magics.max_tokens)
     answer = magics.session.ask(request, chat=None, view=StreamView(magics.shell, "markdown"),

@@ -25,6 +25,7 @@ from IPython.core.magic_arguments import (
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, Unicode, observe
 
 from ..errors import Interrupted, guard
+from . import manual
 from .commands import Commands, parse
 from .manual import MANUAL
 
@@ -49,6 +50,24 @@ def _with_doc(doc: str):
         return func
 
     return apply
+
+
+def _worst_case(session, request: dict, estimate) -> str:
+    """The dry run's worst case: at the request's max_tokens, or, with none, at the model's limit."""
+    from ..money.usage import format_cost, format_tokens
+
+    if "max_tokens" in request:
+        return (f"worst case with {format_tokens(estimate.max_completion_tokens)} answer tokens: "
+                f"{format_cost(estimate.worst_cost)}")
+    at = (f"{format_tokens(estimate.max_completion_tokens)} answer tokens cost "
+          f"{format_cost(estimate.worst_cost)}")
+    context = session.prices.context_length(request["model"])
+    if not context or context <= estimate.prompt_tokens:
+        return f"no max_tokens, so the answer may run to the model's limit; {at}"
+    room = context - estimate.prompt_tokens
+    limit = session.prices.cost(request["model"], estimate.prompt_tokens, room)
+    return (f"no max_tokens, so the worst case is the model's limit ({format_tokens(room)} answer "
+            f"tokens: {format_cost(limit)}); {at}")
 
 
 def _converted(text: str, convert, what: str):
@@ -273,6 +292,9 @@ class MistralMagics(Magics):
             )
         return guard(self.debug, lambda: self._ask(args, cell))
 
+    # The help (`%%mistral?`) is the plain manual, usage first; magic_arguments made it RST.
+    mistral.__doc__ = manual.text(mistral.parser)
+
     def _expand(self, line: str, local_ns: dict | None) -> str:
         """`$name` and `{name}` in a command line, expanded as IPython does for line magics."""
         from IPython.utils.text import DollarFormatter
@@ -372,9 +394,10 @@ class MistralMagics(Magics):
         except Interrupted as stopped:
             # The partial text is worth keeping in -o VAR; a partial JSON answer is not a value.
             if args.output and not structured and stopped.partial is not None:
-                self.shell.user_ns[args.output] = stopped.partial.text
+                self.shell.user_ns[args.output] = stopped.partial.reply
             raise
-        result = answer.value if structured else answer.text
+        # The value is the answer, without the offline server's label line (shown above it).
+        result = answer.value if structured else answer.reply
         if args.format == "code" and not structured and answer.status == "ok":
             from ..show.render import first_code_block
             from .labcomm import next_cell
@@ -413,12 +436,9 @@ class MistralMagics(Magics):
         spec = session.backend_spec()
         # Long messages are shown as head and tail; -o VAR still gets the whole request.
         body = json.dumps(preview_request(request), indent=2, ensure_ascii=False)
-        summary = (
-            f"Dry run — nothing sent. {format_tokens(estimate.prompt_tokens)} prompt tokens "
-            f"({format_cost(estimate.prompt_cost)}); worst case with "
-            f"{format_tokens(estimate.max_completion_tokens)} answer tokens: "
-            f"{format_cost(estimate.worst_cost)} · {spec.label}"
-        )
+        summary = (f"Dry run — nothing sent. {format_tokens(estimate.prompt_tokens)} prompt "
+                   f"tokens ({format_cost(estimate.prompt_cost)}); {_worst_case(session, request, estimate)}"
+                   f" · {spec.label}")
         if filled.names:
             summary += f" · filled in: {', '.join(filled.names)}"
         if filled.in_math:

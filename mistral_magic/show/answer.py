@@ -11,16 +11,23 @@ call shows its pages instead of tokens, a transcription its minutes of audio, sp
 characters; a conversation's built-in tools, their uses and their cost, unknown while Mistral
 publishes none); its provenance is the output metadata (never a key; a conversation's agent
 and version, sources and tools too).
+
+The offline server opens each answer with a label line ("*Offline answer from … generated
+locally.*"): it stays on screen, and out of the answer's value (`reply`: what ``-o VAR``
+gets and the chat keeps; `banner` holds the line).
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..version import __version__
 
-INTERRUPTED_MARK = "\n\n*⏹ interrupted — partial answer*"
+# Glyphs Debian's default fonts (DejaVu, Liberation) have: ⏹ shows there as an empty box.
+INTERRUPTED_MARK = "\n\n*■ interrupted — partial answer*"
 FAILED_MARK = "\n\n*⚠ the answer broke off — partial answer, not kept as context*"
 
 
@@ -73,9 +80,38 @@ class Answer:
         return self.completion_tokens / generating if generating > 0 else None
 
     @property
+    def banner(self) -> str:
+        """The offline server's label line the answer opens with ("" for any other backend)."""
+        return split_banner(self.text, self.backend)[0]
+
+    @property
+    def reply(self) -> str:
+        """The answer as a value (``-o VAR``, the chat's turn): without the offline label line."""
+        return split_banner(self.text, self.backend)[1]
+
+    @property
     def mark(self) -> str:
         """What follows the text of an answer that did not finish."""
         return {"interrupted": INTERRUPTED_MARK, "error": FAILED_MARK}.get(self.status, "")
+
+
+@functools.cache
+def _banner_pattern() -> re.Pattern:
+    from ..offline.prose import label
+
+    # The label of a model named "\0", with the name made a pattern (re.escape keeps NUL).
+    template = re.escape(label("\0")).replace("\0", r"[^\n]{1,200}?")
+    return re.compile(template + r"[ \t]*(?:\n+|$)")
+
+
+def split_banner(text: str, backend: str) -> tuple[str, str]:
+    """(the offline label line, the rest) of an answer's text; ("", text) when it has none."""
+    if backend != "offline" or not text.startswith("*Offline answer from "):
+        return "", text
+    found = _banner_pattern().match(text)
+    if found is None:
+        return "", text
+    return found[0].strip(), text[found.end():]
 
 
 def footer(answer: Answer, totals: dict, budget_left: float | None) -> str:

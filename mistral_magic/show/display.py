@@ -6,8 +6,9 @@ characters later, at most 5 s), so the bytes sent to the front end stay bounded 
 second and a small multiple of the answer at full speed. The final state is
 rendered once: sanitised HTML made from the Markdown (or code) by `render`, which
 partial updates go through too, with `text/plain` beside it and output metadata
-with the answer's provenance (and what the cell adds to it, `provenance`). In a
-terminal, where a display cannot be updated, the text is written as it arrives instead.
+with the answer's provenance (and what the cell adds to it, `provenance`). Where a
+display cannot be updated (terminal IPython), the answer is written as it arrives by
+`terminal.writer`: rendered by rich at the terminal's width, or as plain text to a pipe.
 
 A thinking model's reasoning streams into a "Reasoning" block above the answer,
 open while it streams alone and collapsed once the answer starts (in a terminal it
@@ -19,14 +20,12 @@ answer.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
 from .render import fence
 
 CURSOR = " ▍"
-DIM, UNDIM = "\x1b[2m", "\x1b[0m"
 MIN_INTERVAL_S = 0.1
 MAX_INTERVAL_S = 5.0
 CHARS_PER_S = 1500
@@ -53,13 +52,16 @@ class StreamView:
         self.fmt = fmt
         self.clock = clock
         self.rich = can_update_displays(shell)
+        # Where displays cannot be updated, the writer for where output goes (`terminal`).
+        self.terminal = None
+        if not self.rich:
+            from . import terminal
+
+            self.terminal = terminal.writer(fmt)
         self.updates = 0
         self._handle = None
         self._shown_at = 0.0
         self._shown_len = 0
-        self._written = 0  # pieces already written (terminal)
-        self._thought = 0  # thinking pieces already written (terminal)
-        self._streamed: list[str] = []
         self.thinking_before = ""  # earlier steps' reasoning (a tool exchange)
         self.tools: tuple[str, str] = ("", "")  # the tool calls' blocks so far: (html, plain)
         # What the cell adds to the answer's provenance (the names its prompt filled in).
@@ -94,15 +96,12 @@ class StreamView:
     def start(self, note: str = "") -> None:
         """Show the waiting note the answer will replace (again in place, for a re-ask)."""
         if not self.rich:
-            self._written = self._thought = 0
-            self._streamed = []
+            self.terminal.start()
             return
         from IPython.display import display
 
         from . import render
 
-        self._written = self._thought = 0
-        self._streamed = []
         bundle = render.partial(note or "*…waiting for the first token…*", self._above(""),
                                 self.tools[0])
         if self._handle is None:
@@ -116,7 +115,7 @@ class StreamView:
         is due. Joining on every chunk would make a long stream quadratic in its length.
         """
         if not self.rich:
-            self._write(parts, thinking)
+            self.terminal.feed(parts, thinking)
             return
         now = self.clock()
         if now - self._shown_at < update_interval(self._shown_len):
@@ -125,26 +124,11 @@ class StreamView:
         self._show(self._partial(text, thought))
         self._shown_at, self._shown_len = now, len(text) + len(thought)
 
-    def _write(self, parts: list[str], thinking) -> None:
-        """Write what is new to a terminal: reasoning dimmed, then the answer."""
-        if len(thinking) > self._thought:
-            sys.stdout.write(DIM + "".join(thinking[self._thought:]) + UNDIM)
-            self._thought = len(thinking)
-        new = parts[self._written:]
-        if new and self._thought and not self._written:
-            sys.stdout.write("\n\n")
-        for piece in new:
-            sys.stdout.write(piece)
-        sys.stdout.flush()
-        self._written = len(parts)
-        self._streamed = parts
-
     def show_tools(self, html: str, plain: str, note: str) -> None:
         """Show the tool calls' blocks so far under `note` (between two steps)."""
         self.tools = (html, plain)
         if not self.rich:
-            sys.stdout.write(f"\n{plain.splitlines()[-1] if plain else ''}\n" if plain else "")
-            sys.stdout.flush()
+            self.terminal.tools(plain)
             return
         from . import render
 
@@ -163,15 +147,14 @@ class StreamView:
         """Remove the waiting note when a call failed before any text arrived."""
         if self._handle is not None:
             self._handle.update({"text/plain": ""}, raw=True)
+        if self.terminal is not None:
+            self.terminal.stop()
 
     def finish(self, text: str, footer: str, metadata: dict[str, Any], *, thinking: str = "",
                thinking_tokens: int | None = None) -> None:
         """Render the final answer once, with its reasoning, tool blocks, footer and provenance."""
         if not self.rich:
-            # The streamed pieces are on screen already; only what follows them is new.
-            streamed = len("".join(self._streamed)) if self._streamed else 0
-            sys.stdout.write(text[streamed:] + f"\n\n{footer}\n")
-            sys.stdout.flush()
+            self.terminal.finish(text, footer)
             return
         self._show(self._final(text, footer, thinking, thinking_tokens),
                    {"mistral_magic": {**metadata, **self.provenance}})
@@ -190,6 +173,6 @@ class StreamView:
             text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
             bundle = render.code(text, "json", footer, above=above)
         if not self.rich:
-            sys.stdout.write("\n" + bundle["text/plain"] + "\n")
+            self.terminal.value(bundle["text/plain"])
             return
         self._show(bundle, {"mistral_magic": {**metadata, **self.provenance}})

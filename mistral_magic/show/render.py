@@ -20,7 +20,12 @@ A model's reasoning and the tool calls of a cell are collapsed blocks (`details`
 the only element with state, and its `summary`): the reasoning above the answer
 (`reasoning`), each tool call under it (`tool_block`). Their summaries are escaped
 and their bodies are Markdown made safe like any answer; the block is sanitised
-again as a whole, so no `ontoggle` or other handler can ride on it.
+again as a whole, so no `ontoggle` or other handler can ride on it. The reasoning is
+then given our own fixed style (muted and indented, as a terminal dims it), so that an
+opened block does not read as the answer.
+
+Headings in outside text are demoted by two levels (`#` is an `h3`), so an answer's
+title sits below the notebook's own title and sections.
 
 markdown-it-py, its plugins and nh3 are imported on the first render, not on load.
 """
@@ -51,6 +56,11 @@ UNSAFE_TEX = re.compile(r"\\(?:href|url|class|cssId|style|data|attr|require|mmlT
                         r"(?![A-Za-z])")
 LOOKS_LIKE_SCHEME = re.compile(r"[^/?#]*:")
 ALIGNMENTS = frozenset({"left", "center", "right"})
+# An answer's `# Title` becomes an h3: below a notebook's own title (h1) and sections (h2).
+HEADING_SHIFT = 2
+# Fixed, ours (never from outside text): an opened reasoning block reads as an aside.
+REASONING_STYLE = ("color:var(--jp-content-font-color2,#616161);margin:.25em 0 .75em 1.5em;"
+                   "padding-left:.75em;border-left:3px solid var(--jp-border-color2,#e0e0e0)")
 # What every kind of math starts with; text without any of these has none.
 MATH_MARKS = re.compile(r"\$|\\[(\[]|\\begin\{")
 # `\(…\)` and `\[…\]` as MathJax reads them in a notebook's Markdown: `\[…\]` within a
@@ -115,7 +125,10 @@ def reasoning(thinking: str, tokens: int | None = None, *, open_: bool = False) 
     if not thinking:
         return ""
     summary = "Reasoning…" if tokens is None else f"Reasoning · {tokens:,} tokens"
-    return details(summary, thinking, kind="mistral-reasoning", open_=open_)
+    block = details(summary, thinking, kind="mistral-reasoning", open_=open_)
+    # After sanitising (which drops every style attribute): the style is our own markup.
+    return block.replace('<details class="mistral-reasoning"',
+                         f'<details class="mistral-reasoning" style="{REASONING_STYLE}"', 1)
 
 
 def reasoning_plain(tokens: int | None) -> str:
@@ -228,6 +241,14 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     body = "".join(f"<tr>{cells('td', row)}</tr>" for row in rows)
     return (f'<table class="mathjax_ignore"><thead><tr>{cells("th", header)}</tr></thead>'
             f"<tbody>{body}</tbody></table>")
+
+
+def code_span(text: str) -> str:
+    """Text as one Markdown code span, whatever backticks it holds."""
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    ticks = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
 def fence(text: str, language: str = "") -> str:
@@ -364,6 +385,8 @@ def _markdown():
         md.add_render_rule(name, _display_math)
     md.add_render_rule("amsmath", _environment)
     md.add_render_rule("image", _image)
+    md.add_render_rule("heading_open", _heading)
+    md.add_render_rule("heading_close", _heading)
     md.add_render_rule("th_open", _cell_open)
     md.add_render_rule("td_open", _cell_open)
     return md
@@ -390,6 +413,12 @@ def _environment(self, tokens, idx, options, env) -> str:
     if UNSAFE_TEX.search(tex):
         return f"<pre><code>{escape(tex)}</code></pre>\n"
     return f'<div class="{MATH_CLASS}">{escape(tex)}</div>\n'
+
+
+def _heading(self, tokens, idx, options, env) -> str:
+    token = tokens[idx]
+    token.tag = f"h{min(int(token.tag[1:]) + HEADING_SHIFT, 6)}"
+    return self.renderToken(tokens, idx, options, env)
 
 
 def _image(self, tokens, idx, options, env) -> str:

@@ -1,14 +1,19 @@
 """What `%mistral history|chats|usage|models|config|cache` return: values, not prints.
 
-Columns are ordered for a terminal too. Where a table is wider than the screen,
-pandas drops columns from the middle and shows the first and the last ones; so
-each table starts with what a row is (model, tokens in; turn, role, text) and ends
-with what it cost (tokens out, cost, status), and keeps wide details (errors, cell
-ids, system prompts) in the middle. Times are rounded to the second.
+Each table is a DataFrame (a `Table`, which derived frames are not) that shows itself
+whole: every row of a short table (`%mistral models` lists every model), cells in full
+(`%mistral config`'s help). In a terminal it is a table drawn by rich at the terminal's
+width with the columns that matter (`terminal.table_text`), and a line naming the others.
+Each starts with what a row is (model, tokens in; turn, role, text) and ends with what it
+cost (tokens out, cost, status).
+
+Values read plainly: one missing marker, ``<NA>`` (text columns are pandas strings,
+numbers nullable), times to the second, latencies to the hundredth, cell ids short.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from .masked import mask
@@ -19,6 +24,75 @@ USAGE_COLUMNS = ["model", "prompt_tokens", "completion_tokens", "pages", "audio_
                  "error", "latency_s", "ttft_s", "cached", "cost", "status"]
 CHATS_COLUMNS = ["chat", "turns", "in_context", "system", "tokens", "cost", "conversation"]
 PREVIEW = 48  # characters of a message in `%mistral history` (the chat keeps all of it)
+CELL_ID = 8  # characters of a cell id shown (Lab's ids are 36-character UUIDs)
+# The columns a terminal shows of each table (the frame keeps all of them).
+TERMINAL_COLUMNS = {
+    "history": ["turn", "role", "text", "chat", "status", "tokens", "cost"],
+    "usage": ["model", "prompt_tokens", "completion_tokens", "pages", "kind", "chat", "cost",
+              "status"],
+    "models": ["id", "context", "reasoning", "tools", "vision", "input_per_1m", "output_per_1m",
+               "per_1k_pages"],
+}
+
+
+@functools.cache
+def _table_class():
+    import pandas as pd
+
+    class Table(pd.DataFrame):
+        """A `%mistral` table: shown whole (short tables), in a terminal as a rich table."""
+
+        _metadata = ["terminal_columns"]
+
+        @property
+        def _constructor(self):
+            return pd.DataFrame  # a frame made from this one is an ordinary DataFrame
+
+        def _options(self):
+            rows = len(self) if len(self) <= _SHORT_ROWS else None
+            return pd.option_context("display.max_rows", rows or 60, "display.min_rows", 20,
+                                     "display.max_columns", None, "display.max_colwidth", None)
+
+        def __repr__(self) -> str:
+            from . import terminal
+
+            if terminal.is_terminal():
+                return terminal.table_text(self, getattr(self, "terminal_columns", None))
+            with self._options():
+                return super().__repr__()
+
+        def _repr_html_(self):
+            with self._options():
+                return super()._repr_html_()
+
+    Table.__qualname__ = Table.__name__
+    return Table
+
+
+_SHORT_ROWS = 200
+
+
+def table(frame, terminal_columns: list[str] | None = None):
+    """`frame` as a `Table` (shown whole; in a terminal, `terminal_columns` when given)."""
+    shown = _table_class()(frame)
+    shown.terminal_columns = terminal_columns
+    return shown
+
+
+def _plainly(frame, text: list[str] = (), money: list[str] = (), seconds: list[str] = ()):
+    """One missing marker: text as pandas strings, money as nullable floats, seconds rounded."""
+    types = {c: "string" for c in text if c in frame}
+    types.update({c: "Float64" for c in money if c in frame})
+    frame = frame.astype(types)
+    for column in seconds:
+        if column in frame:
+            frame[column] = frame[column].astype("Float64").round(2)
+    return frame
+
+
+def short_id(cell_id: str | None) -> str | None:
+    """A cell id as shown: its first characters (a UUID's first group)."""
+    return None if cell_id is None else cell_id[:CELL_ID]
 
 
 def history_frame(session, chat: str):
@@ -26,8 +100,11 @@ def history_frame(session, chat: str):
     import pandas as pd
 
     rows = session.chats.get(chat).rows(PREVIEW) if chat in session.chats else []
-    frame = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-    return frame.astype({"turn": "Int64", "tokens": "Int64", "cost": "float64"})
+    for row in rows:
+        row["cell"] = short_id(row["cell"])
+    frame = pd.DataFrame(rows, columns=HISTORY_COLUMNS).astype({"turn": "Int64", "tokens": "Int64"})
+    frame = _plainly(frame, ["role", "text", "chat", "model", "cell", "status"], ["cost"])
+    return table(frame, TERMINAL_COLUMNS["history"])
 
 
 def chats_frame(session):
@@ -50,16 +127,21 @@ def chats_frame(session):
                                       if t.conversation), None),
             }
         )
-    return pd.DataFrame(rows, columns=CHATS_COLUMNS).astype(
-        {"turns": "Int64", "in_context": "Int64", "tokens": "Int64", "cost": "float64"}
-    )
+    frame = pd.DataFrame(rows, columns=CHATS_COLUMNS).astype(
+        {"turns": "Int64", "in_context": "Int64", "tokens": "Int64"})
+    return table(_plainly(frame, ["chat", "system"], ["cost"]))
 
 
 def usage_frame(session):
     """The ledger: one row per API call, times to the second."""
     frame = session.ledger.to_frame()
     frame["time"] = frame["time"].dt.round("s")
-    return frame[USAGE_COLUMNS]
+    return table(_usage_plainly(frame[USAGE_COLUMNS]), TERMINAL_COLUMNS["usage"])
+
+
+def _usage_plainly(frame):
+    return _plainly(frame, ["model", "kind", "chat", "backend", "error", "status", "session"],
+                    ["cost"], ["latency_s", "ttft_s"])
 
 
 def usage_all_frame(session):
@@ -80,12 +162,13 @@ def usage_all_frame(session):
     frame["time"] = frame["time"].dt.round("s")
     after = USAGE_COLUMNS.index("time") + 1
     columns = USAGE_COLUMNS[:after] + ["session"] + USAGE_COLUMNS[after:]
-    return frame[columns].reset_index(drop=True)
+    return table(_usage_plainly(frame[columns].reset_index(drop=True)), TERMINAL_COLUMNS["usage"])
 
 
 def models_frame(session, listing):
     """The models of `listing` (the backend's ``models.list``): context, what each can do
-    (reason, call tools, see images, read documents), capabilities and list prices.
+    (reason, call tools, see images, read documents), capabilities and list prices (per 1M
+    tokens; an OCR model's per 1,000 pages).
 
     ``documents`` comes from the model catalogue (Mistral's docs: document chunks in chat),
     which the API's cards do not carry; NA for a model the catalogue does not know.
@@ -101,6 +184,8 @@ def models_frame(session, listing):
         flags = capabilities.model_dump() if capabilities is not None else {}
         caps = [name for name, on in flags.items() if on is True]
         price = prices.price(card.id)
+        entry = prices.entry(card.id)
+        per_page = entry.per_page if entry is not None else None
         known = catalogue.find(card.id)
         rows.append(
             {
@@ -114,14 +199,16 @@ def models_frame(session, listing):
                 "capabilities": ", ".join(caps),
                 "input_per_1m": price[0] if price else None,
                 "output_per_1m": price[1] if price else None,
+                "per_1k_pages": None if per_page is None else round(per_page * 1000, 6),
             }
         )
     columns = ["id", "aliases", "context", "reasoning", "tools", "vision", "documents",
-               "capabilities", "input_per_1m", "output_per_1m"]
+               "capabilities", "input_per_1m", "output_per_1m", "per_1k_pages"]
     flag = dict.fromkeys(("reasoning", "tools", "vision", "documents"), "boolean")
-    return pd.DataFrame(rows, columns=columns).astype(
-        {"context": "Int64", **flag, "input_per_1m": "float64", "output_per_1m": "float64"}
-    )
+    frame = pd.DataFrame(rows, columns=columns).astype({"context": "Int64", **flag})
+    frame = _plainly(frame, ["id", "aliases", "capabilities"],
+                     ["input_per_1m", "output_per_1m", "per_1k_pages"])
+    return table(frame, TERMINAL_COLUMNS["models"])
 
 
 def config_frame(magics):
@@ -134,7 +221,7 @@ def config_frame(magics):
     rows = []
     for name, trait in sorted(magics.traits(config=True).items()):
         value = getattr(magics, name)
-        shown = mask(value) if name == "server_key" else repr(value)
+        shown = mask(value) if name == "server_key" else _value(value)
         rows.append({"setting": name, "value": shown, "help": trait.help})
     source = _source((session._key, "from %mistral key (memory)"),
                      (os.environ.get("MISTRAL_API_KEY"), "from MISTRAL_API_KEY"),
@@ -150,7 +237,16 @@ def config_frame(magics):
     except Exception as exc:  # show a broken setting here rather than fail the listing
         label = f"unusable: {exc}"
     rows.append({"setting": "backend in use", "value": label, "help": "%mistral backend"})
-    return pd.DataFrame(rows, columns=["setting", "value", "help"])
+    return table(pd.DataFrame(rows, columns=["setting", "value", "help"]).astype("string"))
+
+
+def _value(value) -> str:
+    """A setting's value as read: text without quotes, None as (none), the rest as Python."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return value
+    return repr(value)
 
 
 def _source(*places: tuple) -> str:
@@ -187,7 +283,7 @@ class CacheInfo:
         saved = format_cost(self.saved_usd)
         if self.unpriced_hits:
             saved += f" (+ {self.unpriced_hits:,} of unknown price)"
-        where = self.path + (" (read-only)" if self.readonly else "")
+        where = shown_path(self.path) + (" (read-only)" if self.readonly else "")
         return [
             ("cache", f"{self.mode} · {where}"),
             ("answers", f"{self.entries:,} ({_size(self.size_bytes)} on disk)"),
@@ -204,6 +300,22 @@ class CacheInfo:
         from . import render
 
         return render.table(["response cache", ""], self.rows())
+
+
+def shown_path(path) -> str:
+    """A local path as shown in a notebook: relative to the working directory (the notebook's
+    folder) when inside it, else from ``~`` when in the home folder; never /home/<user>/…."""
+    import os
+    from pathlib import Path
+
+    target = Path(path).expanduser().absolute()
+    for base, shown in ((Path.cwd(), ""), (Path.home(), "~")):
+        try:
+            inside = target.relative_to(base.absolute())
+        except ValueError:
+            continue
+        return str(Path(shown) / inside) if shown else str(inside) or "."
+    return os.fspath(path)
 
 
 def _size(n: float) -> str:

@@ -44,11 +44,12 @@ thread; each view serialises its own updates with a lock so that two threads
 never interleave a render.
 
 Where widgets cannot render (terminal IPython, a plain shell without a kernel, or
-ipywidgets missing), ``show_*`` display a text version instead, with one
-`WidgetsUnavailable` warning per shell; ``force=True`` builds the widgets anyway
-(tests do, in a plain shell). A displayed widget also carries that text as its
-``text/plain``, so a front end without widget support shows the numbers, not
-``VBox(...)``.
+ipywidgets missing), ``show_*`` display a text version instead, the first one of a shell
+under a one-line note (no warning); ``force=True`` builds the widgets anyway (tests do,
+in a plain shell). A displayed widget also carries that text as its ``text/plain`` and an
+HTML version as its ``text/html`` (the chat's turns rendered), kept to the view's final
+state, so a saved notebook, nbconvert or GitHub shows the numbers, not ``VBox(...)`` nor
+the state it had when first shown.
 
 The package: `base` (where widgets can render, the text fallback, the throttle,
 what every view shares), `meter`, `settings` and `chat`, one view each. Importing it
@@ -60,7 +61,6 @@ from __future__ import annotations
 from .base import (
     DEFAULT_CHAT,
     TextView,
-    WidgetsUnavailable,
     can_build,
     default_chat,
     display_view,
@@ -72,7 +72,7 @@ from .meter import UsageMeter, meter_text
 from .settings import SettingsPanel, model_label, settings_text
 
 __all__ = [
-    "DEFAULT_CHAT", "ChatPanel", "SettingsPanel", "TextView", "UsageMeter", "WidgetsUnavailable",
+    "DEFAULT_CHAT", "ChatPanel", "SettingsPanel", "TextView", "UsageMeter",
     "chat_text", "meter_text", "model_label", "settings_text", "show_chat", "show_meter",
     "show_panel", "widgets_available",
 ]
@@ -82,14 +82,14 @@ def show_meter(session, *, force: bool = False, min_interval: float = 0.25):
     """Display a live `UsageMeter` (or its text where widgets cannot render) and return it."""
     if not can_build(session.shell, force):
         return show_text(session.shell, meter_text(session), "usage meter")
-    return display_view(UsageMeter(session, min_interval=min_interval))
+    return display_view(UsageMeter(session, min_interval=min_interval), session.shell)
 
 
 def show_panel(magics, *, force: bool = False):
     """Display a `SettingsPanel` for `magics` (or the settings as text) and return it."""
     if not can_build(magics.shell, force):
         return show_text(magics.shell, settings_text(magics), "settings panel")
-    return display_view(SettingsPanel(magics))
+    return display_view(SettingsPanel(magics), magics.shell)
 
 
 def show_chat(session, name: str | None = None, *, force: bool = False):
@@ -97,4 +97,4 @@ def show_chat(session, name: str | None = None, *, force: bool = False):
     name = name or default_chat(session.settings)
     if not can_build(session.shell, force):
         return show_text(session.shell, chat_text(session, name, fallback=True), "chat panel")
-    return display_view(ChatPanel(session, name))
+    return display_view(ChatPanel(session, name), session.shell)

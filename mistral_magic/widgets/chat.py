@@ -36,7 +36,7 @@ def _turn_outputs(turn) -> list[dict]:
 
     user = _markdown(f"**You**\n\n{turn.prompt}", f"You: {turn.prompt}")
     who = turn.model or "assistant"
-    answer = turn.answer
+    answer = f"{turn.banner}\n\n{turn.answer}" if turn.banner else turn.answer
     if turn.status == "interrupted":
         answer += INTERRUPTED_MARK
     elif turn.status == "error":
@@ -55,6 +55,14 @@ def chat_text(session, name: str, fallback: bool = False) -> str:
     return "\n".join(lines)
 
 
+def chat_html(session, name: str) -> str:
+    """A chat's transcript as rendered HTML (what a saved notebook shows of the panel)."""
+    turns = session.chats.get(name).turns if name in session.chats else []
+    head = render.line(f"{name} · {len(turns)} turn{'' if len(turns) == 1 else 's'}", lead="chat")
+    return head + "".join(out["data"]["text/html"] for turn in turns
+                          for out in _turn_outputs(turn))
+
+
 def _status_line(session, answer) -> str:
     if answer.status == "error":
         return answer.error or "the request failed"
@@ -67,8 +75,11 @@ class ChatPanel(View):
 
     `send(text)` returns a `concurrent.futures.Future` of the recorded `Turn` at
     once; `stop()` cancels the running request; `wait(timeout)` returns the Turn.
-    Widgets: `history` and `live` (Output, rendered Markdown), `input` (Textarea),
-    `send_button`, `stop_button`, `status` (HTML).
+    Widgets: `history` and `live` (Output, rendered Markdown) in `transcript`, `input`
+    (Textarea), `send_button`, `stop_button`, `status` (HTML).
+
+    The transcript scrolls from its end (a flex column laid out from the bottom), so the
+    newest question and answer stay in view as they come, unless the reader scrolled up.
     """
 
     def __init__(self, session, name: str = DEFAULT_CHAT):
@@ -91,8 +102,15 @@ class ChatPanel(View):
         self._model = ""
 
         self.title = w.HTML(render.line(name, lead="chat"))
-        self.history = w.Output(layout=w.Layout(max_height="32em", overflow="auto"))
+        self.history = w.Output()
         self.live = w.Output()
+        # A column laid out from its end starts scrolled to the end and stays there as the
+        # answer grows: the browser keeps the newest message in view, no script needed.
+        # (The inner box must not shrink: a widget box scrolls by itself when it does.)
+        self.transcript = w.Box(
+            [w.VBox([self.history, self.live], layout=w.Layout(flex="0 0 auto"))],
+            layout=w.Layout(max_height="32em", overflow="auto", display="flex",
+                            flex_flow="column-reverse"))
         self.input = w.Textarea(placeholder="Ask… (Send, or panel.send(text))",
                                 layout=w.Layout(width="100%"))
         self.send_button = w.Button(description="Send", button_style="primary", icon="paper-plane")
@@ -101,7 +119,7 @@ class ChatPanel(View):
         self.send_button.on_click(self._on_send)
         self.stop_button.on_click(lambda button: self.stop())
         self.widget = w.VBox([
-            self.title, self.history, self.live, self.input,
+            self.title, self.transcript, self.input,
             w.HBox([self.send_button, self.stop_button]), self.status,
         ])
         self.chat = None
@@ -247,6 +265,7 @@ class ChatPanel(View):
         with self._lock:
             self.history.outputs = tuple(outputs)
             self.title.value = render.line(details, lead="chat")
+        self.changed()
 
     @property
     def partial(self) -> str:
@@ -289,4 +308,11 @@ class ChatPanel(View):
 
     def text(self) -> str:
         return chat_text(self.session, self.name)
+
+    def html(self) -> str:
+        return chat_html(self.session, self.name)
+
+    def can_redraw(self) -> bool:
+        # A redraw loses the reader's focus and scroll: not while answering or typing.
+        return not self.busy and not self.input.value.strip()
 

@@ -58,6 +58,15 @@ def meter_text(session) -> str:
     return "\n".join(lines)
 
 
+def meter_html(session) -> str:
+    """The meter as HTML (what a saved notebook shows): totals, the per-model table, the budget."""
+    totals = session.ledger.totals()
+    rows = _model_rows(session)
+    return (render.line(f"usage: {_summary(totals)}", lead="mistral_magic")
+            + (render.table(_MODEL_HEADER, rows) if rows else "")
+            + render.line(_budget(session, totals["cost"])[1]))
+
+
 class UsageMeter(View):
     """Session totals, a per-model table and a budget bar, following the ledger live.
 
@@ -115,7 +124,11 @@ class UsageMeter(View):
                     "danger" if fraction >= 1 else "warning" if fraction >= 0.8 else "success"
                 )
             self.updates += 1
+        self.changed()
 
     def text(self) -> str:
         return meter_text(self.session)
+
+    def html(self) -> str:
+        return meter_html(self.session)
 

@@ -123,9 +123,11 @@ class _Link:
 class SettingsPanel(View):
     """Model, temperature, max tokens and default chat, two-way with `MistralMagics` traits.
 
-    Widgets: `model` (Dropdown), `temperature` (FloatSlider) with `default_temperature`
-    (Checkbox: None = the model's default), `max_tokens` (BoundedIntText, 0 = no cap),
-    `chat` (Combobox: pick or type a name), `message` (errors, e.g. when models.list fails).
+    Widgets: `model` (Dropdown, wide enough for its labels' prices), `temperature`
+    (FloatSlider) with `default_temperature` (Checkbox: None = the model's default) and
+    `temperature_note` (which of the two applies), `max_tokens` (BoundedIntText, 0 = no
+    cap), `chat` (Combobox: pick or type a name), `message` (errors, e.g. when models.list
+    fails).
     """
 
     def __init__(self, magics):
@@ -135,8 +137,12 @@ class SettingsPanel(View):
         self.magics = magics
         self.session = magics.session
         wide = {"description_width": "8em"}
-        self.model = w.Dropdown(description="model", style=wide, layout=w.Layout(width="34em"))
-        self.default_temperature = w.Checkbox(description="model default", indent=False)
+        # Wide enough for "id → canonical id · 128k ctx · $0.10/$0.30", price included.
+        self.model = w.Dropdown(description="model", style=wide,
+                                layout=w.Layout(width="100%", max_width="48em"))
+        self.default_temperature = w.Checkbox(description="model default", indent=False,
+                                              layout=w.Layout(width="auto"))
+        self.temperature_note = w.HTML()
         self.temperature = w.FloatSlider(
             min=0.0, max=TEMPERATURE_MAX, step=0.05, description="temperature", style=wide,
             continuous_update=False,
@@ -154,7 +160,7 @@ class SettingsPanel(View):
         self._model_temperatures: dict[str, float | None] = {}
         self.widget = w.VBox([
             self.model,
-            w.HBox([self.temperature, self.default_temperature]),
+            w.HBox([self.temperature, self.default_temperature, self.temperature_note]),
             w.HBox([self.max_tokens, w.Label("0 = no cap")]),
             self.chat,
             self.backend_label,
@@ -172,6 +178,17 @@ class SettingsPanel(View):
         self._bind_chat()
         self._cleanups.append(self.session.ledger.subscribe(lambda record: self._chat_names()))
         self._show_backend()
+        shown = ["model", "temperature", "max_tokens", "budget_usd", "backend", "chat"]
+        shown = [name for name in shown if magics.has_trait(name)]
+        magics.observe(self._setting_changed, names=shown)
+        self._cleanups.append(lambda: magics.unobserve(self._setting_changed, names=shown))
+
+    def _setting_changed(self, change) -> None:
+        self.changed()
+
+    def can_redraw(self) -> bool:
+        # Changes come from its own widgets, in use: a redraw would close an open dropdown.
+        return False
 
     # model ------------------------------------------------------------------------
 
@@ -218,6 +235,7 @@ class SettingsPanel(View):
     def _model_changed(self, change) -> None:
         if self.magics.temperature is None:
             self._temperature_from_trait({"new": None})
+        self._say_temperature()
 
     def _temperature_from_trait(self, change) -> None:
         if self._temperature_busy:
@@ -233,6 +251,19 @@ class SettingsPanel(View):
                 self.temperature.value = value
         finally:
             self._temperature_busy = False
+        self._say_temperature()
+
+    def _say_temperature(self) -> None:
+        """Say which temperature applies: the slider's, or the model's default (and its value)."""
+        if self.magics.temperature is not None:
+            text = f"{self.magics.temperature:.2f} applies"
+        else:
+            known = self._model_temperatures.get(self.magics.model)
+            text = ("the model's default applies"
+                    + ("" if known is None else f" ({known:g} for {self.magics.model})"))
+        # The slider's number is not what is sent while the default applies: hide it then.
+        self.temperature.readout = self.magics.temperature is not None
+        self.temperature_note.value = render.line(text, minor=True, tone="muted")
 
     def _temperature_from_widgets(self, change) -> None:
         if self._temperature_busy:
@@ -247,6 +278,7 @@ class SettingsPanel(View):
             self._error(f"temperature: {exc}")
         finally:
             self._temperature_busy = False
+        self._say_temperature()
 
     # chat: a name to pick or type -----------------------------------------------------
 

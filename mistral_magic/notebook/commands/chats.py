@@ -5,6 +5,13 @@ from __future__ import annotations
 from . import CHAT, Note, command
 
 
+def _say(sentence: str) -> None:
+    """Show what an edit did, as a message rather than an `Out[n]` value."""
+    from IPython.display import display
+
+    display(Note(sentence))
+
+
 @command("history", CHAT)
 def history(ctx, args):
     from ...show import tables
@@ -23,11 +30,11 @@ def chats(ctx, args):
 def reset(ctx, args):
     if args.all:
         ctx.session.chats.clear()
-        return Note("All chats cleared.")
+        return _say("All chats cleared.")
     chat = ctx.session.chats.get(args.chat)
     count = len(chat)
     chat.reset()
-    return Note(f"Chat `{args.chat}` reset ({count} turn{'' if count == 1 else 's'} removed).")
+    _say(f"Chat `{args.chat}` reset ({count} turn{'' if count == 1 else 's'} removed).")
 
 
 @command("undo", CHAT)
@@ -35,9 +42,9 @@ def undo(ctx, args):
     chat = ctx.session.chats.get(args.chat)
     turn = chat.undo()
     if turn is None:
-        return Note(f"Chat `{args.chat}` has no turns to undo.")
+        return _say(f"Chat `{args.chat}` has no turns to undo.")
     preview = " ".join(turn.prompt.split())[:60]
-    return Note(f"Removed the last turn of chat `{args.chat}`: “{preview}”.")
+    _say(f"Removed the last turn of chat `{args.chat}`: “{preview}”.")
 
 
 @command("chat", (("name",), {"nargs": "?", "help": "chat name"}))
