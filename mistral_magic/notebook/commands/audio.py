@@ -109,9 +109,9 @@ def speak_answer(magics, answer, voice: str) -> None:
 
     from ...calls import audio
 
-    if answer.status != "ok" or not answer.text.strip():
+    if answer.status != "ok" or not answer.reply.strip():
         return
-    words = audio.readable(answer.text)
+    words = audio.readable(answer.reply)
     if not words:
         raise UsageError("--speak: the answer has no words to say")
     display(audio.speak(magics.session, words, voice=None if voice == "default" else voice))
