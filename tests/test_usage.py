@@ -242,6 +242,8 @@ def test_ledger_totals_and_by_model():
         "cost": 0.0,
         "cost_known": True,
         "pages": 0,
+        "cached_tokens": 0,
+        "cached_saved": 0.0,
     }
     ledger.record(_rec("a", 10, 5, 0.25))
     ledger.record(_rec("b", 1, 2, None))
@@ -287,8 +289,12 @@ def test_to_frame_columns_and_dtypes():
         "cached",
         "error",
         "pages",
+        "cached_tokens",
+        "cached_saved",
     ]
     assert str(frame["cached"].dtype) == "bool" and not frame["cached"].any()
+    assert str(frame["cached_tokens"].dtype) == "Int64" and frame["cached_tokens"].isna().all()
+    assert str(frame["cached_saved"].dtype) == "float64"
     assert str(frame["pages"].dtype) == "Int64" and frame["pages"].isna().all()
     assert str(frame["prompt_tokens"].dtype) == "Int64"
     assert str(frame["completion_tokens"].dtype) == "Int64"
@@ -303,7 +309,7 @@ def test_to_frame_columns_and_dtypes():
 
 def test_to_frame_empty_has_columns_and_dtypes():
     frame = Ledger().to_frame()
-    assert len(frame) == 0 and len(frame.columns) == 14
+    assert len(frame) == 0 and len(frame.columns) == 16
     assert str(frame["prompt_tokens"].dtype) == "Int64" and str(frame["cost"].dtype) == "float64"
 
 

@@ -3,7 +3,8 @@
 `Call` holds a request, its budget reservation and the `Answer` it becomes: it takes
 stream chunks (text, reasoning and tool-call events) or a whole response, counts the
 tokens the server did not report (an interrupt, a dropped stream), prices them (per
-token, or per page for OCR) and settles the reservation with one ledger row, exactly
+token, or per page for OCR; prompt tokens the server took from its prompt cache at the cached
+price, `prompt_cache`) and settles the reservation with one ledger row, exactly
 once, whether the call finished, failed or was interrupted; a call never sent records
 nothing. `run_async` runs a send on the background loop and settles it. The call path
 (`calls.path`) and the row engine build on it.
@@ -20,6 +21,7 @@ from ..errors import user_message
 from ..show.answer import Answer
 from .backend import close_error_response
 from .events import ToolCalls, delta_events
+from .prompt_cache import cached_tokens, keyed
 
 
 class Call:
@@ -33,7 +35,8 @@ class Call:
         self.asked = request
         # The backend's `cache.identity` when the answer is kept in the response cache.
         self.cache_as = cache_as
-        self.request = reservation.apply(request)
+        # A chat's calls carry its prompt_cache_key as sent; `asked` (the cache's key) does not.
+        self.request = keyed(session, reservation.apply(request), chat)
         self.answer = Answer(text="", model=self.request["model"], chat=chat, status="ok",
                              request=self.request, backend=backend,
                              budget_capped=reservation.capped, streamed=stream)
@@ -57,6 +60,7 @@ class Call:
         if chunk.usage is not None:
             answer.prompt_tokens = chunk.usage.prompt_tokens
             answer.completion_tokens = chunk.usage.completion_tokens
+            answer.cached_tokens = cached_tokens(chunk.usage)
         brought = False
         for choice in chunk.choices:
             if choice.finish_reason:
@@ -86,6 +90,7 @@ class Call:
         self._events(choice.message)
         answer.finish_reason = str(choice.finish_reason) if choice.finish_reason else None
         self.take_usage(response.usage.prompt_tokens, response.usage.completion_tokens)
+        answer.cached_tokens = cached_tokens(response.usage)
 
     def take_usage(self, prompt_tokens: int | None, completion_tokens: int | None) -> None:
         """The usage the server reported (any endpoint)."""
@@ -164,9 +169,11 @@ class Call:
             answer.prompt_tokens = self.reservation.prompt_tokens
         if answer.completion_tokens is None:
             answer.completion_tokens = count_text(answer.text) + (answer.thinking_tokens or 0)
-        answer.cost = self.session.prices.cost(
-            answer.model, answer.prompt_tokens, answer.completion_tokens
-        )
+        prices = self.session.prices
+        answer.cost = prices.cost(answer.model, answer.prompt_tokens, answer.completion_tokens,
+                                  cached_tokens=answer.cached_tokens)
+        if answer.cached_tokens is not None:
+            answer.cached_saved = prices.cached_saving(answer.model, answer.cached_tokens)
 
     def _record(self):
         from ..money.usage import CallRecord
@@ -177,6 +184,7 @@ class Call:
             prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
             cost=answer.cost, latency_s=answer.latency_s, ttft_s=answer.ttft_s,
             status=answer.status, backend=answer.backend, error=answer.error, pages=answer.pages,
+            cached_tokens=answer.cached_tokens, cached_saved=answer.cached_saved,
         )
 
 

@@ -9,7 +9,9 @@ from kernels in different zones line up; convert with ``.dt.tz_convert`` to show
 local time. A record's cost is ``None`` when the model's price is unknown, never 0;
 an answer served from the response cache is a record with ``cached=True`` and cost 0.
 An OCR call is priced per page: its record carries `pages` (None for calls priced by
-tokens), and its token counts are 0.
+tokens), and its token counts are 0. A call whose prompt the server partly took from its
+prompt cache carries `cached_tokens` (of its prompt tokens, billed at the cached-input
+price) and `cached_saved`, the USD they saved; both None when the server said nothing.
 
 This module imports pandas only for `Ledger.to_frame`.
 """
@@ -81,6 +83,8 @@ class CallRecord:
     cached: bool = False  # answered from the response cache: cost 0, nothing was sent
     error: str | None = None
     pages: int | None = None  # pages read by an OCR call (priced per page); None otherwise
+    cached_tokens: int | None = None  # prompt tokens served from the prompt cache (10 % price)
+    cached_saved: float | None = None  # USD those cached tokens saved
 
     @property
     def total_tokens(self) -> int:
@@ -102,18 +106,22 @@ FRAME_COLUMNS = (
     "cached",
     "error",
     "pages",
+    "cached_tokens",
+    "cached_saved",
 )
 
 
 def _totals(records: Iterable[CallRecord]) -> dict[str, Any]:
-    calls = prompt = completion = pages = 0
-    cost = 0.0
+    calls = prompt = completion = pages = cached_tokens = 0
+    cost = saved = 0.0
     known = True
     for rec in records:
         calls += 1
         prompt += rec.prompt_tokens or 0
         completion += rec.completion_tokens or 0
         pages += rec.pages or 0
+        cached_tokens += rec.cached_tokens or 0
+        saved += rec.cached_saved or 0.0
         if rec.cost is None:
             # A call that used no tokens (or pages) cost nothing, priced or not.
             known = known and rec.total_tokens == 0 and not rec.pages
@@ -126,6 +134,8 @@ def _totals(records: Iterable[CallRecord]) -> dict[str, Any]:
         "cost": cost,
         "cost_known": known,
         "pages": pages,
+        "cached_tokens": cached_tokens,
+        "cached_saved": saved,
     }
 
 
@@ -176,7 +186,8 @@ class Ledger:
             return self._spent
 
     def totals(self) -> dict[str, Any]:
-        """calls, prompt_tokens, completion_tokens, cost (known costs summed), cost_known, pages."""
+        """calls, prompt_tokens, completion_tokens, cost (known costs summed), cost_known, pages,
+        cached_tokens and cached_saved (what the prompt cache saved)."""
         return _totals(self.records)
 
     def by_model(self) -> dict[str, dict[str, Any]]:
@@ -234,6 +245,10 @@ class Ledger:
                 "cached": pd.Series([bool(v) for v in column["cached"]], dtype=bool),
                 "error": pd.Series(column["error"], dtype=object),
                 "pages": pd.Series(column["pages"], dtype="Int64"),
+                "cached_tokens": pd.Series(column["cached_tokens"], dtype="Int64"),
+                "cached_saved": pd.Series(
+                    [math.nan if v is None else v for v in column["cached_saved"]], dtype="float64"
+                ),
             },
             columns=list(FRAME_COLUMNS),
         )

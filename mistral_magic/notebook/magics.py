@@ -157,6 +157,10 @@ class MistralMagics(Magics):
         help="Reasoning effort of every cell and the chat panel, as --think; None leaves the "
         "model's default. A model that does not take the effort refuses it in one line.",
     ).tag(config=True)
+    prompt_cache = Bool(
+        True, help="Send each chat's prompt_cache_key (a hash of the folder, the notebook's name "
+        "and the chat's name; never the key), so the history a cell resends is billed at 10 %.",
+    ).tag(config=True)
     cache_path = Unicode(
         None, allow_none=True,
         help="The store (answers, finished rows, ledger): a file or a folder; None is "
@@ -305,7 +309,8 @@ class MistralMagics(Magics):
         if inputs:
             inputs.show()
         if args.dry_run:
-            return self._dry_run(request, args.output, filled)
+            return self._dry_run(request, args.output, filled,
+                                 None if args.no_history else args.chat)
         try:
             return self._send(args, request, spec, cell_id, toolbox, filled.names)
         finally:
@@ -356,9 +361,10 @@ class MistralMagics(Magics):
             self.shell.user_ns[args.output] = result
         return None
 
-    def _dry_run(self, request: dict, output: str | None, filled):
+    def _dry_run(self, request: dict, output: str | None, filled, chat: str | None = None):
         from IPython.display import display
 
+        from ..calls.prompt_cache import keyed
         from ..core import preview_request
         from ..errors import BudgetExceeded
         from ..money.usage import format_cost, format_tokens
@@ -375,6 +381,7 @@ class MistralMagics(Magics):
         else:
             request = reservation.apply(request)
             reservation.release()
+        request = keyed(session, request, chat)  # as the call path sends it
         estimate = session.estimate(request)
         spec = session.backend_spec()
         # Long messages are shown as head and tail; -o VAR still gets the whole request.

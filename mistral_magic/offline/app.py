@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..money import tokens
-from . import catalogue, endpoints, files, limits, unserved
+from . import catalogue, endpoints, files, limits, prompt_cache, unserved
 from .batch import BatchJobs
 from .faults import HEADER, FaultPlan, FaultState
 from .sse import DONE, EventStream, PacedResponse, answer_seconds
@@ -59,6 +59,7 @@ class ServerState:
         self.seed = seed
         self.files = files.FileStore()
         self.batches = BatchJobs(self.files, faults, seed, self.repeats)
+        self.prompts = prompt_cache.PromptCache()
         self._counts: collections.Counter = collections.Counter()
         self._seen: collections.OrderedDict[int, int] = collections.OrderedDict()
         self._lock = threading.Lock()
@@ -275,6 +276,9 @@ def build(state: ServerState) -> Gate:
             data = limits.decode_json(raw)
             bad = _wants_json(data) and state.faults.chance(plan, source, "bad_json", plan.bad_json_rate)
             req, completion = endpoints.chat_completion(data, plan, bad, state.seed, state.repeats, state.files)
+            completion.cached_tokens = state.prompts.cached(
+                req.prompt_cache_key, catalogue.find(req.model).id, prompt_cache.messages_of(req),
+                completion.prompt_tokens)
             return _answer(req.stream, completion, plan)
 
         return await run_in_threadpool(work)

@@ -100,9 +100,13 @@ class Completion:
     choices: list[chat.Choice]
     prompt_tokens: int
     _deltas: list[list[dict]] | None = field(default=None, repr=False)
+    cached_tokens: int | None = None  # set when the request carried a prompt_cache_key
 
     def usage(self) -> dict:
-        return usage(self.prompt_tokens, sum(c.completion_tokens() for c in self.choices))
+        counts = usage(self.prompt_tokens, sum(c.completion_tokens() for c in self.choices))
+        if self.cached_tokens is not None:
+            counts["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        return counts
 
     def deltas(self) -> list[list[dict]]:
         """What a stream sends for each choice, one delta per token step."""

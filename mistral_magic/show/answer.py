@@ -7,7 +7,8 @@ model called tools (`tools.loop`) answers with one `Answer` for all its steps: t
 usage and cost summed, the tool runs and the messages between the prompt and the
 final reply. Its footer is the one line under a rendered answer (model, tokens and
 thinking tokens, cost, steps, speed, backend, chat and the session's total; an OCR
-call shows its pages instead of tokens); its provenance is the output metadata
+call shows its pages instead of tokens; prompt tokens served from the prompt cache show as
+"(N cached)" with what they saved); its provenance is the output metadata
 (never a key).
 """
 
@@ -48,6 +49,8 @@ class Answer:
     foreign: bool = False  # served from a stored answer this user did not write (its tools ask)
     pages: int | None = None  # an OCR call's pages (priced per page); None for token-priced calls
     annotated: bool = False  # those pages were read with an annotation format (their own price)
+    cached_tokens: int | None = None  # prompt tokens the server took from its prompt cache
+    cached_saved: float | None = None  # USD those tokens saved (billed at the cached price)
     thinking: str = ""  # the reasoning shown (every step's, for a tool exchange)
     thinking_tokens: int | None = None  # counted with the tokenizer, the two markers included
     final_thinking: str | None = None  # the last step's reasoning (None: `thinking`)
@@ -80,12 +83,16 @@ def footer(answer: Answer, totals: dict, budget_left: float | None) -> str:
     if answer.pages is not None:
         tokens = f"{answer.pages:,} page{'' if answer.pages == 1 else 's'}"
     else:
-        tokens = f"{format_tokens(answer.prompt_tokens)} in / {format_tokens(answer.completion_tokens)} out"
+        cached = f" ({format_tokens(answer.cached_tokens)} cached)" if answer.cached_tokens else ""
+        tokens = (f"{format_tokens(answer.prompt_tokens)} in{cached} / "
+                  f"{format_tokens(answer.completion_tokens)} out")
     if answer.thinking_tokens:
         tokens += f" ({format_tokens(answer.thinking_tokens)} thinking)"
     parts = [answer.model, tokens]
     if answer.cached:
         parts.append(f"cached · {format_cost(answer.cost)} (saved {format_cost(answer.saved)})")
+    elif answer.cached_tokens and answer.cached_saved:
+        parts.append(f"{format_cost(answer.cost)} (prompt cache saved {format_cost(answer.cached_saved)})")
     else:
         parts.append(format_cost(answer.cost))
     if answer.steps > 1 or answer.tool_runs:
@@ -130,6 +137,7 @@ def provenance(answer: Answer) -> dict:
             "prompt_tokens": answer.prompt_tokens,
             "completion_tokens": answer.completion_tokens,
             **({} if answer.pages is None else {"pages": answer.pages}),
+            **({"cached_tokens": answer.cached_tokens} if answer.cached_tokens else {}),
         },
         "cost_usd": answer.cost,
         "latency_s": round(answer.latency_s or 0.0, 4),

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from .masked import mask
 
 HISTORY_COLUMNS = ["turn", "role", "text", "chat", "model", "cell", "status", "tokens", "cost"]
-USAGE_COLUMNS = ["model", "prompt_tokens", "completion_tokens", "pages", "kind", "chat", "time", "backend",
-                 "error", "latency_s", "ttft_s", "cached", "cost", "status"]
+USAGE_COLUMNS = ["model", "prompt_tokens", "cached_tokens", "completion_tokens", "pages", "kind", "chat",
+                 "time", "backend", "error", "latency_s", "ttft_s", "cached", "cached_saved", "cost",
+                 "status"]
 CHATS_COLUMNS = ["chat", "turns", "in_context", "system", "tokens", "cost"]
 PREVIEW = 48  # characters of a message in `%mistral history` (the chat keeps all of it)
 
@@ -74,7 +75,7 @@ def usage_all_frame(session):
     frame = pd.concat(frames, ignore_index=True) if frames else mine
     frame = frame.astype(mine.dtypes.to_dict()).sort_values("time", kind="stable")
     frame["time"] = frame["time"].dt.round("s")
-    columns = USAGE_COLUMNS[:7] + ["session"] + USAGE_COLUMNS[7:]
+    columns = USAGE_COLUMNS[:8] + ["session"] + USAGE_COLUMNS[8:]
     return frame[columns].reset_index(drop=True)
 
 

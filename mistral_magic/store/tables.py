@@ -28,6 +28,7 @@ _JOB_READ = (*_JOB_COLUMNS, "read")
 LEDGER_FIELDS = (
     "time", "chat", "model", "kind", "prompt_tokens", "completion_tokens", "cost",
     "latency_s", "ttft_s", "status", "backend", "batch", "cached", "error", "pages",
+    "cached_tokens", "cached_saved",
 )
 _LEDGER_DEFAULTS = {"kind": "chat", "status": "ok", "batch": False, "cached": False}
 
@@ -222,9 +223,9 @@ class StoredLedger:
         frame = {name: pd.Series(data[name], dtype=object) for name in columns}
         frame["time"] = pd.Series(pd.to_datetime(data["time"], utc=True),
                                   dtype="datetime64[ns, UTC]")
-        for name in ("prompt_tokens", "completion_tokens", "pages"):
+        for name in ("prompt_tokens", "completion_tokens", "pages", "cached_tokens"):
             frame[name] = pd.Series(data[name], dtype="Int64")
-        for name in ("cost", "latency_s", "ttft_s"):
+        for name in ("cost", "latency_s", "ttft_s", "cached_saved"):
             frame[name] = pd.Series([math.nan if v is None else v for v in data[name]],
                                     dtype="float64")
         for name in ("batch", "cached"):
@@ -250,7 +251,7 @@ def _ledger_value(record: Any, name: str, secrets: list[str]) -> Any:
         return now() if value is None else str(value)
     if name in ("batch", "cached"):
         return int(bool(value))
-    if name == "pages":
+    if name in ("pages", "cached_tokens", "cached_saved"):
         return value
     return Scrubber.text(value, secrets)
 
