@@ -76,7 +76,6 @@ def test_the_demo_pace_is_a_plan_the_server_takes():
     ("POST", "/v1/audio/transcriptions", "no %mistral feature"),
     ("POST", "/v1/audio/speech", "no %mistral feature"),
     ("GET", "/v1/libraries", "no %mistral feature"),
-    ("PATCH", "/v1/fine_tuning/models/ft:abc", "%mistral models"),
     ("DELETE", "/v1/models/ft:abc", "%mistral models"),
     ("GET", "/v1/audio/voices", "no %mistral feature"),
     ("POST", "/v1/agents/completions", "no %mistral feature"),

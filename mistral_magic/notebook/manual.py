@@ -67,7 +67,8 @@ next cell (``{braces}`` are sent as written)::
 Commands::
 
     %mistral history [-c CHAT]   %mistral reset [-c CHAT | --all]   %mistral undo [-c CHAT]
-    %mistral chats               %mistral usage [--all]             %mistral models
+    %mistral chats               %mistral usage [--all]             %mistral models [--mine]
+    %mistral models archive ID | unarchive ID | rename ID NEW NAME     (fine-tuned models)
     %mistral config              %mistral key [--clear]             %mistral backend
     %mistral tokens TEXT         %mistral schema SPEC [--many]
     %mistral batch list | status ID | cancel ID

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..money import tokens
-from . import catalogue, endpoints, files, limits, prompt_cache, unserved
+from . import catalogue, endpoints, files, finetuned, limits, prompt_cache, unserved
 from .batch import BatchJobs
 from .faults import HEADER, FaultPlan, FaultState
 from .sse import DONE, EventStream, PacedResponse, answer_seconds
@@ -60,6 +60,7 @@ class ServerState:
         self.files = files.FileStore()
         self.batches = BatchJobs(self.files, faults, seed, self.repeats)
         self.prompts = prompt_cache.PromptCache()
+        self.fine_tuned = finetuned.FineTunedModels()
         self._counts: collections.Counter = collections.Counter()
         self._seen: collections.OrderedDict[int, int] = collections.OrderedDict()
         self._lock = threading.Lock()
@@ -258,15 +259,26 @@ def build(state: ServerState) -> Gate:
         return await run_in_threadpool(limits.decode_json, raw)
 
     async def list_models(request: Request) -> Response:
-        return _json(200, {"object": "list", "data": catalogue.all_cards()})
+        return _json(200, {"object": "list", "data": catalogue.all_cards() + state.fine_tuned.cards()})
 
     async def get_model(request: Request) -> Response:
         name = request.path_params["model_id"]
+        if state.fine_tuned.is_fine_tuned(name):
+            return _json(200, state.fine_tuned.card(name))
         model = catalogue.find(name)
         if model is None:
             why = catalogue.unknown_message(name).split(" (", 1)[1].rstrip(")")
             raise RequestError(404, error_body(f"Model {name} not found ({why})", "invalid_model", "1500"))
         return _json(200, model.card(name))
+
+    async def update_fine_tuned(request: Request) -> Response:
+        data = await json_body(request)
+        body = data if isinstance(data, dict) else {}
+        return _json(200, state.fine_tuned.update(request.path_params["model_id"], body))
+
+    async def archive_fine_tuned(request: Request) -> Response:
+        archived = request.method == "POST"  # DELETE .../archive unarchives
+        return _json(200, state.fine_tuned.archive(request.path_params["model_id"], archived))
 
     async def chat_completions(request: Request) -> Response:
         plan, source = _plan(request)
@@ -395,6 +407,8 @@ def build(state: ServerState) -> Gate:
     routes = [
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
+        Route("/v1/fine_tuning/models/{model_id}/archive", archive_fine_tuned, methods=["POST", "DELETE"]),
+        Route("/v1/fine_tuning/models/{model_id}", update_fine_tuned, methods=["PATCH"]),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/fim/completions", fim_completions, methods=["POST"]),
         Route("/v1/embeddings", computed(endpoints.embeddings), methods=["POST"]),

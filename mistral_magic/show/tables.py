@@ -120,6 +120,40 @@ def models_frame(session, listing):
     )
 
 
+FINE_TUNED_COLUMNS = ["id", "name", "base", "archived", "created", "description", "context",
+                      "input_per_1m", "output_per_1m", "job"]
+
+
+def fine_tuned_frame(session, listing):
+    """The account's fine-tuned models in `listing` (cards of type ``fine-tuned``): id, name,
+    base model, archived, created (UTC), description, context, the prices they are charged
+    (their base model's unless `prices.json` or ``MistralMagics.prices`` names the id; NaN
+    when unknown, never 0) and the job that made them."""
+    import pandas as pd
+
+    prices = session.prices
+    rows = []
+    for card in listing.data or []:
+        if getattr(card, "type", None) != "fine-tuned":
+            continue
+        price = prices.price(card.id)
+        created = getattr(card, "created", None)
+        rows.append({
+            "id": card.id, "name": getattr(card, "name", None), "base": card.root,
+            "archived": bool(getattr(card, "archived", False)),
+            "created": created if isinstance(created, int) else None,
+            "description": getattr(card, "description", None),
+            "context": getattr(card, "max_context_length", None),
+            "input_per_1m": price[0] if price else None,
+            "output_per_1m": price[1] if price else None,
+            "job": getattr(card, "job", None),
+        })
+    frame = pd.DataFrame(rows, columns=FINE_TUNED_COLUMNS)
+    frame["created"] = pd.to_datetime(frame["created"], unit="s", utc=True).astype("datetime64[ns, UTC]")
+    return frame.astype({"archived": "boolean", "context": "Int64", "input_per_1m": "float64",
+                         "output_per_1m": "float64"})
+
+
 def config_frame(magics):
     """Effective settings, the backend in use and the key (masked) with where it came from."""
     import os
