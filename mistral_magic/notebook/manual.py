@@ -75,7 +75,8 @@ Commands::
     %mistral cache [clear | export FILE [--all] | import FILE]
     %mistral meter               %mistral panel                     %mistral chat NAME
     %mistral fix [-m MODEL]      %mistral moderate TEXT
-    %mistral ocr PATH_OR_URL [--pages 0-2] [--schema SPEC | --tables] [-o VAR] [-m MODEL]
+    %mistral ocr PATH_OR_URL [--pages 0-2] [--schema SPEC | --tables | --blocks] [-o VAR] [-m MODEL]
+                 [--confidence word|block|page] [--tables html|markdown] [--no-header] [--no-footer]
 
 ``%mistral fix`` explains the last error and puts the corrected cell next; ``Err`` holds
 the last tracebacks as text (``{Err[-1]}`` in a prompt).

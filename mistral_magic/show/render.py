@@ -16,6 +16,11 @@ JupyterLab typesets it and nothing else.
 Text that is ours but may carry outside pieces (footers, notes, widget labels and
 tables with model and chat names) is escaped here too, never elsewhere.
 
+Words a reader should check (an OCR page's low-confidence words, `rows.ocr_pages`) travel
+through the Markdown between two private-use characters (`MARK_OPEN`, `MARK_CLOSE`) put
+there by the caller, and become ``<mark>`` (no attributes) before sanitising. HTML from
+outside (an OCR table asked for as HTML) goes through the same sanitiser (`document`).
+
 A model's reasoning and the tool calls of a cell are collapsed blocks (`details`,
 the only element with state, and its `summary`): the reasoning above the answer
 (`reasoning`), each tool call under it (`tool_block`). Their summaries are escaped
@@ -39,8 +44,13 @@ MATH_CLASS = "math mathjax_process"
 TAGS = frozenset({
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "em", "strong", "s", "del",
     "code", "pre", "blockquote", "ul", "ol", "li", "a",
-    "table", "thead", "tbody", "tr", "th", "td", "span", "div", "details", "summary",
+    "table", "thead", "tbody", "tr", "th", "td", "span", "div", "details", "summary", "mark",
 })
+# What an outside HTML table (`document`) may keep.
+TABLE_TAGS = frozenset({"table", "thead", "tbody", "tfoot", "caption", "tr", "th", "td", "br",
+                        "p", "em", "strong", "b", "i", "sub", "sup", "code", "mark"})
+# Around a word to mark (`marked_html`): private-use characters no text means anything by.
+MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
 # Our own classes on the collapsed blocks (the only classes kept besides math and code).
 BLOCK_CLASSES = frozenset({"mistral-reasoning", "mistral-tool", "mistral-tool error"})
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -79,6 +89,26 @@ def escape(text: Any) -> str:
 def markdown_html(text: str) -> str:
     """Markdown as sanitised HTML, without the container."""
     return _cleaner().clean(_markdown().render(text))
+
+
+def marked_html(text: str) -> str:
+    """`markdown_html`, the words between `MARK_OPEN` and `MARK_CLOSE` marked (``<mark>``).
+
+    The marks are made before sanitising, without attributes, so one that lands inside an
+    attribute stays text there.
+    """
+    rendered = _markdown().render(text).replace(MARK_OPEN, "<mark>").replace(MARK_CLOSE, "</mark>")
+    return _cleaner().clean(rendered)
+
+
+def document(parts: Sequence[tuple[str, str]], footer: str = "", *, plain: str = "") -> dict:
+    """A bundle of pieces each made safe its way: ``("markdown", text)`` (with marks, as
+    `marked_html`) or ``("html", markup)``: an outside HTML table, of which only table
+    markup and inline emphasis survive (`TABLE_TAGS`, cell spans as numbers)."""
+    body = "".join(marked_html(text) if kind == "markdown" else _table_cleaner().clean(text)
+                   for kind, text in parts)
+    return {"text/html": CONTAINER.format(body + _footer(footer)),
+            "text/plain": f"{plain}\n\n{footer}" if footer else plain}
 
 
 def markdown(text: str, footer: str = "", *, plain: str | None = None, above: str = "",
@@ -391,6 +421,19 @@ def _keep_relative(url: str) -> str | None:
     # "java%09script:x" is no scheme to nh3, so it counts as relative; a relative
     # address with a colon before any "/", "?" or "#" is no address anyone meant.
     return None if LOOKS_LIKE_SCHEME.match(url) else url
+
+
+@functools.cache
+def _table_cleaner():
+    import nh3
+
+    span = {"colspan", "rowspan"}
+    return nh3.Cleaner(
+        tags=set(TABLE_TAGS), clean_content_tags={"script", "style"},
+        attributes={"th": span, "td": span},
+        attribute_filter=lambda tag, name, value: value if value.isdigit() and len(value) < 4 else None,
+        url_schemes=set(), strip_comments=True,
+    )
 
 
 @functools.cache
