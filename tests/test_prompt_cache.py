@@ -158,3 +158,16 @@ def test_each_step_of_a_tool_cell_counts_its_cached_tokens(ip):
     steps = [r for r in session().ledger.records if r.chat == "tools"]
     assert answer.steps == len(steps) >= 2
     assert answer.cached_tokens == sum(r.cached_tokens for r in steps) > 0
+
+
+def test_a_call_whose_usage_never_arrived_is_priced_uncached(ip, magic_server):
+    run(ip, f'%%mistral -m {MODEL} -c tutor -s "{SYSTEM}" --max-tokens 40\nWhat is a p-value?',
+        cell_id="one")
+    magic_server.set_faults({"drop_stream_after": 5})
+    run(ip, f"%%mistral -m {MODEL} -c tutor --max-tokens 40\nAnd a confidence interval?",
+        cell_id="two", ok=False)
+    dropped = session().ledger.records[-1]
+    assert dropped.status == "error" and dropped.cached_tokens is None
+    price_in, price_out = list_price(MODEL)
+    assert dropped.cost == pytest.approx(
+        (dropped.prompt_tokens * price_in + dropped.completion_tokens * price_out) / 1e6)
