@@ -59,8 +59,8 @@ def test_a_chat_resending_its_history_pays_a_tenth_for_the_cached_prefix(ip):
     # The footer under the answer says how many tokens were cached and what that saved.
     plain = [m for m in ip.display_pub.finals() if "mistral_magic" in m["metadata"]][-1]
     text = plain["data"]["text/plain"]
-    assert f"{second.prompt_tokens:,} in ({second.cached_tokens:,} cached) / " in text
-    assert "prompt cache saved $" in text
+    assert f"{second.prompt_tokens:,} in / {second.completion_tokens:,} out · $" in text
+    assert f" · {second.cached_tokens:,} in from the prompt cache, saved $" in text
     assert plain["metadata"]["mistral_magic"]["usage"]["cached_tokens"] == second.cached_tokens
     # %mistral usage: a column for each, and the totals add them up.
     usage = ip.run_line_magic("mistral", "usage")
@@ -109,7 +109,7 @@ def test_the_setting_turns_it_off(ip):
     assert second.cost == pytest.approx(
         (second.prompt_tokens * price_in + second.completion_tokens * price_out) / 1e6)
     text = [m for m in ip.display_pub.finals() if "mistral_magic" in m["metadata"]][-1]
-    assert "cached" not in text["data"]["text/plain"]
+    assert "prompt cache" not in text["data"]["text/plain"]
     assert "prompt_cache" in {name for name in ip.find_magic("mistral").__self__.traits(config=True)}
 
 

@@ -7,8 +7,8 @@ model called tools (`tools.loop`) answers with one `Answer` for all its steps: t
 usage and cost summed, the tool runs and the messages between the prompt and the
 final reply. Its footer is the one line under a rendered answer (model, tokens and
 thinking tokens, cost, steps, speed, backend, chat and the session's total; an OCR
-call shows its pages instead of tokens; prompt tokens served from the prompt cache show as
-"(N cached)" with what they saved); its provenance is the output metadata
+call shows its pages instead of tokens; prompt tokens served from the prompt cache follow
+the cost, with what they saved); its provenance is the output metadata
 (never a key).
 """
 
@@ -83,18 +83,17 @@ def footer(answer: Answer, totals: dict, budget_left: float | None) -> str:
     if answer.pages is not None:
         tokens = f"{answer.pages:,} page{'' if answer.pages == 1 else 's'}"
     else:
-        cached = f" ({format_tokens(answer.cached_tokens)} cached)" if answer.cached_tokens else ""
-        tokens = (f"{format_tokens(answer.prompt_tokens)} in{cached} / "
-                  f"{format_tokens(answer.completion_tokens)} out")
+        tokens = f"{format_tokens(answer.prompt_tokens)} in / {format_tokens(answer.completion_tokens)} out"
     if answer.thinking_tokens:
         tokens += f" ({format_tokens(answer.thinking_tokens)} thinking)"
     parts = [answer.model, tokens]
     if answer.cached:
         parts.append(f"cached · {format_cost(answer.cost)} (saved {format_cost(answer.saved)})")
-    elif answer.cached_tokens and answer.cached_saved:
-        parts.append(f"{format_cost(answer.cost)} (prompt cache saved {format_cost(answer.cached_saved)})")
     else:
         parts.append(format_cost(answer.cost))
+    if answer.cached_tokens:
+        parts.append(f"{format_tokens(answer.cached_tokens)} in from the prompt cache, saved "
+                     f"{format_cost(answer.cached_saved)}")
     if answer.steps > 1 or answer.tool_runs:
         runs = len(answer.tool_runs)
         parts.append(f"{answer.steps} step{'' if answer.steps == 1 else 's'}, "
