@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .masked import mask
 
 HISTORY_COLUMNS = ["turn", "role", "text", "chat", "model", "cell", "status", "tokens", "cost"]
-USAGE_COLUMNS = ["model", "prompt_tokens", "cached_tokens", "completion_tokens", "pages", "kind", "chat",
+USAGE_COLUMNS = ["model", "prompt_tokens", "completion_tokens", "pages", "cached_tokens", "kind", "chat",
                  "time", "backend", "error", "latency_s", "ttft_s", "cached", "cached_saved", "cost",
                  "status"]
 CHATS_COLUMNS = ["chat", "turns", "in_context", "system", "tokens", "cost"]
