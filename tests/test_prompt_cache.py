@@ -171,3 +171,14 @@ def test_a_call_whose_usage_never_arrived_is_priced_uncached(ip, magic_server):
     price_in, price_out = list_price(MODEL)
     assert dropped.cost == pytest.approx(
         (dropped.prompt_tokens * price_in + dropped.completion_tokens * price_out) / 1e6)
+
+
+def test_a_self_hosted_server_gets_no_key(ip):
+    from mistral_magic.offline import OfflineServer
+
+    with OfflineServer(api_key="self-hosted-key-0123") as server:
+        run(ip, f"%config MistralMagics.server_url = {server.url!r}")
+        run(ip, "%config MistralMagics.server_key = 'self-hosted-key-0123'")
+        run(ip, "%%mistral -c alpha\nHello, my own server.")
+        assert "prompt_cache_key" not in session().last.request
+        assert session().last.cached_tokens is None

@@ -7,7 +7,8 @@ working folder, the notebook's name (when the front end says it) and the chat's 
 the cells of one chat share a key and two chats or two notebooks do not. It never comes
 from the API key, and says nothing about either once hashed. ``%config
 MistralMagics.prompt_cache = False`` sends none. Calls that belong to no chat (row
-methods, ``--no-history``, FIM) are sent without one.
+methods, ``--no-history``, FIM) are sent without one, and so is every call to a
+self-hosted server (``server_url``), which may not know the field.
 
 The server says what it took from its cache in ``usage.prompt_tokens_details.cached_tokens``
 (`cached_tokens`); those tokens are priced at the model's cached-input price
@@ -25,6 +26,7 @@ import os
 from typing import Any
 
 PREFIX = "mistral-magic-"
+HOSTS = ("mistral", "offline")  # the backends known to take the field
 
 
 def cache_key(folder: str, notebook: str | None, chat: str) -> str:
@@ -36,7 +38,8 @@ def cache_key(folder: str, notebook: str | None, chat: str) -> str:
 def keyed(session, request: dict, chat: str | None) -> dict:
     """`request` with its chat's ``prompt_cache_key`` when the setting is on (a copy), else as it is."""
     if (chat is None or "messages" not in request or "prompt_cache_key" in request
-            or not getattr(session.settings, "prompt_cache", False)):
+            or not getattr(session.settings, "prompt_cache", False)
+            or session.backend_spec().kind not in HOSTS):
         return request
     key = cache_key(os.getcwd(), session.responses.notebook, chat)
     return {**request, "prompt_cache_key": key}

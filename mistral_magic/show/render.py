@@ -16,10 +16,8 @@ JupyterLab typesets it and nothing else.
 Text that is ours but may carry outside pieces (footers, notes, widget labels and
 tables with model and chat names) is escaped here too, never elsewhere.
 
-Words a reader should check (an OCR page's low-confidence words, `rows.ocr_pages`) travel
-through the Markdown between two private-use characters (`MARK_OPEN`, `MARK_CLOSE`) put
-there by the caller, and become ``<mark>`` (no attributes) before sanitising. HTML from
-outside (an OCR table asked for as HTML) goes through the same sanitiser (`document`).
+Words to check (OCR's low-confidence words) come between `MARK_OPEN` and `MARK_CLOSE` and
+become ``<mark>`` before sanitising; an outside HTML table keeps only table markup (`document`).
 
 A model's reasoning and the tool calls of a cell are collapsed blocks (`details`,
 the only element with state, and its `summary`): the reasoning above the answer
@@ -92,11 +90,8 @@ def markdown_html(text: str) -> str:
 
 
 def marked_html(text: str) -> str:
-    """`markdown_html`, the words between `MARK_OPEN` and `MARK_CLOSE` marked (``<mark>``).
-
-    The marks are made before sanitising, without attributes, so one that lands inside an
-    attribute stays text there.
-    """
+    """`markdown_html`, the words between `MARK_OPEN` and `MARK_CLOSE` marked (``<mark>``)."""
+    # Made before sanitising and without attributes: a mark inside an attribute stays text.
     rendered = _markdown().render(text).replace(MARK_OPEN, "<mark>").replace(MARK_CLOSE, "</mark>")
     return _cleaner().clean(rendered)
 
@@ -427,13 +422,10 @@ def _keep_relative(url: str) -> str | None:
 def _table_cleaner():
     import nh3
 
-    span = {"colspan", "rowspan"}
-    return nh3.Cleaner(
-        tags=set(TABLE_TAGS), clean_content_tags={"script", "style"},
-        attributes={"th": span, "td": span},
-        attribute_filter=lambda tag, name, value: value if value.isdigit() and len(value) < 4 else None,
-        url_schemes=set(), strip_comments=True,
-    )
+    span = {"colspan", "rowspan"}  # cell spans, as numbers, are the only attributes kept
+    return nh3.Cleaner(tags=set(TABLE_TAGS), clean_content_tags={"script", "style"},
+                       attributes={"th": span, "td": span}, url_schemes=set(), strip_comments=True,
+                       attribute_filter=lambda tag, name, v: v if v.isdigit() and len(v) < 4 else None)
 
 
 @functools.cache
