@@ -185,3 +185,28 @@ def bomb_pptx(size: int) -> bytes:
     ns = b'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"'
     return zip_bomb("ppt/slides/slide1.xml", size, b"<p:sld " + ns + b"><a:p><a:t>",
                     b"</a:t></a:p></p:sld>")
+
+
+def fine_print_pdf(cell: str = "Standard return") -> bytes:
+    """A one-page A4 notice: a title, a paragraph, a table, and a line of fine print (7 pt) that
+    the offline OCR scores as harder to read."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.set_creation_date(CREATED)
+    pdf.set_auto_page_break(False)
+    pdf.add_page()
+    pdf.set_font("helvetica", size=18)
+    pdf.cell(0, 12, "Refund policy", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", size=11)
+    pdf.multi_cell(0, 6, "Refunds are paid within 14 days of the return.")
+    pdf.set_y(90)
+    with pdf.table() as table:
+        for row in (("Case", "Days"), (cell, "14"), ("Damaged item", "7")):
+            cells = table.row()
+            for value in row:
+                cells.cell(value)
+    pdf.set_y(200)
+    pdf.set_font("helvetica", size=7)
+    pdf.cell(0, 4, "Fine print: a restocking fee of 15 percent applies.")
+    return bytes(pdf.output())

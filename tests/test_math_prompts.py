@@ -8,7 +8,7 @@ from conftest import run
 
 import mistral_magic
 from mistral_magic.inputs.prompt import fill, names_in
-from mistral_magic.show import render
+from mistral_magic.show import markdown, render
 
 
 def sent(ip) -> str:
@@ -70,7 +70,7 @@ def test_what_is_math_follows_the_renderer(template, expected):
 def test_the_renderer_and_the_prompt_agree_on_what_is_math():
     text = "Costs $5 and $10; the mean is $\\bar x$ and \\[s^2\\] here."
     html = render.markdown_html(text)
-    assert html.count('class="math mathjax_process"') == len(render.math_spans(text)) == 2
+    assert html.count('class="math mathjax_process"') == len(markdown.math_spans(text)) == 2
     assert "$5 and $10" in html and "here." in html
 
 

@@ -72,7 +72,6 @@ def test_the_demo_pace_is_a_plan_the_server_takes():
     ("POST", "/v1/audio/voices", "no %mistral feature"),
     ("PATCH", "/v1/audio/voices/v_1", "no %mistral feature"),
     ("GET", "/v1/libraries/00000000-0000-4000-8000-000000000000/share", "no %mistral feature"),
-    ("PATCH", "/v1/fine_tuning/models/ft:abc", "%mistral models"),
     ("DELETE", "/v1/models/ft:abc", "%mistral models"),
     ("DELETE", "/v1/audio/voices/v_1", "no %mistral feature"),
     ("POST", "/v1/agents/completions", "%%mistral --agent NAME"),

@@ -48,6 +48,9 @@ def test_catalogue_lists_aliases_as_their_own_cards(cards):
 def test_the_price_file_keeps_its_source_and_date(raw_prices):
     assert raw_prices["date"] == "2026-08-21" and "Mistral public docs" in raw_prices["source"]
     assert raw_prices["currency"] == "USD" and raw_prices["batch_discount"] == 0.5
+    # What was checked since, and when: OCR 4.1's prices, the cached-input share.
+    assert "2026-12-06" in raw_prices["checked"] and "ocr-4-1" in raw_prices["checked"]["2026-12-06"]
+    assert raw_prices["cached_input_share"] == 0.1 and "prompt-caching" in raw_prices["cached_input_source"]
     assert set(raw_prices["units"]) >= {"per_page", "per_annotated_page", "per_audio_minute", "free"}
 
 
@@ -117,3 +120,19 @@ def test_a_cell_on_a_latest_alias_runs_under_a_budget_and_is_priced(ip, model):
     assert last.cost == pytest.approx(load_prices().cost(dated, last.prompt_tokens,
                                                          last.completion_tokens))
     assert last.cost > 0
+
+
+def test_cached_prompt_tokens_cost_a_tenth_or_the_models_own_cached_price():
+    prices = load_prices()
+    full = prices.cost("mistral-small-2603", 1_000_000, 0)
+    assert prices.cost("mistral-small-2603", 1_000_000, 0, cached_tokens=1_000_000) == \
+        pytest.approx(full * 0.1)
+    assert prices.cached_saving("mistral-small-2603", 1_000_000) == pytest.approx(full * 0.9)
+    # A model whose entry names its cached price (zai-glm-5-2: 0.14) pays that.
+    assert prices.cost("zai-glm-5-2", 1_000_000, 0, cached_tokens=1_000_000) == pytest.approx(0.14)
+    # More cached tokens than prompt tokens (a server's mistake) never makes a cost negative.
+    assert prices.cost("mistral-small-2603", 10, 0, cached_tokens=99) > 0
+    # An override may give a cached price; an unknown model's is unknown.
+    assert load_prices({"m": {"input": 1.0, "output": 2.0, "cached_input": 0.2}}).cached_price("m") == 0.2
+    assert prices.cached_price("no-such-model") is None
+    assert prices.cached_saving("no-such-model", 100) is None

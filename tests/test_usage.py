@@ -249,6 +249,8 @@ def test_ledger_totals_and_by_model():
         "audio_minutes": 0.0,
         "characters": 0,
         "tool_calls": 0,
+        "cached_tokens": 0,
+        "cached_saved": 0.0,
     }
     ledger.record(_rec("a", 10, 5, 0.25))
     ledger.record(_rec("b", 1, 2, None))
@@ -297,9 +299,13 @@ def test_to_frame_columns_and_dtypes():
         "audio_minutes",
         "characters",
         "uses",
+        "cached_tokens",
+        "cached_saved",
     ]
     assert str(frame["cached"].dtype) == "bool" and not frame["cached"].any()
     assert str(frame["uses"].dtype) == "Int64" and frame["uses"].isna().all()
+    assert str(frame["cached_tokens"].dtype) == "Int64" and frame["cached_tokens"].isna().all()
+    assert str(frame["cached_saved"].dtype) == "float64"
     assert str(frame["pages"].dtype) == "Int64" and frame["pages"].isna().all()
     assert str(frame["audio_minutes"].dtype) == "float64" and frame["audio_minutes"].isna().all()
     assert str(frame["characters"].dtype) == "Int64" and frame["characters"].isna().all()
@@ -316,7 +322,7 @@ def test_to_frame_columns_and_dtypes():
 
 def test_to_frame_empty_has_columns_and_dtypes():
     frame = Ledger().to_frame()
-    assert len(frame) == 0 and len(frame.columns) == 17
+    assert len(frame) == 0 and len(frame.columns) == 19
     assert str(frame["prompt_tokens"].dtype) == "Int64" and str(frame["cost"].dtype) == "float64"
 
 

@@ -4,7 +4,8 @@
 stream chunks (text, reasoning and tool-call events) or a whole response, counts the
 tokens the server did not report (an interrupt, a dropped stream), prices them (per
 token, per page for OCR, per minute of audio heard, per character spoken, or per use of a
-service such as a library's document processing) and settles the reservation with one
+service such as a library's document processing; prompt tokens the server took from its
+prompt cache at the cached price, `prompt_cache`) and settles the reservation with one
 ledger row, exactly
 once, whether the call finished, failed or was interrupted; a call never sent records
 nothing. `run_async` runs a send on the background loop and settles it. The call path
@@ -22,6 +23,7 @@ from ..errors import user_message
 from ..show.answer import Answer
 from .backend import close_error_response
 from .events import ToolCalls, delta_events
+from .prompt_cache import cached_tokens, keyed
 from .sent import record as record_sent
 
 
@@ -36,7 +38,8 @@ class Call:
         self.asked = request
         # The backend's `cache.identity` when the answer is kept in the response cache.
         self.cache_as = cache_as
-        self.request = reservation.apply(request)
+        # A chat's calls carry its prompt_cache_key as sent; `asked` (the cache's key) does not.
+        self.request = keyed(session, reservation.apply(request), chat)
         self.answer = Answer(text="", model=self.request["model"], chat=chat, status="ok",
                              request=self.request, backend=backend,
                              budget_capped=reservation.capped, streamed=stream)
@@ -71,6 +74,7 @@ class Call:
             answer.completion_tokens = chunk.usage.completion_tokens
             if self.audio:
                 self.take_audio(audio_seconds(chunk.usage))
+            answer.cached_tokens = cached_tokens(chunk.usage)
         brought = False
         for choice in chunk.choices:
             if choice.finish_reason:
@@ -102,6 +106,7 @@ class Call:
         self.take_usage(response.usage.prompt_tokens, response.usage.completion_tokens)
         if self.audio:
             self.take_audio(audio_seconds(response.usage))
+        answer.cached_tokens = cached_tokens(response.usage)
 
     def take_usage(self, prompt_tokens: int | None, completion_tokens: int | None) -> None:
         """The usage the server reported (any endpoint)."""
@@ -224,7 +229,10 @@ class Call:
             answer.prompt_tokens = self.reservation.prompt_tokens
         if answer.completion_tokens is None:
             answer.completion_tokens = count_text(answer.text) + (answer.thinking_tokens or 0)
-        answer.cost = prices.cost(answer.model, answer.prompt_tokens, answer.completion_tokens)
+        answer.cost = prices.cost(answer.model, answer.prompt_tokens, answer.completion_tokens,
+                                  cached_tokens=answer.cached_tokens)
+        if answer.cached_tokens is not None:
+            answer.cached_saved = prices.cached_saving(answer.model, answer.cached_tokens)
         if self.audio:  # a model that listens: its tokens, and its minutes on top
             answer.cost = None if answer.cost is None or heard is None else answer.cost + heard
 
@@ -244,6 +252,7 @@ class Call:
             audio_minutes=None if answer.audio_seconds is None else answer.audio_seconds / 60,
             characters=answer.characters,
             uses=self.use_count if self.per_use is not None else None,
+            cached_tokens=answer.cached_tokens, cached_saved=answer.cached_saved,
         )
 
 

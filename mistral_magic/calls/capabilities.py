@@ -78,7 +78,8 @@ class Capabilities:
         if session.backend_spec().kind == "offline":
             from ..offline import catalogue
 
-            return frozenset(name for model in catalogue.MODELS for name in model.names())
+            models = (*catalogue.MODELS, *catalogue.FINE_TUNED)  # the offline account's ft: model too
+            return frozenset(name for model in models for name in model.names())
         listing = self._listing()
         return None if listing is None else frozenset(name for name, _, _ in listing)
 

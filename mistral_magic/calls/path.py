@@ -9,7 +9,8 @@ each row of a row job (`mistral_magic.rows.engine`) go one way:
    the background loop (`call_async`, where a `limiter.Pacing` adds the rate limiter
    and the waits a 429 asks for);
 3. *account*: tokens the server did not report (an interrupt, a dropped stream) are
-   counted, and the cost is priced;
+   counted, and the cost is priced (prompt tokens the server took from its prompt cache
+   at the cached price: a chat's calls carry its ``prompt_cache_key``, `prompt_cache`);
 4. *record*: the ledger row is written as the reservation settles, exactly once,
    whether the call finished, failed or was interrupted; a call never sent records
    nothing. A chat call that succeeded is kept in the response cache

@@ -102,7 +102,8 @@ def gather(session, images: list[str] | None, files: list[str] | None, namespace
 
 def value_of(text: str, namespace: dict) -> Any:
     """What ``--image X`` / ``--file X`` names: `X` in the notebook (``fig``, ``res.fig``),
-    else `X` itself (a path or URL). Names starting with ``_`` are not looked up."""
+    else `X` itself (a path or URL). Names starting with ``_`` are not looked up; a file
+    that exists wins over a name without that attribute (``invoice.pdf`` beside ``invoice``)."""
     if not _NAME.fullmatch(text):
         return text
     head, *rest = text.split(".")
@@ -111,6 +112,8 @@ def value_of(text: str, namespace: dict) -> Any:
     value = namespace[head]
     for part in rest:
         if not hasattr(value, part):
+            if os.path.isfile(text):
+                return text
             raise ConfigError(f"{text}: {type(value).__name__} {'.'.join([head, *rest[:rest.index(part)]])} "
                               f"has no attribute {part!r}")
         value = getattr(value, part)

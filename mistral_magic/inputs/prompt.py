@@ -13,7 +13,7 @@
 - `{{` and `}}` are literal braces. Braces around anything that is not a name path
   (code, JSON: `{ return 1; }`, `{"a": 1}`) are left as they are.
 - Math is sent as written: `$\\frac{1}{n}$`, `$$…$$`, `\\(…\\)`, `\\[…\\]` and
-  `\\begin{…}` environments, read as the renderer reads them (`render.math_spans`),
+  `\\begin{…}` environments, read as the renderer reads them (`show.markdown.math_spans`),
   so "$5 and {n} and $10" is prose and its `{n}` is filled, and `\\$` opens no math.
   A name inside math is neither filled nor an error.
 - An unknown name is an error that names it and says how to escape it.
@@ -88,7 +88,7 @@ def names_in(template: str) -> list[str]:
 
 def _fields(template: str) -> Iterator[tuple[re.Match, bool]]:
     """Each field (or `{{`, `}}`) of a template, and whether it lies in math."""
-    from ..show.render import math_spans
+    from ..show.markdown import math_spans
 
     spans = math_spans(template)
     k = 0

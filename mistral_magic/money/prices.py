@@ -11,10 +11,15 @@ source and date) and applies the user's overrides, e.g. from
     0.1
 
 An alias (``mistral-small-latest``) resolves to the dated model it names; an
-override given for an alias applies to that model. A model with no known price
+override given for an alias applies to that model. A fine-tuned model
+(``ft:mistral-small-2603:…``) costs what its base model costs, unless the table or an
+override names its own id. A model with no known price
 costs ``None`` (shown as "unknown"), never 0; a call that used no tokens costs 0,
 whatever its price, so a failed call never makes a total unknown. Batch calls cost
-``batch_discount`` (0.5) of the list price. OCR is priced per page (`page_cost`),
+``batch_discount`` (0.5) of the list price. Prompt tokens the server took from its prompt
+cache (``cached_tokens``) cost the model's ``cached_input`` price, or else
+``cached_input_share`` (0.1) of its input price (`cached_price`); `cached_saving` is what
+they saved. OCR is priced per page (`page_cost`),
 not per token, so its token `price`/`cost` is ``None``; a page read with an annotation
 format costs ``per_annotated_page`` instead of ``per_page`` (the price list's "USD per
 page with an annotation format"). Audio is priced per minute (``per_audio_minute``:
@@ -55,6 +60,7 @@ class ModelPrice:
     per_annotated_page: float | None = None
     per_audio_minute: float | None = None
     per_million_characters: float | None = None
+    cached_input: float | None = None  # USD per 1M prompt tokens served from the prompt cache
 
 
 class PriceTable:
@@ -70,6 +76,7 @@ class PriceTable:
         currency: str = "USD",
         batch_discount: float = 0.5,
         uses: Mapping[str, float | None] | None = None,
+        cached_share: float = 0.1,
     ):
         self.models: dict[str, ModelPrice] = dict(models)
         #: USD per use of a built-in tool or service (None: no published price)
@@ -79,6 +86,7 @@ class PriceTable:
         self.date = date
         self.currency = currency
         self.batch_discount = batch_discount
+        self.cached_share = cached_share
 
     def __repr__(self) -> str:
         return f"<PriceTable {len(self.models)} models, {self.source!r}, {self.date}>"
@@ -90,7 +98,10 @@ class PriceTable:
         model = model.strip()
         if model in self.models:
             return model
-        return self.aliases.get(model)
+        if model in self.aliases:
+            return self.aliases[model]
+        base = fine_tuned_base(model)
+        return None if base is None else self.resolve(base)
 
     def entry(self, model: str | None) -> ModelPrice | None:
         canonical = self.resolve(model)
@@ -114,8 +125,13 @@ class PriceTable:
         prompt_tokens: int | None,
         completion_tokens: int | None,
         batch: bool = False,
+        cached_tokens: int | None = None,
     ) -> float | None:
-        """USD for a call; None when the model's price is unknown (a call of no tokens costs 0)."""
+        """USD for a call; None when the model's price is unknown (a call of no tokens costs 0).
+
+        `cached_tokens` of the prompt tokens came from the prompt cache: they cost
+        `cached_price` instead of the input price.
+        """
         if not prompt_tokens and not completion_tokens:
             # A call that used nothing (refused, failed before any token) cost nothing,
             # whatever its price: it must not make a session's total unknown.
@@ -123,7 +139,28 @@ class PriceTable:
         price = self.price(model)
         if price is None:
             return None
-        usd = ((prompt_tokens or 0) * price[0] + (completion_tokens or 0) * price[1]) / 1e6
+        cached = min(cached_tokens or 0, prompt_tokens or 0)
+        usd = (((prompt_tokens or 0) - cached) * price[0] + cached * self.cached_price(model)
+               + (completion_tokens or 0) * price[1]) / 1e6
+        return usd * self.batch_discount if batch else usd
+
+    def cached_price(self, model: str | None) -> float | None:
+        """USD per 1M prompt tokens served from the prompt cache: the model's own
+        ``cached_input``, else `cached_share` of its input price; None if unknown."""
+        entry = self.entry(model)
+        if entry is None or entry.input is None:
+            return None
+        return entry.cached_input if entry.cached_input is not None else entry.input * self.cached_share
+
+    def cached_saving(self, model: str | None, cached_tokens: int | None,
+                      batch: bool = False) -> float | None:
+        """USD the prompt cache saved on `cached_tokens` (0 for none; None if unpriced)."""
+        if not cached_tokens:
+            return 0.0
+        entry = self.entry(model)
+        if entry is None or entry.input is None:
+            return None
+        usd = cached_tokens * (entry.input - self.cached_price(model)) / 1e6
         return usd * self.batch_discount if batch else usd
 
     def page_cost(self, model: str | None, pages: int | None, batch: bool = False,
@@ -180,6 +217,7 @@ class PriceTable:
             currency=self.currency,
             batch_discount=self.batch_discount,
             uses=self.uses,
+            cached_share=self.cached_share,
         )
         if not overrides:
             return table
@@ -196,11 +234,25 @@ class PriceTable:
                                       "priced per use, e.g. {'web_search': {'per_call': 0.01}}")
                 table.uses[name.strip()] = _number(name, "per_call", value["per_call"])
                 continue
-            canonical = table.resolve(name) or name.strip()
+            # A fine-tuned id's override is its own, not its base model's.
+            canonical = (name.strip() if fine_tuned_base(name.strip())
+                         else table.resolve(name) or name.strip())
             known = table.models.get(canonical)
             table.models[canonical] = _parse_override(name, value, known)
         table.source = f"{self.source} (with user overrides)" if self.source else "user overrides"
         return table
+
+
+def fine_tuned_base(model: str) -> str | None:
+    """The base model a fine-tuned id names (``ft:BASE:...``), or None for any other id.
+
+    >>> fine_tuned_base("ft:open-mistral-7b:587a6b29:20240514:7e773925")
+    'open-mistral-7b'
+    """
+    parts = model.split(":")
+    if len(parts) < 3 or parts[0] != "ft" or not parts[1] or parts[1].startswith("ft"):
+        return None
+    return parts[1]
 
 
 def _number(name: str, key: str, value: Any) -> float:
@@ -236,7 +288,8 @@ def _parse_prices(name: str, value: Any, known: ModelPrice | None) -> ModelPrice
         raise ConfigError(
             f"MistralMagics.prices[{name!r}] = {value!r} is not a price: {_OVERRIDE_FORM}"
         )
-    unknown = set(value) - {"input", "output", "per_page", "per_annotated_page", *_AUDIO_UNITS}
+    unknown = set(value) - {"input", "output", "per_page", "per_annotated_page", "cached_input",
+                            *_AUDIO_UNITS}
     if unknown:
         raise ConfigError(
             f"MistralMagics.prices[{name!r}] has unknown keys {sorted(unknown)}: {_OVERRIDE_FORM}"
@@ -260,10 +313,12 @@ def _parse_prices(name: str, value: Any, known: ModelPrice | None) -> ModelPrice
         raise ConfigError(
             f"MistralMagics.prices[{name!r}] needs an 'input' price: {_OVERRIDE_FORM}"
         )
+    cached = value.get("cached_input")
     return ModelPrice(
         input=_number(name, "input", value["input"]),
         output=_number(name, "output", value.get("output", 0.0)),
         context=context,
+        cached_input=None if cached is None else _number(name, "cached_input", cached),
     )
 
 
@@ -288,6 +343,7 @@ def _load_base() -> PriceTable:
                     per_annotated_page=entry.get("per_annotated_page"),
                     per_audio_minute=entry.get("per_audio_minute"),
                     per_million_characters=entry.get("per_million_characters"),
+                    cached_input=entry.get("cached_input"),
                 )
                 for alias in entry.get("aliases", []):
                     aliases[alias] = model_id
@@ -299,6 +355,7 @@ def _load_base() -> PriceTable:
                 currency=data.get("currency", "USD"),
                 batch_discount=float(data.get("batch_discount", 0.5)),
                 uses=data.get("tools", {}),
+                cached_share=float(data.get("cached_input_share", 0.1)),
             )
     return _base_table
 

@@ -10,10 +10,13 @@ local time. A record's cost is ``None`` when the model's price is unknown, never
 an answer served from the response cache is a record with ``cached=True`` and cost 0.
 An OCR call is priced per page: its record carries `pages` (None for calls priced by
 tokens), and its token counts are 0. Audio carries `audio_minutes` (a transcription, or
-a chat with recordings) and speech `characters`; None for calls without them. A built-in tool of a conversation (web search, ...) is
-priced per use: its record has kind ``tool``, the tool's name as its model and `uses`; it is
-not a call to a model (`totals()` counts it in ``tool_calls``, not ``calls``), and its cost
-is unknown while Mistral publishes no price.
+a chat with recordings) and speech `characters`; None for calls without them. A built-in
+tool of a conversation (web search, ...) is priced per use: its record has kind ``tool``,
+the tool's name as its model and `uses`; it is not a call to a model (`totals()` counts it
+in ``tool_calls``, not ``calls``), and its cost is unknown while Mistral publishes no price.
+A call whose prompt the server partly took from its prompt cache carries `cached_tokens`
+(of its prompt tokens, billed at the cached-input price) and `cached_saved`, the USD they
+saved; both None when the server said nothing.
 
 This module imports pandas only for `Ledger.to_frame`.
 """
@@ -88,6 +91,8 @@ class CallRecord:
     audio_minutes: float | None = None  # minutes of audio heard (priced per minute); None otherwise
     characters: int | None = None  # characters spoken (priced per 1M characters); None otherwise
     uses: int | None = None  # uses of a tool or service priced per use (kind "tool"); None otherwise
+    cached_tokens: int | None = None  # prompt tokens served from the prompt cache (10 % price)
+    cached_saved: float | None = None  # USD those cached tokens saved
 
     @property
     def total_tokens(self) -> int:
@@ -112,12 +117,14 @@ FRAME_COLUMNS = (
     "audio_minutes",
     "characters",
     "uses",
+    "cached_tokens",
+    "cached_saved",
 )
 
 
 def _totals(records: Iterable[CallRecord]) -> dict[str, Any]:
-    calls = prompt = completion = pages = characters = tools = 0
-    cost = minutes = 0.0
+    calls = prompt = completion = pages = characters = tools = cached_tokens = 0
+    cost = minutes = saved = 0.0
     known = True
     for rec in records:
         if rec.kind == "tool":  # a built-in tool's uses, not a call to a model
@@ -129,6 +136,8 @@ def _totals(records: Iterable[CallRecord]) -> dict[str, Any]:
         pages += rec.pages or 0
         minutes += rec.audio_minutes or 0.0
         characters += rec.characters or 0
+        cached_tokens += rec.cached_tokens or 0
+        saved += rec.cached_saved or 0.0
         if rec.cost is None:
             # A call that used no tokens (pages, audio, characters, tools) cost nothing, priced or not.
             known = known and rec.total_tokens == 0 and not (
@@ -145,6 +154,8 @@ def _totals(records: Iterable[CallRecord]) -> dict[str, Any]:
         "audio_minutes": minutes,
         "characters": characters,
         "tool_calls": tools,
+        "cached_tokens": cached_tokens,
+        "cached_saved": saved,
     }
 
 
@@ -195,7 +206,8 @@ class Ledger:
             return self._spent
 
     def totals(self) -> dict[str, Any]:
-        """calls, prompt_tokens, completion_tokens, cost (known costs summed), cost_known, pages."""
+        """calls, prompt_tokens, completion_tokens, cost (known costs summed), cost_known, pages,
+        cached_tokens and cached_saved (what the prompt cache saved)."""
         return _totals(self.records)
 
     def by_model(self) -> dict[str, dict[str, Any]]:
@@ -258,6 +270,10 @@ class Ledger:
                     dtype="float64"),
                 "characters": pd.Series(column["characters"], dtype="Int64"),
                 "uses": pd.Series(column["uses"], dtype="Int64"),
+                "cached_tokens": pd.Series(column["cached_tokens"], dtype="Int64"),
+                "cached_saved": pd.Series(
+                    [math.nan if v is None else v for v in column["cached_saved"]], dtype="float64"
+                ),
             },
             columns=list(FRAME_COLUMNS),
         )

@@ -172,7 +172,7 @@ def run(magics, model: str | None = None) -> str | None:
     returns a line to show when there is nothing to fix or no code came back."""
     from ..core import chat_request
     from ..show.display import StreamView
-    from ..show.render import first_code_block
+    from ..show.markdown import first_code_block
 
     error = magics.recent.last()
     if error is None:

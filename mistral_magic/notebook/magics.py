@@ -181,6 +181,10 @@ class MistralMagics(Magics):
         "priced per use with no published price (their cost is recorded as unknown and not "
         "held), as --allow-unpriced does for one cell.",
     ).tag(config=True)
+    prompt_cache = Bool(
+        True, help="Send each chat's prompt_cache_key (a hash of the folder, the notebook's name "
+        "and the chat's name; never the key), so the history a cell resends is billed at 10 %.",
+    ).tag(config=True)
     cache_path = Unicode(
         None, allow_none=True,
         help="The store (answers, finished rows, ledger): a file or a folder; None is "
@@ -352,7 +356,8 @@ class MistralMagics(Magics):
         if inputs:
             inputs.show()
         if args.dry_run:
-            return self._dry_run(request, args.output, filled)
+            return self._dry_run(request, args.output, filled,
+                                 None if args.no_history else args.chat)
         from ..calls.sent import origin
 
         try:
@@ -399,7 +404,7 @@ class MistralMagics(Magics):
         # The value is the answer, without the offline server's label line (shown above it).
         result = answer.value if structured else answer.reply
         if args.format == "code" and not structured and answer.status == "ok":
-            from ..show.render import first_code_block
+            from ..show.markdown import first_code_block
             from .labcomm import next_cell
 
             block = first_code_block(answer.text)
@@ -413,9 +418,10 @@ class MistralMagics(Magics):
             speak_answer(self, answer, args.speak)
         return None
 
-    def _dry_run(self, request: dict, output: str | None, filled):
+    def _dry_run(self, request: dict, output: str | None, filled, chat: str | None = None):
         from IPython.display import display
 
+        from ..calls.prompt_cache import keyed
         from ..core import preview_request
         from ..errors import BudgetExceeded
         from ..money.usage import format_cost, format_tokens
@@ -432,6 +438,7 @@ class MistralMagics(Magics):
         else:
             request = reservation.apply(request)
             reservation.release()
+        request = keyed(session, request, chat)  # as the call path sends it
         estimate = session.estimate(request)
         spec = session.backend_spec()
         # Long messages are shown as head and tail; -o VAR still gets the whole request.

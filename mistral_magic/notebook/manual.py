@@ -64,6 +64,9 @@ $0, marked cached; running a cell again in the same kernel, or --refresh, asks
 again. %config MistralMagics.cache = "replay" never sends (no key needed): ship
 %mistral cache export answers.sqlite with a notebook, and point cache_path at it.
 Tool calls replayed from answers stored elsewhere (imported, shipped) ask before they run.
+A chat's cells send its ``prompt_cache_key`` (from the notebook and the chat, never the
+key), so the history they resend costs 10 % where the server cached it; the footer and
+``%mistral usage`` show the cached tokens (``MistralMagics.prompt_cache = False``: off).
 
 Notebook functions as tools (each call shown under the answer), and reasoning:
 
@@ -98,14 +101,16 @@ next cell ({braces} are sent as written):
 Commands:
 
     %mistral history [-c CHAT]   %mistral reset [-c CHAT | --all]   %mistral undo [-c CHAT]
-    %mistral chats               %mistral usage [--all]             %mistral models
+    %mistral chats               %mistral usage [--all]             %mistral models [--mine]
+    %mistral models archive ID | unarchive ID | rename ID NEW NAME     (fine-tuned models)
     %mistral config              %mistral key [--clear]             %mistral backend
     %mistral tokens TEXT         %mistral schema SPEC [--many]
     %mistral batch list | status ID | cancel ID
     %mistral cache [clear | export FILE [--all] | import FILE]
     %mistral meter               %mistral panel                     %mistral chat NAME
     %mistral fix [-m MODEL]      %mistral moderate TEXT             %mistral sent [--columns]
-    %mistral ocr PATH_OR_URL [--pages 0-2] [--schema SPEC | --tables] [-o VAR] [-m MODEL]
+    %mistral ocr PATH_OR_URL [--pages 0-2] [--schema SPEC | --tables | --blocks] [-o VAR] [-m MODEL]
+                 [--confidence word|block|page] [--tables html|markdown] [--no-header] [--no-footer]
     %mistral transcribe FILE [--diarize] [--timestamps segment|word|none] [--language fr]
                              [--bias WORDS] [-m MODEL] [-o VAR]
     %mistral speak TEXT [--voice V] [--format mp3|wav|flac|opus] [-o VAR]

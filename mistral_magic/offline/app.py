@@ -26,7 +26,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..money import tokens
-from . import audio, audio_routes, catalogue, endpoints, files, limits, quota, unserved
+from . import (
+    audio,
+    audio_routes,
+    catalogue,
+    endpoints,
+    files,
+    finetuned,
+    limits,
+    prompt_cache,
+    quota,
+    unserved,
+)
 from .agent_routes import routes as agent_routes
 from .batch import BatchJobs
 from .faults import HEADER, FaultPlan, FaultState
@@ -63,6 +74,8 @@ class ServerState:
         self.seed = seed
         self.files = files.FileStore()
         self.batches = BatchJobs(self.files, faults, seed, self.repeats)
+        self.prompts = prompt_cache.PromptCache()
+        self.fine_tuned = finetuned.FineTunedModels()
         self._counts: collections.Counter = collections.Counter()
         self._seen: collections.OrderedDict[int, int] = collections.OrderedDict()
         self._lock = threading.Lock()
@@ -276,15 +289,26 @@ def build(state: ServerState) -> Gate:
         return await run_in_threadpool(limits.decode_json, raw)
 
     async def list_models(request: Request) -> Response:
-        return _json(200, {"object": "list", "data": catalogue.all_cards()})
+        return _json(200, {"object": "list", "data": catalogue.all_cards() + state.fine_tuned.cards()})
 
     async def get_model(request: Request) -> Response:
         name = request.path_params["model_id"]
+        if state.fine_tuned.is_fine_tuned(name):
+            return _json(200, state.fine_tuned.card(name))
         model = catalogue.find(name)
         if model is None:
             why = catalogue.unknown_message(name).split(" (", 1)[1].rstrip(")")
             raise RequestError(404, error_body(f"Model {name} not found ({why})", "invalid_model", "1500"))
         return _json(200, model.card(name))
+
+    async def update_fine_tuned(request: Request) -> Response:
+        data = await json_body(request)
+        body = data if isinstance(data, dict) else {}
+        return _json(200, state.fine_tuned.update(request.path_params["model_id"], body))
+
+    async def archive_fine_tuned(request: Request) -> Response:
+        archived = request.method == "POST"  # DELETE .../archive unarchives
+        return _json(200, state.fine_tuned.archive(request.path_params["model_id"], archived))
 
     async def chat_completions(request: Request) -> Response:
         plan, source = _plan(request)
@@ -295,6 +319,9 @@ def build(state: ServerState) -> Gate:
             bad = _wants_json(data) and state.faults.chance(plan, source, "bad_json", plan.bad_json_rate)
             req, completion = endpoints.chat_completion(data, plan, bad, state.seed, state.repeats, state.files,
                                                         state.sidecars)
+            completion.cached_tokens = state.prompts.cached(
+                req.prompt_cache_key, catalogue.find(req.model).id, prompt_cache.messages_of(req),
+                completion.prompt_tokens)
             request.scope["offline.tokens"] = completion.usage()["total_tokens"]
             return _answer(req.stream, completion, plan)
 
@@ -419,6 +446,8 @@ def build(state: ServerState) -> Gate:
     routes = [
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
+        Route("/v1/fine_tuning/models/{model_id}/archive", archive_fine_tuned, methods=["POST", "DELETE"]),
+        Route("/v1/fine_tuning/models/{model_id}", update_fine_tuned, methods=["PATCH"]),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/fim/completions", fim_completions, methods=["POST"]),
         Route("/v1/embeddings", computed(endpoints.embeddings), methods=["POST"]),

@@ -239,7 +239,14 @@ RETIRED: dict[str, tuple[str, str]] = {
     **dict.fromkeys(("open-mixtral-8x22b", "open-mixtral-8x7b"), ("2025-03-30", "mistral-small-2603")),
     "mistral-ocr-2503": ("2025-12-31", "mistral-ocr-4-1"),
 }
-_BY_NAME = {name: model for model in MODELS for name in model.names()}
+# The offline account's one fine-tuned model (jobs can no longer be created: it is simply
+# there). It answers as its base model's chat does; `finetuned` serves its FTModelCard and
+# keeps its name, description and archived flag per server.
+FINE_TUNED: tuple[Model, ...] = (
+    Model("ft:mistral-small-2603:0ff11ce0:20261115:5eedcafe", (), K256, _TEXT,
+          "Fine-tuned from Mistral Small 4 on an offline support desk's replies", "2026-11-15"),
+)
+_BY_NAME = {name: model for model in (*MODELS, *FINE_TUNED) for name in model.names()}
 
 
 def find(name: str) -> Model | None:

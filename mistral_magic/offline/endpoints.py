@@ -118,10 +118,15 @@ class Completion:
     prompt_tokens: int
     _deltas: list[list[dict]] | None = field(default=None, repr=False)
     audio_seconds: int | None = None  # recordings heard (``prompt_audio_seconds``)
+    cached_tokens: int | None = None  # set when the request carried a prompt_cache_key
 
     def usage(self) -> dict:
-        counted = usage(self.prompt_tokens, sum(c.completion_tokens() for c in self.choices))
-        return counted if self.audio_seconds is None else {**counted, "prompt_audio_seconds": self.audio_seconds}
+        counts = usage(self.prompt_tokens, sum(c.completion_tokens() for c in self.choices))
+        if self.audio_seconds is not None:
+            counts["prompt_audio_seconds"] = self.audio_seconds
+        if self.cached_tokens is not None:
+            counts["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        return counts
 
     def deltas(self) -> list[list[dict]]:
         """What a stream sends for each choice, one delta per token step."""

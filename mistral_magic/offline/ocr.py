@@ -10,8 +10,11 @@ with their boxes (and JPEG data URLs with `include_image_base64`), link annotati
 and URLs as `hyperlinks`, page dimensions at 200 dpi. Headers and footers (the top
 and bottom 6 % of a page) move to their fields with `extract_header`/`extract_footer`.
 OCR 4 and newer return `blocks` (paragraph boxes with their labels; older models an
-empty list, as the docs say); `confidence_scores` are 1 for text read from the text
-layer, 0 for a placeholder. A page with no text layer, and an image document, get a
+empty list, as the docs say). `confidence_scores` (word, block or page, as asked) say how
+sure a reader could be of the text layer: 1 for body text, 0.62 for small print (under
+9 pt, such as running headers, footers and fine print), 0 for a placeholder; a page's
+average and minimum are taken over its words, a block's over its lines, and an image
+block has no content score (null, as the spec says). A page with no text layer, and an image document, get a
 placeholder paragraph saying the offline server cannot read text in pictures.
 
 `document_annotation_format` / `bbox_annotation_format` (json_schema only) are filled
@@ -42,6 +45,9 @@ _MARGIN = 0.06
 _LIST = re.compile(r"^\s*(?:[-•*–]|\d{1,3}[.)]|[a-z][.)])\s+")
 _CAPTION = re.compile(r"^(?:Figure|Fig\.|Table|Chart|Image)\s*\d+", re.I)
 _SEPARATOR = re.compile(r"^:?-{2,}:?$")
+_SMALL_PRINT = 9.0  # points: text smaller than this is scored as harder to read
+_SMALL_SCORE = 0.62
+_WORD = re.compile(r"\n+|[^\S\n]*\S+")
 
 
 def placeholder(page: Page, kind: str) -> str:
@@ -194,9 +200,10 @@ class _Builder:
     def page(self, page: Page) -> dict:
         req = self.req
         blocks = _blocks(page, self.levels, self.body)
-        parts: list[str] = []
+        parts: list[tuple[str, float | None]] = []  # Markdown, and the score of its words
         images: list[dict] = []
         tables: list[dict] = []
+        self.table_scores: list[float | None] = []  # the score of each table's words
         header = [b for b in blocks if b.kind == "header"]
         footer = [b for b in blocks if b.kind == "footer"]
         out_blocks: list[dict] = []
@@ -205,14 +212,13 @@ class _Builder:
             hidden = (block.kind == "header" and req.extract_header and self.layout) or (
                 block.kind == "footer" and req.extract_footer and self.layout)
             if text is not None and not hidden:
-                parts.append(text)
+                parts.append((text, _score(block)))
             if entry is not None:
                 out_blocks.append(entry)
         has_text = any(b.kind not in ("image", "header", "footer") for b in blocks)
-        scored = 1.0 if has_text else 0.0
         if not has_text:
-            parts.append(placeholder(page, self.doc.kind))
-        markdown = "\n\n".join(parts)
+            parts.append((placeholder(page, self.doc.kind), 0.0))
+        markdown = "\n\n".join(text for text, _ in parts)
         result = {
             "index": page.index,
             "markdown": markdown,
@@ -226,10 +232,10 @@ class _Builder:
         if req.include_blocks:
             result["blocks"] = out_blocks if self.model.id in _BLOCKS else []
         if req.confidence_scores_granularity:
-            result["confidence_scores"] = self._page_scores(markdown, scored)
+            result["confidence_scores"] = self._page_scores(_words_of(parts))
             if req.confidence_scores_granularity == "word":
-                for table in tables:
-                    table["word_confidence_scores"] = _word_scores(table["content"], scored)
+                for table, score in zip(tables, self.table_scores, strict=True):
+                    table["word_confidence_scores"] = _words_of([(table["content"], score)])
         return result
 
     def _render(self, block: _Block, page: Page, images: list, tables: list) -> tuple[str | None, dict | None]:
@@ -249,7 +255,7 @@ class _Builder:
             images.append({"id": name, **corners, "image_base64": encoded,
                            "image_annotation": self._bbox_annotation(page, block)})
             return f"![{name}]({name})", {"type": "image", **corners, "content": "", "image_id": name,
-                                           **self._block_scores(0.0)}
+                                           **self._block_scores(None)}
         if block.kind == "table":
             rows = _table_rows(block)
             fmt = req.table_format if self.layout else None
@@ -259,13 +265,14 @@ class _Builder:
                 self.tables += 1
                 content = table_markdown(rows) if fmt == "markdown" else table_html(rows)
                 tables.append({"id": name, "content": content, "format": fmt})
+                self.table_scores.append(_score(block))
                 text = f"[{name}]({name})"
             else:
                 text = table_markdown(rows) if rows else _text_of(block)
             entry = {"type": "table", **corners, "content": table_markdown(rows) if rows else _text_of(block)}
             if fmt and rows:
                 entry["table_id"] = name
-            return text, {**entry, **self._block_scores(1.0)}
+            return text, {**entry, **self._block_scores(block)}
         content = _text_of(block)
         if block.kind == "title":
             text = "#" * block.level + " " + content.replace("\n", " ")
@@ -273,19 +280,28 @@ class _Builder:
             text = "\n".join(line.text if _LIST.match(line.text) else "- " + line.text for line in block.lines)
         else:
             text = content
-        return text, {"type": block.kind, **corners, "content": content, **self._block_scores(1.0)}
+        return text, {"type": block.kind, **corners, "content": content, **self._block_scores(block)}
 
-    def _block_scores(self, score: float) -> dict:
+    def _block_scores(self, block: _Block | None) -> dict:
         if self.req.confidence_scores_granularity != "block" or self.model.id not in _BLOCK_SCORES:
             return {}
-        return {"confidence_scores": {"average_content_confidence_score": score,
-                                      "minimum_content_confidence_score": score,
+        if block is None:  # an image: no text to be sure of
+            return {"confidence_scores": {"average_content_confidence_score": None,
+                                          "minimum_content_confidence_score": None,
+                                          "block_type_confidence_score": 1.0}}
+        lines = [line for line in block.lines if line.text.strip()] or block.lines
+        weights = [max(1, len(line.text.split())) for line in lines]
+        average = sum(_line_score(line) * w for line, w in zip(lines, weights, strict=True)) / sum(weights)
+        return {"confidence_scores": {"average_content_confidence_score": round(average, 4),
+                                      "minimum_content_confidence_score": min(map(_line_score, lines)),
                                       "block_type_confidence_score": 1.0}}
 
-    def _page_scores(self, markdown: str, score: float) -> dict:
-        scores = {"average_page_confidence_score": score, "minimum_page_confidence_score": score}
+    def _page_scores(self, words: list[dict]) -> dict:
+        scored = [w["confidence"] for w in words if w["text"].strip()] or [0.0]
+        scores = {"average_page_confidence_score": round(sum(scored) / len(scored), 4),
+                  "minimum_page_confidence_score": min(scored)}
         if self.req.confidence_scores_granularity == "word":
-            scores["word_confidence_scores"] = _word_scores(markdown, score)
+            scores["word_confidence_scores"] = words
         return scores
 
     def _bbox_annotation(self, page: Page, block: _Block) -> str | None:
@@ -299,9 +315,30 @@ class _Builder:
         return _annotation(fmt, text, self.rng)
 
 
-def _word_scores(text: str, score: float) -> list[dict]:
-    return [{"text": m.group(0), "confidence": score, "start_index": m.start()}
-            for m in re.finditer(r"\n+|[^\S\n]*\S+", text)]
+def _line_score(line: Line) -> float:
+    return _SMALL_SCORE if line.size < _SMALL_PRINT else 1.0
+
+
+def _score(block: _Block) -> float | None:
+    """The score of a block's words: its smallest print's (None for an image)."""
+    if block.kind == "image":
+        return None
+    return min(_line_score(line) for line in block.lines)
+
+
+def _words_of(parts: list[tuple[str, float | None]]) -> list[dict]:
+    """Word scores over the parts joined as the page's Markdown joins them ("\n\n"), each
+    word scored as its part; an image's link is no text read, so it has no scores."""
+    words, offset = [], 0
+    for i, (text, score) in enumerate(parts):
+        if i:
+            words.append({"text": "\n\n", "confidence": 1.0, "start_index": offset})
+            offset += 2
+        if score is not None:
+            words += [{"text": m.group(0), "confidence": score, "start_index": offset + m.start()}
+                      for m in _WORD.finditer(text)]
+        offset += len(text)
+    return words
 
 
 def _annotation(fmt, text: str, rng: random.Random) -> str:

@@ -232,21 +232,28 @@ class MistralAccessor:
         return engine.run(job, batch=batch, preview=preview)
 
     def ocr(self, column: str, schema: Any = None, *, model: str | None = None,
-            pages: str | None = None, concurrency: int = 8,
-            requests_per_second: float | None = None, max_retries: int | None = None,
-            batch: bool = False, progress: bool = True, root: str | None = None,
-            preview: int | None = None):
+            pages: str | None = None, blocks: bool = False, confidence: str | None = None,
+            tables: str | None = None, header: bool = True, footer: bool = True,
+            concurrency: int = 8, requests_per_second: float | None = None,
+            max_retries: int | None = None, batch: bool = False, progress: bool = True,
+            root: str | None = None, preview: int | None = None):
         """Read the document in each row of `column` (paths, http(s) URLs or bytes) with Mistral
         OCR; returns ``text`` and ``pages`` per row, or `schema`'s typed fields (see `ocr`).
 
-        Paths are read only inside `root` (the working directory unless given; see
-        `inputs.paths`): a row naming a file elsewhere gets an ``_error`` instead.
+        `blocks=True` adds ``blocks`` (each row's layout blocks as a DataFrame), `confidence`
+        ("word", "block" or "page") ``confidence`` and ``min_confidence`` (and ``low_words``
+        for "word"), `tables` ("html" or "markdown") the tables' format in ``text``, and
+        `header=False` / `footer=False` leave running headers and footers out of it
+        (`ocr_pages`). Paths are read only inside `root` (the working directory unless given;
+        see `inputs.paths`): a row naming a file elsewhere gets an ``_error`` instead.
         """
         from .ocr import OCRJob
+        from .ocr_pages import PageOptions
 
+        options = PageOptions(blocks, confidence, tables, header, footer)
         engine = self._engine(concurrency, requests_per_second, None, max_retries, progress)
         job = OCRJob(engine.session, self._df, column, schema, model=model, pages=pages,
-                     root=root)
+                     root=root, options=options)
         return engine.run(job, batch=batch, preview=preview)
 
     def transcribe(self, column: str, *, diarize: bool = False, segments: bool = False,

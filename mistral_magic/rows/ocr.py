@@ -4,6 +4,9 @@
     %mistral ocr scan.png --pages 0 -o scan        # the result kept as `scan` (an `OCRResult`)
     %mistral ocr invoice.pdf --schema "number, customer, total float" -o inv   # typed one-row frame
     %mistral ocr report.pdf --tables -o tables     # the pages' tables as DataFrames
+    %mistral ocr report.pdf --blocks -o layout     # blocks: page, type, x0, y0, x1, y1, content
+    %mistral ocr scan.pdf --confidence word        # low-confidence words marked for review
+    %mistral ocr report.pdf --tables html --no-header --no-footer
     invoices = df.mistral.ocr("path", schema="number, customer, total float")  # row-wise
 
 - The source is a path (a PDF, DOCX, PPTX or a picture), the file's bytes, or an
@@ -21,12 +24,15 @@
   ``--pages``. Page ranges are checked against the document (or the API's 1,000-page
   limit) before any page is listed. The footer and the ledger show pages, not tokens.
 - Page Markdown is the server's text: it goes through `render` like any answer
-  (images in it become links, never fetched).
+  (images in it become links, never fetched). Blocks, confidence scores, table formats
+  and headers/footers (`PageOptions`) are `ocr_pages`'s; an HTML table is sanitised there.
 - `df.mistral.ocr(column, schema=..., root=...)` runs through the row engine (`engine`):
   the column holds paths, URLs or bytes; its paths are data, read only inside `root`
   (the working directory by default; `inputs.paths`); without a schema each row gets
-  ``text`` (every page's Markdown) and ``pages``; ``batch=True`` sends the rows as a
-  Batch API job of ``/v1/ocr`` lines (their URLs signed for a day).
+  ``text`` (every page's Markdown, tables in place) and ``pages``, plus ``blocks`` (a
+  DataFrame per row), ``confidence``, ``min_confidence`` and ``low_words`` when asked;
+  ``batch=True`` sends the rows as a Batch API job of ``/v1/ocr`` lines (their URLs
+  signed for a day).
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BudgetExceeded, ConfigError, Interrupted, ReplayMiss, StructuredOutputError
+from . import ocr_pages
 from .job import Reply, RowJob, RowRefused
+from .ocr_pages import PageOptions
 
 DEFAULT_MODEL = "mistral-ocr-latest"
 MAX_PAGES = 1000  # the most pages the hosted OCR API reads of one document
@@ -131,13 +139,14 @@ def source(session, value: Any, name: str | None = None, pages: Ranges | None = 
                   doc.kind)
 
 
-def ocr_request(model: str, src: Source, spec=None) -> dict:
+def ocr_request(model: str, src: Source, spec=None, options: PageOptions | None = None) -> dict:
     """The ``/v1/ocr`` body (its document a reference until `uploads` signs it)."""
     request: dict[str, Any] = {"model": model, "document": src.chunk, "include_image_base64": False}
     if src.selection is not None:
         request["pages"] = src.selection
     if spec is not None:
         request["document_annotation_format"] = spec.response_format()
+    request.update(options.fields() if options else {})
     return request
 
 
@@ -159,7 +168,8 @@ def worst_cost(session, model: str, src: Source, annotated: bool, what: str) -> 
 
 @dataclass
 class OCRResult:
-    """What `%mistral ocr` read: each page's Markdown, the annotation, the call's `Answer`."""
+    """What `%mistral ocr` read: each page's Markdown (tables in place), the annotation, the
+    call's `Answer`, and the pages as the server sent them (`raw`: blocks, scores, headers)."""
 
     name: str
     pages: list[str]
@@ -167,7 +177,8 @@ class OCRResult:
     annotation: str | None = None
     answer: Any = None
     footer: str = ""
-    tables_md: list[list[str]] = field(default_factory=list)
+    raw: list[dict] = field(default_factory=list)
+    options: PageOptions = field(default_factory=PageOptions)
 
     @property
     def text(self) -> str:
@@ -179,22 +190,32 @@ class OCRResult:
                            for i, page in zip(self.indices, self.pages, strict=True))
 
     def tables(self) -> list:
-        """The pages' tables as DataFrames, in reading order."""
-        found = []
-        for page, extra in zip(self.pages, self.tables_md, strict=True):
-            found += markdown_tables(page)
-            for table in extra:
-                found += markdown_tables(table)
-        return found
+        """The pages' tables as DataFrames, in reading order (Markdown or HTML tables)."""
+        return ocr_pages.table_frames(self.raw)
+
+    def blocks(self):
+        """The pages' layout blocks: page, type, x0, y0, x1, y1, content (`ocr_pages`)."""
+        return ocr_pages.blocks_frame(self.raw, self.options.confidence == "block")
+
+    def scores(self):
+        """The confidence scores at the granularity asked for (`ocr_pages.scores_frame`)."""
+        return ocr_pages.scores_frame(self.raw, self.options.confidence)
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         from ..show import render
 
-        return render.markdown(self.markdown(), self.footer)
+        parts: list[tuple[str, str]] = []
+        for i, page in zip(self.indices, self.raw, strict=True):
+            note = ocr_pages.review_note(page, self.options)
+            parts.append(("markdown", f"**{self.name} · page {i}**" + (f" · *{note}*" if note else "")))
+            parts += ocr_pages.page_parts(page, self.options)
+        plain = "\n\n".join(f"{self.name} · page {i}\n\n{ocr_pages.page_plain(p)}"
+                             for i, p in zip(self.indices, self.raw, strict=True))
+        return render.document(parts, self.footer, plain=plain)
 
 
 def read(session, value: Any, name: str, *, pages: str | None = None, schema: Any = None,
-         model: str | None = None) -> OCRResult:
+         model: str | None = None, options: PageOptions | None = None) -> OCRResult:
     """Read one document (`%mistral ocr`): reserve its pages, send, settle in the ledger."""
     from ..calls.call import Call
 
@@ -208,8 +229,10 @@ def read(session, value: Any, name: str, *, pages: str | None = None, schema: An
     src = source(session, value, None if isinstance(value, (str, os.PathLike)) else name,
                  parse_pages(pages))
     session.capabilities.require(model, "ocr")
+    options = options or PageOptions()
+    options.check(model, session.prices)
     annotated = spec is not None
-    request = ocr_request(model, src, spec)
+    request = ocr_request(model, src, spec, options)
     worst = worst_cost(session, model, src, annotated, src.name)
     counted = "pages not known" if src.pages is None else \
         f"{src.pages} page{'' if src.pages == 1 else 's'}"
@@ -240,11 +263,9 @@ def read(session, value: Any, name: str, *, pages: str | None = None, schema: An
                           "in the ledger. Run the cell again to read it")
     pages_ = body.get("pages") or []
     return OCRResult(
-        src.name, [p.get("markdown") or "" for p in pages_], [p.get("index", i) for i, p in
-                                                              enumerate(pages_)],
-        body.get("document_annotation"), answer, session.footer(answer),
-        [[t.get("content") or "" for t in p.get("tables") or [] if t.get("format") != "html"]
-         for p in pages_],
+        src.name, [ocr_pages.page_text(p) for p in pages_],
+        [p.get("index", i) for i, p in enumerate(pages_)],
+        body.get("document_annotation"), answer, session.footer(answer), pages_, options,
     )
 
 
@@ -262,45 +283,6 @@ def _spec(session, schema: Any):
     return None if schema is None else SchemaSpec.from_spec(schema, session.shell.user_ns)
 
 
-def markdown_tables(text: str) -> list:
-    """The pipe tables in Markdown text as DataFrames (numbers as numbers)."""
-    import pandas as pd
-
-    found, block = [], []
-    for line in [*text.splitlines(), ""]:
-        if line.strip().startswith("|"):
-            block.append(line.strip())
-            continue
-        if len(block) >= 2 and re.fullmatch(r"\|?(\s*:?-{2,}:?\s*\|)+\s*:?-*:?\s*\|?", block[1]):
-            header, *rows = [_cells(row) for row in block[:1] + block[2:]]
-            width = len(header)
-            rows = [(r + [""] * width)[:width] for r in rows]
-            frame = pd.DataFrame(rows, columns=_unique(header))
-            for column in frame.columns:
-                try:
-                    frame[column] = pd.to_numeric(frame[column])
-                except (ValueError, TypeError):
-                    pass
-            found.append(frame)
-        block = []
-    return found
-
-
-def _cells(row: str) -> list[str]:
-    parts = re.split(r"(?<!\\)\|", row.strip().strip("|") if row.strip() != "|" else "")
-    return [p.strip().replace("\\|", "|") for p in parts]
-
-
-def _unique(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        name = name or "column"
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
-    return out
-
-
 # -- a column of documents -------------------------------------------------------------------
 
 
@@ -312,7 +294,7 @@ class OCRJob(RowJob):
     per_page = True
 
     def __init__(self, session, df, column: str, schema: Any = None, *, model: str | None = None,
-                 pages: str | list[int] | None = None, root=None):
+                 pages: str | list[int] | None = None, root=None, options: PageOptions | None = None):
         from ..inputs.paths import root_folder
 
         if column not in df.columns:
@@ -320,11 +302,16 @@ class OCRJob(RowJob):
                               f"({', '.join(str(c) for c in df.columns)}); name the column of paths")
         self.spec = _spec(session, schema)
         self.annotated = self.spec is not None
+        self.options = options or PageOptions()
+        if self.annotated and (self.options.blocks or self.options.confidence):
+            raise ConfigError("df.mistral.ocr takes a schema, or blocks=/confidence=, not both: "
+                              "the schema's fields are the row's columns")
         self.selection = parse_pages(pages)
         self.root = root_folder(root)  # the column's paths are data: read only inside it
         self._built: dict[int, dict | None] = {}  # row -> its request: each file is read once
         super().__init__(session, df, column, model=model or DEFAULT_MODEL)
         session.capabilities.require(self.model, "ocr")
+        self.options.check(self.model, session.prices)
 
     def _texts(self, prompt: str) -> list:
         return [None if self._missing(i, [prompt], {prompt: v}) else v
@@ -340,7 +327,7 @@ class OCRJob(RowJob):
             src = source(self.session, value, None, self.selection, root=self.root)
         except ConfigError as exc:
             raise RowRefused(str(exc)) from None
-        return ocr_request(self.model, src, self.spec)
+        return ocr_request(self.model, src, self.spec, self.options)
 
     def _pages(self, request: dict) -> int | None:
         """The pages a request reads: those it picks, else its document's (None: a URL's)."""
@@ -394,7 +381,8 @@ class OCRJob(RowJob):
         if self.annotated:
             return body.get("document_annotation")
         pages = body.get("pages") or []
-        return {"text": "\n\n".join(p.get("markdown") or "" for p in pages), "pages": len(pages)}
+        return {"text": "\n\n".join(ocr_pages.page_text(p) for p in pages), "pages": len(pages),
+                **ocr_pages.row_values(pages, self.options)}
 
     def parse(self, value) -> dict:
         if self.spec is None:
@@ -415,4 +403,5 @@ class OCRJob(RowJob):
                               dtype=object),
             "pages": pd.Series([r["pages"] if r else None for r in records], index=index,
                                dtype="Int64"),
+            **ocr_pages.row_columns(records, index, self.options),
         })

@@ -1,6 +1,7 @@
 """What reaches the front end: the one safe render path, streamed views, answers, tables.
 
-`render` (the only place outside text becomes sanitised HTML), `display` (``StreamView``:
+`render` (the only place outside text becomes sanitised HTML; `markdown` is how it reads
+Markdown and where math is), `display` (``StreamView``:
 a streamed answer in one output at a bounded rate), `terminal` (the same in terminal
 IPython: Markdown and tables rendered by rich at the terminal's width, terminal controls
 removed from outside text), `answer` (``Answer``, its footer and provenance), `sources` (what

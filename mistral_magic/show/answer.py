@@ -8,7 +8,8 @@ usage and cost summed, the tool runs and the messages between the prompt and the
 final reply. Its footer is the one line under a rendered answer (model, tokens and
 thinking tokens, cost, steps, speed, backend, chat and the session's total; an OCR
 call shows its pages instead of tokens, a transcription its minutes of audio, speech its
-characters; a conversation's built-in tools, their uses and their cost, unknown while Mistral
+characters; prompt tokens served from the prompt cache follow the cost, with what they
+saved; a conversation's built-in tools, their uses and their cost, unknown while Mistral
 publishes none); its provenance is the output metadata (never a key; a conversation's agent
 and version, sources and tools too).
 
@@ -59,6 +60,8 @@ class Answer:
     annotated: bool = False  # those pages were read with an annotation format (their own price)
     audio_seconds: float | None = None  # audio heard (priced per minute); None: no audio
     characters: int | None = None  # characters spoken (speech, priced per 1M); None: no speech
+    cached_tokens: int | None = None  # prompt tokens the server took from its prompt cache
+    cached_saved: float | None = None  # USD those tokens saved (billed at the cached price)
     thinking: str = ""  # the reasoning shown (every step's, for a tool exchange)
     thinking_tokens: int | None = None  # counted with the tokenizer, the two markers included
     final_thinking: str | None = None  # the last step's reasoning (None: `thinking`)
@@ -141,6 +144,9 @@ def footer(answer: Answer, totals: dict, budget_left: float | None) -> str:
         parts.append(f"{format_cost(research.token_cost)} + tools: unknown")
     else:
         parts.append(format_cost(answer.cost))
+    if answer.cached_tokens:
+        parts.append(f"{format_tokens(answer.cached_tokens)} in from the prompt cache, saved "
+                     f"{format_cost(answer.cached_saved)}")
     if answer.steps > 1 or answer.tool_runs:
         runs = len(answer.tool_runs)
         parts.append(f"{answer.steps} step{'' if answer.steps == 1 else 's'}, "
@@ -190,6 +196,7 @@ def provenance(answer: Answer) -> dict:
             **({} if answer.pages is None else {"pages": answer.pages}),
             **({} if answer.audio_seconds is None else {"audio_seconds": answer.audio_seconds}),
             **({} if answer.characters is None else {"characters": answer.characters}),
+            **({"cached_tokens": answer.cached_tokens} if answer.cached_tokens else {}),
         },
         "cost_usd": answer.cost,
         "latency_s": round(answer.latency_s or 0.0, 4),

@@ -16,6 +16,9 @@ JupyterLab typesets it and nothing else.
 Text that is ours but may carry outside pieces (footers, notes, widget labels and
 tables with model and chat names) is escaped here too, never elsewhere.
 
+Words to check (OCR's low-confidence words) come between `MARK_OPEN` and `MARK_CLOSE` and
+become ``<mark>`` before sanitising; an outside HTML table keeps only table markup (`document`).
+
 A model's reasoning and the tool calls of a cell are collapsed blocks (`details`,
 the only element with state, and its `summary`): the reasoning above the answer
 (`reasoning`), each tool call under it (`tool_block`). Their summaries are escaped
@@ -44,8 +47,13 @@ MATH_CLASS = "math mathjax_process"
 TAGS = frozenset({
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "em", "strong", "s", "del",
     "code", "pre", "blockquote", "ul", "ol", "li", "a", "small",
-    "table", "thead", "tbody", "tr", "th", "td", "span", "div", "details", "summary",
+    "table", "thead", "tbody", "tr", "th", "td", "span", "div", "details", "summary", "mark",
 })
+# What an outside HTML table (`document`) may keep.
+TABLE_TAGS = frozenset({"table", "thead", "tbody", "tfoot", "caption", "tr", "th", "td", "br",
+                        "p", "em", "strong", "b", "i", "sub", "sup", "code", "mark"})
+# Around a word to mark (`marked_html`): private-use characters no text means anything by.
+MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
 # Our own classes on the collapsed blocks (the only classes kept besides math and code).
 BLOCK_CLASSES = frozenset({"mistral-reasoning", "mistral-tool", "mistral-tool error"})
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -61,21 +69,6 @@ HEADING_SHIFT = 2
 # Fixed, ours (never from outside text): an opened reasoning block reads as an aside.
 REASONING_STYLE = ("color:var(--jp-content-font-color2,#616161);margin:.25em 0 .75em 1.5em;"
                    "padding-left:.75em;border-left:3px solid var(--jp-border-color2,#e0e0e0)")
-# What every kind of math starts with; text without any of these has none.
-MATH_MARKS = re.compile(r"\$|\\[(\[]|\\begin\{")
-# `\(…\)` and `\[…\]` as MathJax reads them in a notebook's Markdown: `\[…\]` within a
-# paragraph too, and as a block only when nothing follows it on its closing line (the
-# texmath plugin's own block rule drops the rest of that line).
-_NOT_CLOSE = r"(?:(?!\\\])[\s\S])"
-BRACKETS_INLINE = (
-    {"name": "math_inline", "rex": re.compile(r"^\\\((.+?)\\\)"), "tag": "\\("},
-    {"name": "math_inline_double", "rex": re.compile(rf"^\\\[({_NOT_CLOSE}+?)\\\]"), "tag": "\\["},
-)
-BRACKETS_BLOCK = (
-    {"name": "math_block_eqno", "tag": "\\[",
-     "rex": re.compile(rf"^\\\[({_NOT_CLOSE}+?)\\\][ \t]*\(([^)$\r\n]+?)\)[ \t]*(?=\n|$)")},
-    {"name": "math_block", "rex": re.compile(rf"^\\\[({_NOT_CLOSE}+?)\\\][ \t]*(?=\n|$)"), "tag": "\\["},
-)
 
 
 # -- what other modules call --------------------------------------------------------------
@@ -89,6 +82,23 @@ def escape(text: Any) -> str:
 def markdown_html(text: str) -> str:
     """Markdown as sanitised HTML, without the container."""
     return _cleaner().clean(_markdown().render(text))
+
+
+def marked_html(text: str) -> str:
+    """`markdown_html`, the words between `MARK_OPEN` and `MARK_CLOSE` marked (``<mark>``)."""
+    # Made before sanitising and without attributes: a mark inside an attribute stays text.
+    rendered = _markdown().render(text).replace(MARK_OPEN, "<mark>").replace(MARK_CLOSE, "</mark>")
+    return _cleaner().clean(rendered)
+
+
+def document(parts: Sequence[tuple[str, str]], footer: str = "", *, plain: str = "") -> dict:
+    """A bundle of pieces each made safe its way: ``("markdown", text)`` (with marks, as
+    `marked_html`) or ``("html", markup)``: an outside HTML table, of which only table
+    markup and inline emphasis survive (`TABLE_TAGS`, cell spans as numbers)."""
+    body = "".join(marked_html(text) if kind == "markdown" else _table_cleaner().clean(text)
+                   for kind, text in parts)
+    return {"text/html": CONTAINER.format(body + _footer(footer)),
+            "text/plain": f"{plain}\n\n{footer}" if footer else plain}
 
 
 def markdown(text: str, footer: str = "", *, plain: str | None = None, above: str = "",
@@ -258,96 +268,6 @@ def fence(text: str, language: str = "") -> str:
     return f"{ticks}{language}\n{text}\n{ticks}"
 
 
-def math_spans(text: str) -> tuple[tuple[int, int], ...]:
-    """Where `text` has math, as the renderer reads it: (start, end) offsets, in order.
-
-    The one definition of math (`$…$`, `$$…$$`, `\\(…\\)`, `\\[…\\]`, `\\begin{…}`):
-    prices such as "$5 and $10", an escaped `\\$` and text in code are not math.
-    """
-    if not MATH_MARKS.search(text):  # the parser costs a little; most prompts have no math
-        return ()
-    return _math_spans(text)
-
-
-def first_code_block(text: str) -> str | None:
-    """The code of an answer's first fenced code block, as Markdown reads it (a fence quoted
-    inside a sentence is no block), or None when it has none."""
-    for token in _markdown().parse(text):
-        if token.type == "fence":
-            return token.content.removesuffix("\n")
-    return None
-
-
-# -- where the math is -------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=64)  # a row job fills one template for every row
-def _math_spans(text: str) -> tuple[tuple[int, int], ...]:
-    # The parser reads "\r\n" as "\n": `kept[i]` is where its i-th character is in `text`.
-    kept = [i for i, ch in enumerate(text) if not (ch == "\r" and text[i + 1:i + 2] == "\n")]
-    source = "".join(text[i] for i in kept).replace("\r", "\n").replace("\0", "\ufffd")
-    starts = [0] + [i + 1 for i, ch in enumerate(source) if ch == "\n"] + [len(source) + 1]
-    spans, cursors = [], {}
-    for token in _markdown().parse(source):
-        if "lines" in token.meta:
-            first, last = token.meta["lines"]
-            spans.append((starts[first], starts[min(last, len(starts) - 1)] - 1))
-        elif token.type == "inline" and token.map:
-            spans += _inline_spans(token, source, starts, cursors)
-    ends = kept + [len(text)]
-    return tuple((ends[a], ends[b]) for a, b in sorted(spans))
-
-
-def _inline_spans(token, source: str, starts: list[int], cursors: dict) -> list[tuple[int, int]]:
-    """The math spans of one inline token, from its content's offsets to the source's.
-
-    Each line of the content is the tail of its source line (container marks and indent
-    cut) or, in a table, a cell of it: found there from where the last one ended.
-    """
-    math = [child.meta["at"] for child in token.children or () if "at" in child.meta]
-    if not math:
-        return []
-    where: list[int] = []  # the source offset of each content character
-    for number, line in enumerate(token.content.split("\n")):
-        row = token.map[0] + number
-        if row + 1 >= len(starts):
-            return [(starts[token.map[0]], starts[-1] - 1)]
-        begin, end = starts[row], starts[row + 1] - 1
-        body = line.lstrip(" \t")
-        found = source.find(body, cursors.get(row, begin), end) if body else begin
-        if found < 0:  # not where it should be: the whole lines count as math, to be safe
-            return [(starts[token.map[0]], starts[min(token.map[1], len(starts) - 1)] - 1)]
-        cursors[row] = found + len(body)
-        indent = len(line) - len(body)
-        where += [found] * indent + list(range(found, found + len(body))) + [found + len(body)]
-    return [(where[a], where[b - 1] + 1) for a, b in math]
-
-
-def _tracked_block(rule):
-    """A block math rule that notes on its token the lines it took."""
-
-    def track(state, start: int, end: int, silent: bool) -> bool:
-        matched = rule(state, start, end, silent)
-        if matched and not silent:
-            state.tokens[-1].meta["lines"] = (start, state.line)
-        return matched
-
-    return track
-
-
-def _tracked(rule):
-    """An inline math rule that notes on its token where it matched in the inline content."""
-
-    def track(state, silent: bool) -> bool:
-        start = state.pos
-        matched = rule(state, silent)
-        if matched and not silent:
-            state.tokens[-1].meta["at"] = (start, state.pos)
-        return matched
-
-    return track
-
-
 # -- the renderer and the sanitiser -----------------------------------------------------------
 
 
@@ -357,28 +277,9 @@ def _footer(footer: str) -> str:
 
 @functools.cache
 def _markdown():
-    from markdown_it import MarkdownIt
-    from mdit_py_plugins.amsmath import amsmath_plugin
-    from mdit_py_plugins.dollarmath import dollarmath_plugin
-    from mdit_py_plugins.texmath.index import make_block_func, make_inline_func
+    from .markdown import new_parser
 
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-    md.enable(["table", "strikethrough"])
-    # Pandoc's rule: `$` opens math only before a non-space and closes only after a
-    # non-space not followed by a digit, so "$5 and $10" stays text.
-    md.use(dollarmath_plugin, allow_labels=False, allow_space=False, allow_digits=False,
-           double_inline=True)
-    for rule in BRACKETS_INLINE:
-        md.inline.ruler.before("escape", rule["name"], make_inline_func(rule))
-    for rule in BRACKETS_BLOCK:
-        md.block.ruler.before("fence", rule["name"], make_block_func(rule))
-    md.use(amsmath_plugin)
-    # Every math rule notes where it matched (`math_spans`); the parse is the same.
-    for ruler, track in ((md.inline.ruler, _tracked), (md.block.ruler, _tracked_block)):
-        for rule in ruler.__rules__:
-            if rule.name.startswith("math") or rule.name == "amsmath":
-                rule.fn = track(rule.fn)
-        ruler.__cache__ = None
+    md = new_parser()
     for name in ("math_inline", "math_single", "math_inline_double"):
         md.add_render_rule(name, _inline_math)
     for name in ("math_block", "math_block_label", "math_block_eqno"):
@@ -450,6 +351,16 @@ def _keep_relative(url: str) -> str | None:
     # "java%09script:x" is no scheme to nh3, so it counts as relative; a relative
     # address with a colon before any "/", "?" or "#" is no address anyone meant.
     return None if LOOKS_LIKE_SCHEME.match(url) else url
+
+
+@functools.cache
+def _table_cleaner():
+    import nh3
+
+    span = {"colspan", "rowspan"}  # cell spans, as numbers, are the only attributes kept
+    return nh3.Cleaner(tags=set(TABLE_TAGS), clean_content_tags={"script", "style"},
+                       attributes={"th": span, "td": span}, url_schemes=set(), strip_comments=True,
+                       attribute_filter=lambda tag, name, v: v if v.isdigit() and len(v) < 4 else None)
 
 
 @functools.cache

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from .masked import mask
 
 HISTORY_COLUMNS = ["turn", "role", "text", "chat", "model", "cell", "status", "tokens", "cost"]
-USAGE_COLUMNS = ["model", "prompt_tokens", "completion_tokens", "pages", "audio_minutes", "characters",
-                 "kind", "chat", "time", "backend",
-                 "error", "latency_s", "ttft_s", "cached", "cost", "status"]
+USAGE_COLUMNS = ["model", "prompt_tokens", "completion_tokens", "pages", "cached_tokens",
+                 "audio_minutes", "characters", "kind", "chat", "time", "backend", "error",
+                 "latency_s", "ttft_s", "cached", "cached_saved", "cost", "status"]
 CHATS_COLUMNS = ["chat", "turns", "in_context", "system", "tokens", "cost", "conversation"]
 PREVIEW = 48  # characters of a message in `%mistral history` (the chat keeps all of it)
 CELL_ID = 8  # characters of a cell id shown (Lab's ids are 36-character UUIDs)
@@ -209,6 +209,40 @@ def models_frame(session, listing):
     frame = _plainly(frame, ["id", "aliases", "capabilities"],
                      ["input_per_1m", "output_per_1m", "per_1k_pages"])
     return table(frame, TERMINAL_COLUMNS["models"])
+
+
+FINE_TUNED_COLUMNS = ["id", "name", "base", "archived", "created", "description", "context",
+                      "input_per_1m", "output_per_1m", "job"]
+
+
+def fine_tuned_frame(session, listing):
+    """The account's fine-tuned models in `listing` (cards of type ``fine-tuned``): id, name,
+    base model, archived, created (UTC), description, context, the prices they are charged
+    (their base model's unless `prices.json` or ``MistralMagics.prices`` names the id; NaN
+    when unknown, never 0) and the job that made them."""
+    import pandas as pd
+
+    prices = session.prices
+    rows = []
+    for card in listing.data or []:
+        if getattr(card, "type", None) != "fine-tuned":
+            continue
+        price = prices.price(card.id)
+        created = getattr(card, "created", None)
+        rows.append({
+            "id": card.id, "name": getattr(card, "name", None), "base": card.root,
+            "archived": bool(getattr(card, "archived", False)),
+            "created": created if isinstance(created, int) else None,
+            "description": getattr(card, "description", None),
+            "context": getattr(card, "max_context_length", None),
+            "input_per_1m": price[0] if price else None,
+            "output_per_1m": price[1] if price else None,
+            "job": getattr(card, "job", None),
+        })
+    frame = pd.DataFrame(rows, columns=FINE_TUNED_COLUMNS)
+    frame["created"] = pd.to_datetime(frame["created"], unit="s", utc=True).astype("datetime64[ns, UTC]")
+    return frame.astype({"archived": "boolean", "context": "Int64", "input_per_1m": "float64",
+                         "output_per_1m": "float64"})
 
 
 def config_frame(magics):

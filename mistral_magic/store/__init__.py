@@ -109,14 +109,19 @@ from .transfer import COLUMNS, UPSERT, note_uses
 
 __all__ = ["BatchJob", "Entry", "Store", "StoreError", "StoreStats", "request_key"]
 
+_NOT_THE_ANSWER = frozenset({"stream", "prompt_cache_key"})
+
+
 def request_key(backend: str | None, request: Mapping[str, Any]) -> str:
     """The cache key of a request: sha256 of ``[backend, request]`` as sorted JSON.
 
     `backend` is the server URL (what extraction's resume keys have always used) or a
-    backend kind. Credential keys and ``stream`` are left out: neither changes the
-    answer. For any other request this is exactly the resume key extraction has used.
+    backend kind. Credential keys, ``stream`` and ``prompt_cache_key`` (where the server
+    looks for a cached prefix) are left out: none changes the answer. For any other
+    request this is exactly the resume key extraction has used.
     """
-    clean = {k: v for k, v in request.items() if k != "stream" and not is_secret_name(k)}
+    clean = {k: v for k, v in request.items()
+             if k not in _NOT_THE_ANSWER and not is_secret_name(k)}
     payload = json.dumps([backend, clean], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 

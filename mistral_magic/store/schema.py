@@ -200,6 +200,14 @@ def m010_ledger_uses(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE ledger ADD COLUMN uses INTEGER")
 
 
+@migration
+def m011_ledger_cached_tokens(db: sqlite3.Connection) -> None:
+    # Prompt tokens the server took from its prompt cache (billed at a tenth), and what
+    # they saved: `%mistral usage --all` shows them for every kernel.
+    db.execute("ALTER TABLE ledger ADD COLUMN cached_tokens INTEGER")
+    db.execute("ALTER TABLE ledger ADD COLUMN cached_saved REAL")
+
+
 def now() -> str:
     """The current UTC time as ISO 8601 text: sortable, and readable in any SQLite tool."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")

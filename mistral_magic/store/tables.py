@@ -28,7 +28,7 @@ _JOB_READ = (*_JOB_COLUMNS, "read")
 LEDGER_FIELDS = (
     "time", "chat", "model", "kind", "prompt_tokens", "completion_tokens", "cost",
     "latency_s", "ttft_s", "status", "backend", "batch", "cached", "error", "pages",
-    "audio_minutes", "characters", "uses",
+    "audio_minutes", "characters", "uses", "cached_tokens", "cached_saved",
 )
 _LEDGER_DEFAULTS = {"kind": "chat", "status": "ok", "batch": False, "cached": False}
 
@@ -223,9 +223,10 @@ class StoredLedger:
         frame = {name: pd.Series(data[name], dtype=object) for name in columns}
         frame["time"] = pd.Series(pd.to_datetime(data["time"], utc=True),
                                   dtype="datetime64[ns, UTC]")
-        for name in ("prompt_tokens", "completion_tokens", "pages", "characters", "uses"):
+        for name in ("prompt_tokens", "completion_tokens", "pages", "characters", "uses",
+                     "cached_tokens"):
             frame[name] = pd.Series(data[name], dtype="Int64")
-        for name in ("cost", "latency_s", "ttft_s", "audio_minutes"):
+        for name in ("cost", "latency_s", "ttft_s", "audio_minutes", "cached_saved"):
             frame[name] = pd.Series([math.nan if v is None else v for v in data[name]],
                                     dtype="float64")
         for name in ("batch", "cached"):
@@ -251,7 +252,7 @@ def _ledger_value(record: Any, name: str, secrets: list[str]) -> Any:
         return now() if value is None else str(value)
     if name in ("batch", "cached"):
         return int(bool(value))
-    if name in ("pages", "audio_minutes", "characters", "uses"):
+    if name in ("pages", "audio_minutes", "characters", "uses", "cached_tokens", "cached_saved"):
         return value
     return Scrubber.text(value, secrets)
 

@@ -352,4 +352,12 @@ def combined(answers: list[Answer], elapsed: float) -> Answer:
         thinking="\n\n".join(thinking),
         thinking_tokens=sum(a.thinking_tokens or 0 for a in answers) or None,
         final_thinking=last.thinking, steps=len(answers),
+        cached_tokens=_summed(a.cached_tokens for a in answers),
+        cached_saved=_summed(a.cached_saved for a in answers),
     )
+
+
+def _summed(values):
+    """The sum of the values the steps reported (None when none did)."""
+    found = [v for v in values if v is not None]
+    return sum(found) if found else None

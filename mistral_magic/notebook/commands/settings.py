@@ -1,4 +1,4 @@
-"""`%mistral usage|models|config|backend|key|tokens|meter|panel|schema`: what the session holds and costs, its settings and views."""
+"""`%mistral usage|config|backend|key|tokens|meter|panel|schema`: what the session holds and costs, its settings and views."""
 
 from __future__ import annotations
 
@@ -18,13 +18,6 @@ def usage(ctx, args):
     if args.all:
         return tables.usage_all_frame(ctx.session)
     return tables.usage_frame(ctx.session)
-
-
-@command("models")
-def models(ctx, args):
-    from ...show import tables
-
-    return tables.models_frame(ctx.session, ctx.session.backend.client.models.list())
 
 
 @command("config")

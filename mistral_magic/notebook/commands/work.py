@@ -48,30 +48,62 @@ def moderate(ctx, text: str):
     return moderation_table(RowEngine(ctx.session, progress=False), text)
 
 
-@command("ocr", (("source",), {"help": "a path, an http(s) URL, or a name holding bytes or a path"}), (("--pages",), {"default": None, "help": "pages from 0, e.g. 0-2 or 0,3,5-7 (under a "
-                                                     "budget, needed for a DOCX, text file or URL)"}), (("--schema",), {"default": None, "help": "fields to read into a typed one-row DataFrame"}), (("--tables",), {"action": "store_true", "help": "the pages' tables as DataFrames"}), (("-o", "--output"), {"default": None, "help": "keep the result in this variable"}), (("-m", "--model"), {"default": None, "help": "OCR model (default: mistral-ocr-latest)"}))
+@command(
+    "ocr",
+    (("source",), {"help": "a path, an http(s) URL, or a name holding bytes or a path"}),
+    (("--pages",), {"default": None, "help": "pages from 0, e.g. 0-2 or 0,3,5-7 (under a "
+                                             "budget, needed for a DOCX, text file or URL)"}),
+    (("--schema",), {"default": None, "help": "fields to read into a typed one-row DataFrame"}),
+    (("--tables",), {"nargs": "?", "const": "frames", "default": None, "metavar": "html|markdown",
+                     "help": "alone: the pages' tables as DataFrames; html or markdown: tables in "
+                             "that format, in place in the page (HTML sanitised)"}),
+    (("--blocks",), {"action": "store_true",
+                     "help": "the layout blocks as a DataFrame: page, type, x0, y0, x1, y1, content"}),
+    (("--confidence",), {"choices": ["word", "block", "page"], "default": None,
+                         "help": "confidence scores at that granularity; low-confidence words "
+                                 "are marked in the page"}),
+    (("--no-header",), {"action": "store_true", "help": "leave running headers out of the text"}),
+    (("--no-footer",), {"action": "store_true", "help": "leave running footers out of the text"}),
+    (("-o", "--output"), {"default": None, "help": "keep the result in this variable"}),
+    (("-m", "--model"), {"default": None, "help": "OCR model (default: mistral-ocr-latest)"}),
+)
 def ocr(ctx, args):
     from IPython.display import display
 
     from ...inputs.chunks import value_of
     from ...rows import ocr
+    from ...rows.ocr_pages import PageOptions
     from ...show import render
 
-    if args.schema and args.tables:
-        raise UsageError("%mistral ocr takes --schema or --tables, not both")
+    if args.tables not in (None, "frames", "html", "markdown"):
+        raise UsageError(f"--tables takes html or markdown (got {args.tables!r}), or nothing for "
+                         "the tables as DataFrames")
+    frames = args.tables == "frames"
+    chosen = [name for name, on in (("--schema", args.schema), ("--tables", frames),
+                                    ("--blocks", args.blocks)) if on]
+    if len(chosen) > 1:
+        raise UsageError(f"%mistral ocr takes one of --schema, --tables (as DataFrames) and "
+                         f"--blocks, not {' and '.join(chosen)}")
+    options = PageOptions(blocks=args.blocks, confidence=args.confidence,
+                          tables=None if frames else args.tables, header=not args.no_header,
+                          footer=not args.no_footer)
     user_ns = ctx.magics.shell.user_ns
     result = ocr.read(ctx.session, value_of(args.source, user_ns), args.source,
-                      pages=args.pages, schema=args.schema, model=args.model)
+                      pages=args.pages, schema=args.schema, model=args.model, options=options)
     value: object = result
     if args.schema:
         value = ocr.annotation_frame(result, args.schema, ctx.session)
         display(render.frame(value, result.footer), raw=True)
-    elif args.tables:
+    elif frames:
         value = result.tables()
         for table in value:
             display(render.frame(table), raw=True)
         display(render.note(f"{len(value)} table{'' if len(value) == 1 else 's'} in "
                             f"{result.name} · {result.footer}"), raw=True)
+    elif args.blocks:
+        value = result.blocks()
+        display(render.frame(value, f"{len(value)} block{'' if len(value) == 1 else 's'} in "
+                                    f"{result.name} · {result.footer}"), raw=True)
     else:
         display(result)
     if args.output:
