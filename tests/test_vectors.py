@@ -214,6 +214,40 @@ def test_dedup_groups_near_duplicates_only(session):
     assert looser.loc["t0", "dup_group"] == looser.loc["t1", "dup_group"]  # the paraphrases
 
 
+@pytest.mark.parametrize("spec", [{}, {"model": "codestral-embed"},
+                                  {"model": "codestral-embed", "dtype": "int8"},
+                                  {"model": "codestral-embed", "dtype": "binary"}],
+                         ids=["mistral-embed", "codestral", "int8", "binary"])
+def test_dedup_at_one_marks_every_exact_duplicate_and_nothing_else(session, spec):
+    # Each text twice, the copies in reverse order; the near-duplicates are not exact ones
+    # (the last ticket is left out: the offline model ignores case and punctuation).
+    texts = TICKETS[:-1]
+    df = pd.DataFrame({"text": texts + texts[::-1]})
+    out = df.mistral.dedup(threshold=1.0, progress=False, **spec)
+    n = len(texts)
+    assert out["dup_group"].tolist() == list(range(n)) + list(range(n))[::-1]
+    assert out["duplicate"].tolist() == [False] * n + [True] * n
+
+
+def test_dedup_joins_a_cosine_exactly_at_the_threshold_and_nothing_below(session):
+    # Exact in float32: [1,0,0,0]·[.5,.5,.5,.5] = 0.5, an orthogonal pair 0, an opposite -1.
+    rows = [[1, 0, 0, 0], [0.5, 0.5, 0.5, 0.5], [0, 0, 1, 0], [0.5, 0.5, 0.5, 0.5], [-1, 0, 0, 0]]
+    df = pd.DataFrame({"v": pd.Series([np.array(r, dtype=np.float32) for r in rows], dtype=object)})
+    groups = {t: df.mistral.dedup(t, column="v")["dup_group"].tolist()
+              for t in (1.0, 0.5 + 1e-4, 0.5, 0.01)}
+    assert groups[1.0] == groups[0.5 + 1e-4] == [0, 1, 2, 1, 3]  # only the exact copy
+    assert groups[0.5] == [0, 0, 0, 0, 1]  # the tie joins, through the shared row
+    assert groups[0.01] == [0, 0, 0, 0, 1]  # orthogonal and opposite rows never do
+
+
+@pytest.mark.parametrize("threshold", [0, -0.5, 1.0000001, 2, True, "0.9", float("nan"), None])
+def test_dedup_thresholds_outside_the_cosines_range_are_refused(session, magic_server, threshold):
+    before = magic_server.request_count()
+    with pytest.raises(ConfigError, match="threshold must be a cosine above 0 and at most 1"):
+        tickets().mistral.dedup(threshold=threshold)
+    assert magic_server.request_count() == before
+
+
 def test_dedup_joins_chains_across_blocks(session, monkeypatch, magic_server):
     # Unit vectors at 0, 20, 40, 90, 110 and 200 degrees: with a threshold of cos 25 degrees,
     # 0-20 and 20-40 are near (so 0 and 40 share a group through 20), and so are 90-110.
