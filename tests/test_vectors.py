@@ -186,6 +186,21 @@ def test_search_ranks_by_cosine_and_reuses_cached_vectors(session, magic_server)
     assert query_call.prompt_tokens == count_text("where is my parcel")
 
 
+@pytest.mark.parametrize("spec", [{}, {"model": "codestral-embed", "dtype": "int8"}], ids=["float", "int8"])
+def test_vectors_sent_out_of_order_land_on_their_own_rows(session, magic_server, spec):
+    df = tickets()
+    plain = df.mistral.embed("text", progress=False, **spec)
+    session.cache.clear()
+    magic_server.set_faults({"shuffle_embeddings": True})
+    mixed = df.mistral.embed("text", progress=False, **spec)
+    assert all(np.array_equal(a, b) for a, b in
+               zip(plain["text_embedding"], mixed["text_embedding"], strict=True))
+    # A search sends its query in the same request as the rows: it keeps its own vector too.
+    session.cache.clear()
+    hits = df.mistral.search("refund for my damaged order", k=2, progress=False, **spec)
+    assert set(hits.index) == {"t3", "t4"}
+
+
 def test_search_uses_a_vector_column_and_its_model(session):
     df = tickets().mistral.embed("text", model="codestral-embed", dimension=64, progress=False)
     hits = df.mistral.search("reset my password", k=1, progress=False)
