@@ -170,6 +170,63 @@ def test_a_job_gone_from_the_backend_is_submitted_again(ip, client):
     assert again.key == first.key and again.job_id != first.job_id and again.read is not None
 
 
+def left_unread(session) -> None:
+    """Every job the folder recorded, as if its kernel had died before reading it back."""
+    for job in recorded(session):
+        job_store(session).jobs.put(job.key, job.job_id, model=job.model, rows=job.rows)
+
+
+def test_every_argument_that_matters_is_a_new_job_and_only_the_same_call_reattaches(
+        ip, client, tmp_path, monkeypatch):
+    """A job is known by its model and its lines: a call that differs from an earlier one in
+    any argument (model, prompt, schema, temperature, seed, pictures, max_tokens) is a new
+    job, never a reattach to the earlier one, even while that one is unread."""
+    from offline_documents import picture
+
+    monkeypatch.setattr(batch, "POLL_START_S", 0.02)  # the jobs are short: follow them closely
+    (tmp_path / "red.png").write_bytes(picture(32, 32))
+    (tmp_path / "blue.png").write_bytes(picture(32, 32, color=(40, 40, 200)))
+    session = mistral_magic.session()
+    df = reviews(3).assign(pic="red.png", other="blue.png")
+    base = {"prompt": "{review}", "schema": SCHEMA, "model": MODEL, "temperature": 0.2, "seed": 1,
+            "image": "pic"}
+    changes = {"baseline": {}, "model": {"model": "mistral-large-latest"},
+               "prompt": {"prompt": "Review: {review}"},
+               "schema": {"schema": "product, stars int, price float"},
+               "temperature": {"temperature": 0.7}, "seed": {"seed": 2},
+               "pictures": {"image": "other"}, "max_tokens": {"max_tokens": 300}}
+
+    def extract(change: dict):
+        args = {**base, **change}
+        return df.mistral.extract(args.pop("prompt"), batch=True, progress=False, **args)
+
+    known = set(server_jobs(client))
+    jobs = {}
+    for name, change in changes.items():
+        left_unread(session)  # every earlier job could be reattached to
+        out = extract(change)
+        new = set(server_jobs(client)) - known
+        assert len(new) == 1, f"changing the {name} sent no new job: it reattached to an earlier one"
+        (jobs[name],) = new
+        known |= new
+        assert server_jobs(client)[jobs[name]].model == change.get("model", MODEL)
+        assert out["_error"].isna().all()
+        assert batch_lines(session)[-1].model == change.get("model", MODEL)
+
+    # The same call again (its rows not cached) follows its own job: nothing new is sent.
+    for name in ("baseline", "model"):
+        left_unread(session)
+        session.cache.clear()
+        paid = len(batch_lines(session))
+        out = extract(changes[name])
+        assert set(server_jobs(client)) == known and out["_error"].isna().all()
+        assert_rows_match_their_text(df, out)
+        assert [r.model for r in batch_lines(session)[paid:]] == [changes[name].get("model", MODEL)] * 3
+    notes = [m["data"]["text/plain"] for m in ip.display_pub.messages if "data" in m]
+    reattached = [n for n in notes if n.startswith("Reattached")]
+    assert len(reattached) == 2 and jobs["baseline"] in reattached[0] and jobs["model"] in reattached[1]
+
+
 def test_the_store_remembers_which_jobs_were_read_back(tmp_path):
     import sqlite3
 

@@ -350,15 +350,41 @@ SHAPES = {
 }
 
 
+@pytest.mark.parametrize("budget", [None, 1.0], ids=["no budget", "budget"])
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_offline_prompt_usage_equals_what_is_reserved(ip, session, sdk, shape):
+def test_offline_prompt_usage_equals_what_is_reserved(ip, session, sdk, shape, budget):
     """The offline server counts prompts with the estimate's tokenizer: images, tools,
-    tool results and prefixes included, the hold is exactly what the server bills."""
+    tool results and prefixes included, the hold is exactly what the server bills
+    (counted late without a budget, before sending with one)."""
+    set_budget(ip, budget)
     request = {"model": MODEL, "max_tokens": 5, **SHAPES[shape]}
     reservation = session.reserve(request)
     reservation.release()
     billed = sdk.chat.complete(**request).usage.prompt_tokens
     assert billed == reservation.prompt_tokens == session.estimate(request).prompt_tokens
+
+
+@pytest.mark.parametrize("attach", ["", "--file invoice.pdf "], ids=["tools", "tools+document"])
+def test_a_tool_cell_under_a_tight_budget_counts_its_tools_and_never_passes_it(
+        ip, session, magic_server, tmp_path, attach):
+    """Every step of a --tools cell sends the tools' schemas: they are part of the prompt the
+    budget holds, so a step capped to what is left never spends past the budget."""
+    from offline_documents import invoice_pdf
+    from test_tools import ASK, SETUP
+
+    (tmp_path / "invoice.pdf").write_bytes(invoice_pdf())
+    run(ip, SETUP)
+    limit = 0.12  # both steps fit, the second (its prompt carries the results) only capped
+    set_budget(ip, limit)
+    magic_server.set_faults({"answer_tokens": 3000})  # a text answer runs to its cap
+    run(ip, f"%%mistral {attach}--tools describe_column,plot_hist\n{ASK}")
+    steps = session.ledger.records
+    assert len(steps) == 2 and session.last.budget_capped
+    assert steps[-1].completion_tokens == session.last.request["max_tokens"]  # the cap bound
+    assert session.ledger.spent <= limit, [(r.prompt_tokens, r.completion_tokens) for r in steps]
+    assert session.budget.reserved == 0
+    if not attach:  # counted exactly: the cap left less than one more answer token
+        assert session.ledger.spent + cost(session, 0, 1) > limit
 
 
 def test_hosted_prompts_are_held_with_a_margin(ip, session):

@@ -42,6 +42,26 @@ def test_classify_answers_with_the_labels_only(session):
     assert len(records) == 6 and {r.kind for r in records} == {"classify"}
 
 
+# Labels of a few words, and one of twenty tokens: the answer's limit must fit the longest.
+SENTENCES = ["billing: charged twice for the same monthly subscription",
+             "complaint about a late delivery, a damaged parcel and a courier who never rang the bell",
+             "bug", "question"]
+COMPLAINTS = pd.DataFrame({"text": [
+    "This is a complaint about a late delivery, a damaged parcel and a courier who never rang the bell.",
+    "billing: charged twice for the same monthly subscription, in March",
+    "A bug: the app crashes on start",
+    "A question: do you ship to Norway?",
+]}, index=["long", "billing", "bug", "question"])
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["rows", "batch"])
+def test_a_label_of_many_words_can_be_the_answer(session, batch):
+    kind = COMPLAINTS.mistral.classify("text", labels=SENTENCES, batch=batch, progress=False)
+    assert kind.attrs["_error"] == {}
+    assert kind.tolist() == [SENTENCES[1], SENTENCES[0], "bug", "question"]
+    assert list(kind.cat.categories) == SENTENCES
+
+
 def test_the_schema_holds_the_labels_and_refuses_others(session):
     job = Classification(session, TICKETS, "text", LABELS)
     request = job.requests[0]

@@ -164,6 +164,20 @@ def test_a_column_is_read_row_by_row_typed_and_aligned(ip, docs):
     assert "Ada Lovelace" in text["text"].iloc[0]
 
 
+def test_rows_read_side_by_side_upload_each_content_once(ip, docs, magic_server):
+    """Concurrent rows that share a document (by the same path, another spelling of it, or a
+    copy under another name) upload it once, however their uploads interleave."""
+    (docs / "copy.pdf").write_bytes(invoice_pdf())
+    paths = ["invoice.pdf"] * 6 + ["./invoice.pdf", "copy.pdf", "report.pdf", "invoice.pdf"]
+    df = pd.DataFrame({"path": paths})
+    uploads = magic_server.request_count("/v1/files")
+    out = df.mistral.ocr("path", progress=False, concurrency=8)
+    assert out["_error"].isna().all(), out["_error"].tolist()
+    assert out["pages"].tolist() == [1] * 8 + [3, 1]
+    assert session().uploads.uploaded == 2 and magic_server.request_count("/v1/files") == uploads + 2
+    assert len(ocr_records()) == 10
+
+
 def test_faults_are_row_errors_and_a_rerun_resumes(ip, docs, magic_server):
     df = invoices(docs)
     magic_server.set_faults({"error_status": 500, "error_rate": 1.0})

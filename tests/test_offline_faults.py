@@ -181,6 +181,21 @@ def test_answer_tokens_gives_exactly_that_many_tokens(offline_server, sdk):
     assert cut.usage.completion_tokens == 50 and cut.choices[0].finish_reason == "length"
 
 
+@pytest.mark.parametrize("count", [2, 3, 17])
+def test_shuffled_embeddings_come_out_of_order_each_with_its_index(sdk, count):
+    texts = [f"ticket number {i}" for i in range(count)]
+    plain = sdk.embeddings.create(model="mistral-embed", inputs=texts)
+    mixed = sdk.embeddings.create(model="mistral-embed", inputs=texts,
+                                  http_headers=faults(shuffle_embeddings=True))
+    order = [d.index for d in mixed.data]
+    assert order != sorted(order) and sorted(order) == list(range(count))
+    by_index = {d.index: d.embedding for d in mixed.data}
+    assert [by_index[i] for i in range(count)] == [d.embedding for d in plain.data]
+    again = sdk.embeddings.create(model="mistral-embed", inputs=texts,
+                                  http_headers=faults(shuffle_embeddings=True))
+    assert [d.index for d in again.data] == order  # the same plan, the same order
+
+
 def test_header_plan_overrides_the_server_plan(offline_server, sdk):
     try:
         offline_server.set_faults({"error_status": 500})

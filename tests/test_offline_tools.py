@@ -142,25 +142,44 @@ def history(calls, results):
         *[{"role": "tool", "name": "get_weather", "tool_call_id": i, "content": "sunny"} for i in results]]
 
 
-@pytest.mark.parametrize("calls, results, message, kind, code", [
-    (["call_1234"], ["call_1234"], "Tool call id was call_1234 but must be a-z, A-Z, 0-9, with a length of 9.",
-     "invalid_function_call", "3280"),
-    (["abcDEF123"], ["abc"], "Tool call id was abc but must be a-z, A-Z, 0-9, with a length of 9.",
-     "invalid_function_call", "3280"),
-    (["abcDEF123", "xyzXYZ789"], ["abcDEF123"], "Not the same number of function calls and responses",
-     "invalid_request_error", "3230"),
-    (["abcDEF123"], ["abcDEF123", "abcDEF123"], "Not the same number of function calls and responses",
-     "invalid_request_error", "3230"),
-    (["abcDEF123"], ["zzzZZZ999"], "Tool message answers tool call id zzzZZZ999, but no assistant message made a call",
-     "invalid_request_error", "3230"),
-], ids=["bad-call-id", "bad-result-id", "unanswered", "answered-twice", "unknown-id"])
-def test_tool_messages_that_break_the_rules_are_refused(offline_server, check_error, calls, results, message,
-                                                        kind, code):
-    response = post(offline_server, {"messages": history(calls, results), "tools": [WEATHER]})
+MISMATCH = ("Not the same number of function calls and responses", "invalid_request_error", "3230")
+BROKEN_RULES = {
+    "bad-call-id": (["call_1234"], ["call_1234"], "Tool call id was call_1234 but must be a-z, A-Z, 0-9, "
+                    "with a length of 9.", "invalid_function_call", "3280"),
+    "bad-result-id": (["abcDEF123"], ["abc"], "Tool call id was abc but must be a-z, A-Z, 0-9, with a length "
+                      "of 9.", "invalid_function_call", "3280"),
+    "unanswered": (["abcDEF123", "xyzXYZ789"], ["abcDEF123"], *MISMATCH),
+    "first-unanswered": (["abcDEF123", "xyzXYZ789"], ["xyzXYZ789"], *MISMATCH),
+    "one-of-three-unanswered": (["abcDEF123", "xyzXYZ789", "qrsQRS456"], ["qrsQRS456", "abcDEF123"], *MISMATCH),
+    "answered-twice": (["abcDEF123"], ["abcDEF123", "abcDEF123"], *MISMATCH),
+    "unknown-id": (["abcDEF123"], ["zzzZZZ999"], "Tool message answers tool call id zzzZZZ999, but no assistant "
+                   "message made a call", "invalid_request_error", "3230"),
+}
+
+
+def refused_step(server, calls, results):
+    return post(server, {"messages": history(calls, results), "tools": [WEATHER]})
+
+
+# The status, message and code need no spec: checked on their own, they can never be skipped
+# with it; the body's shape against the spec is the next test's.
+@pytest.mark.parametrize("calls, results, message, kind, code", BROKEN_RULES.values(), ids=BROKEN_RULES)
+def test_tool_messages_that_break_the_rules_are_refused(offline_server, calls, results, message, kind, code):
+    response = refused_step(offline_server, calls, results)
     assert response.status_code == 400
     body = response.json()
     assert body["message"].startswith(message) and body["type"] == kind and body["code"] == code
-    check_error(response, "/v1/chat/completions", "post")
+
+
+def test_tool_step_refusals_have_the_apis_error_shape(offline_server, check_error):
+    for calls, results, *_ in BROKEN_RULES.values():
+        check_error(refused_step(offline_server, calls, results), "/v1/chat/completions", "post")
+
+
+def test_every_call_answered_in_any_order_is_accepted(offline_server):
+    response = refused_step(offline_server, ["abcDEF123", "xyzXYZ789", "qrsQRS456"],
+                            ["qrsQRS456", "abcDEF123", "xyzXYZ789"])
+    assert response.status_code == 200, response.text
 
 
 def test_an_unanswered_call_followed_by_a_user_message_is_refused(offline_server):

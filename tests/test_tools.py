@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import re
+from html.parser import HTMLParser
 from typing import Literal
 
 import pytest
@@ -469,3 +470,61 @@ def test_names_arguments_results_and_reasoning_are_data_never_markup():
     assert markup.count("<details") == 3 and "<img" not in markup
     assert problems("<details class=\"mistral-tool\">x</details>") == []
     assert problems("<details open>x</details>") == ["<details> not made by render"]
+
+
+class Shown(HTMLParser):
+    """What a browser shows of each `<summary>`: its text, and any element inside it."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.summaries: list[str] = []
+        self.inside: list[str] = []  # tags found inside a summary
+        self._open = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "summary":
+            self._open = True
+            self.summaries.append("")
+        elif self._open:
+            self.inside.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag == "summary":
+            self._open = False
+
+    def handle_data(self, data):
+        if self._open:
+            self.summaries[-1] += data
+
+
+LINK = '<a href=https://evil.example/>click me</a>'
+HOSTILE = f'{LINK} <b>bold</b> <img src=x onerror=alert(1)> &amp; 1 < 2'
+
+
+def test_a_tool_calls_title_shows_hostile_text_as_text_not_as_markup():
+    from mistral_magic.show import render
+    from mistral_magic.tools.functions import ToolRun
+
+    ran = ToolRun(call_id="abcdefghi", name="lookup", arguments={"query": HOSTILE}, content="ok")
+    # A name no tool has, sent by the model: shown as it came.
+    unknown = ToolRun(call_id="bcdefghij", name=HOSTILE, arguments={"query": "x"}).failed(
+        "no such tool", "unknown")
+    refused = ToolRun(call_id="cdefghijk", name="lookup", arguments={"query": "x"}).failed(HOSTILE)
+    html, plain = render.tool_blocks([ran, unknown, refused])
+    shown = Shown()
+    shown.feed(html)
+    assert shown.inside == []  # no link, bold or picture in a title
+    # Every character is still there.
+    assert shown.summaries == [ran.summary(), unknown.summary(), refused.summary()]
+    assert all(LINK in summary for summary in shown.summaries)
+    assert plain.splitlines()[0].startswith(ran.summary())
+
+
+def test_a_model_chosen_argument_is_shown_whole_in_the_cells_tool_block(ip):
+    setup(ip)
+    run(ip, f'%%mistral --tools describe_column\nDescribe the column "{LINK}".', cell_id="c1")
+    (ran,) = mistral_magic.session().last.tool_runs
+    assert ran.arguments == {"column": LINK}  # the model's choice, quoted from the prompt
+    shown = Shown()
+    shown.feed(final(ip)["data"]["text/html"])
+    assert shown.inside == [] and shown.summaries[0] == ran.summary() and LINK in ran.summary()

@@ -186,6 +186,21 @@ def test_search_ranks_by_cosine_and_reuses_cached_vectors(session, magic_server)
     assert query_call.prompt_tokens == count_text("where is my parcel")
 
 
+@pytest.mark.parametrize("spec", [{}, {"model": "codestral-embed", "dtype": "int8"}], ids=["float", "int8"])
+def test_vectors_sent_out_of_order_land_on_their_own_rows(session, magic_server, spec):
+    df = tickets()
+    plain = df.mistral.embed("text", progress=False, **spec)
+    session.cache.clear()
+    magic_server.set_faults({"shuffle_embeddings": True})
+    mixed = df.mistral.embed("text", progress=False, **spec)
+    assert all(np.array_equal(a, b) for a, b in
+               zip(plain["text_embedding"], mixed["text_embedding"], strict=True))
+    # A search sends its query in the same request as the rows: it keeps its own vector too.
+    session.cache.clear()
+    hits = df.mistral.search("refund for my damaged order", k=2, progress=False, **spec)
+    assert set(hits.index) == {"t3", "t4"}
+
+
 def test_search_uses_a_vector_column_and_its_model(session):
     df = tickets().mistral.embed("text", model="codestral-embed", dimension=64, progress=False)
     hits = df.mistral.search("reset my password", k=1, progress=False)
@@ -212,6 +227,40 @@ def test_dedup_groups_near_duplicates_only(session):
     assert list(out[~out["duplicate"]].index) == ["t0", "t1", "t2", "t3", "t5", "t6"]
     looser = tickets().mistral.dedup(threshold=0.5, progress=False)
     assert looser.loc["t0", "dup_group"] == looser.loc["t1", "dup_group"]  # the paraphrases
+
+
+@pytest.mark.parametrize("spec", [{}, {"model": "codestral-embed"},
+                                  {"model": "codestral-embed", "dtype": "int8"},
+                                  {"model": "codestral-embed", "dtype": "binary"}],
+                         ids=["mistral-embed", "codestral", "int8", "binary"])
+def test_dedup_at_one_marks_every_exact_duplicate_and_nothing_else(session, spec):
+    # Each text twice, the copies in reverse order; the near-duplicates are not exact ones
+    # (the last ticket is left out: the offline model ignores case and punctuation).
+    texts = TICKETS[:-1]
+    df = pd.DataFrame({"text": texts + texts[::-1]})
+    out = df.mistral.dedup(threshold=1.0, progress=False, **spec)
+    n = len(texts)
+    assert out["dup_group"].tolist() == list(range(n)) + list(range(n))[::-1]
+    assert out["duplicate"].tolist() == [False] * n + [True] * n
+
+
+def test_dedup_joins_a_cosine_exactly_at_the_threshold_and_nothing_below(session):
+    # Exact in float32: [1,0,0,0]·[.5,.5,.5,.5] = 0.5, an orthogonal pair 0, an opposite -1.
+    rows = [[1, 0, 0, 0], [0.5, 0.5, 0.5, 0.5], [0, 0, 1, 0], [0.5, 0.5, 0.5, 0.5], [-1, 0, 0, 0]]
+    df = pd.DataFrame({"v": pd.Series([np.array(r, dtype=np.float32) for r in rows], dtype=object)})
+    groups = {t: df.mistral.dedup(t, column="v")["dup_group"].tolist()
+              for t in (1.0, 0.5 + 1e-4, 0.5, 0.01)}
+    assert groups[1.0] == groups[0.5 + 1e-4] == [0, 1, 2, 1, 3]  # only the exact copy
+    assert groups[0.5] == [0, 0, 0, 0, 1]  # the tie joins, through the shared row
+    assert groups[0.01] == [0, 0, 0, 0, 1]  # orthogonal and opposite rows never do
+
+
+@pytest.mark.parametrize("threshold", [0, -0.5, 1.0000001, 2, True, "0.9", float("nan"), None])
+def test_dedup_thresholds_outside_the_cosines_range_are_refused(session, magic_server, threshold):
+    before = magic_server.request_count()
+    with pytest.raises(ConfigError, match="threshold must be a cosine above 0 and at most 1"):
+        tickets().mistral.dedup(threshold=threshold)
+    assert magic_server.request_count() == before
 
 
 def test_dedup_joins_chains_across_blocks(session, monkeypatch, magic_server):

@@ -44,9 +44,12 @@ class ThinkingDelta:
 
 @dataclass(frozen=True)
 class ToolCallDelta:
-    """A piece of one tool call: its id and name come once, its arguments may come in parts."""
+    """A piece of one tool call: its id and name come once, its arguments may come in parts.
 
-    index: int
+    `index` is None when the server sent none (see `ToolCalls.add`).
+    """
+
+    index: int | None
     id: str | None = None
     name: str | None = None
     arguments: str = ""
@@ -89,14 +92,22 @@ def _arguments(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+def _sent_index(call: Any) -> int | None:
+    """The index the server sent with a tool call, or None: the SDK fills a missing one with 0."""
+    sent = getattr(call, "model_fields_set", None)
+    if sent is not None and "index" not in sent:
+        return None
+    index = _field(call, "index")
+    return None if index is None else int(index)
+
+
 def call_events(tool_calls: Any) -> Iterator[ToolCallDelta]:
     """One event per tool call piece of a delta or message."""
-    for position, call in enumerate(tool_calls or []):
+    for call in tool_calls or []:
         function = _field(call, "function")
-        index = _field(call, "index")
         call_id = _field(call, "id")
         yield ToolCallDelta(
-            index=position if index is None else int(index),
+            index=_sent_index(call),
             # The SDK fills a missing id with the string "null".
             id=None if call_id in (None, "", "null") else str(call_id),
             name=_field(function, "name"),
@@ -130,7 +141,16 @@ class ToolCalls:
         return len(self._calls)
 
     def add(self, event: ToolCallDelta) -> None:
-        call = self._calls.setdefault(event.index, {"id": None, "name": "", "arguments": []})
+        key = event.index
+        if key is None:
+            # No index sent (the spec makes it optional): a piece with the id of a call so far
+            # goes on with it, as does one with neither id nor name; any other is a new call.
+            known = [k for k, c in self._calls.items() if event.id and c["id"] == event.id]
+            if known or (not event.id and not event.name and self._calls):
+                key = known[0] if known else max(self._calls)
+            else:
+                key = max(self._calls, default=-1) + 1
+        call = self._calls.setdefault(key, {"id": None, "name": "", "arguments": []})
         if event.id:
             call["id"] = event.id
         if event.name:

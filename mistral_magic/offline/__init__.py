@@ -134,6 +134,8 @@ for that one request. Fields:
   mid-body without `[DONE]` (the SDK raises a protocol error while iterating).
 - `bad_json_rate`: a json_object/json_schema answer comes back truncated, not JSON.
 - `batch_line_error_rate`: a batch line answers status 500 (goes to the error file).
+- `shuffle_embeddings`: an embeddings response lists its vectors out of order, each with
+  its `index` (clients must read the index, not the position).
 - `answer_tokens`: text answers are exactly this many completion tokens, at most
   65,536 (still cut by `max_tokens`).
 - `seed`: seeds the random draws; the same plan faults the same requests in order.

@@ -24,6 +24,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        ("batch-line-error-rate", float), ("answer-tokens", int)):
         parser.add_argument(f"--{name}", type=kind)
     parser.add_argument("--error-on-nth", type=int, nargs="+")
+    parser.add_argument("--shuffle-embeddings", action="store_true", default=None,
+                        help="list embeddings out of order, each with its index")
     return parser.parse_args(argv)
 
 

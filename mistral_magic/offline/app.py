@@ -338,14 +338,17 @@ def build(state: ServerState) -> Gate:
 
         return await run_in_threadpool(work)
 
-    def computed(handler):
-        """A JSON endpoint whose work (decoding, computing, encoding) runs in the thread pool."""
+    def computed(handler, planned: bool = False):
+        """A JSON endpoint whose work (decoding, computing, encoding) runs in the thread pool;
+        a `planned` handler also takes the request's fault plan."""
 
         async def endpoint(request: Request) -> Response:
             raw = await limits.read_body(request, limits.MAX_JSON_BYTES)
+            plan = _plan(request)[0] if planned else None
 
             def work():
-                body = handler(limits.decode_json(raw))
+                data = limits.decode_json(raw)
+                body = handler(data, plan) if planned else handler(data)
                 request.scope["offline.tokens"] = endpoints.tokens_of(body)
                 return _encoded(body)
 
@@ -450,7 +453,7 @@ def build(state: ServerState) -> Gate:
         Route("/v1/fine_tuning/models/{model_id}", update_fine_tuned, methods=["PATCH"]),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/fim/completions", fim_completions, methods=["POST"]),
-        Route("/v1/embeddings", computed(endpoints.embeddings), methods=["POST"]),
+        Route("/v1/embeddings", computed(endpoints.embeddings, planned=True), methods=["POST"]),
         Route("/v1/moderations", computed(endpoints.moderations), methods=["POST"]),
         Route("/v1/chat/moderations", computed(endpoints.chat_moderations), methods=["POST"]),
         Route("/v1/classifications", computed(endpoints.classifications), methods=["POST"]),

@@ -27,7 +27,7 @@ from . import (
     sources,
     tools,
 )
-from .faults import FaultPlan
+from .faults import NO_FAULTS, FaultPlan, shuffled
 from .files import FileStore
 from .wire import (
     ChatClassificationRequest,
@@ -233,8 +233,8 @@ def fim_completion(data: object) -> tuple[FIMRequest, Completion]:
     return req, Completion(f"offline-{new_id()}", int(time.time()), req.model, [chat.Choice(text, reason)], prompt)
 
 
-def embeddings(data: object) -> dict:
-    """POST /v1/embeddings, computed."""
+def embeddings(data: object, plan: FaultPlan = NO_FAULTS) -> dict:
+    """POST /v1/embeddings, computed (out of order under the plan's `shuffle_embeddings`)."""
     req = parse(EmbeddingRequest, data)
     model = resolve_model(req.model, kind="embed")
     if model.max_dimensions == model.dimensions and (
@@ -253,13 +253,14 @@ def embeddings(data: object) -> dict:
     if not texts:
         raise RequestError(400, error_body("Input must not be empty", "invalid_request_error", "3000"))
     counts = limits.embedding_tokens(texts, tokens.count_text, model.context)
+    data = [{"object": "embedding", "index": i, "embedding": _embedding(t, dims, model, req)}
+            for i, t in enumerate(texts)]
     return {
         "id": f"offline-{new_id()}",
         "object": "list",
         "model": req.model,
         "usage": usage(sum(counts), 0),
-        "data": [{"object": "embedding", "index": i, "embedding": _embedding(t, dims, model, req)}
-                 for i, t in enumerate(texts)],
+        "data": shuffled(data, plan) if plan.shuffle_embeddings else data,
     }
 
 
@@ -341,7 +342,9 @@ def run(endpoint: str, body: dict, plan: FaultPlan, seed: int = 0,
         return chat_completion({**body, "stream": False}, plan, seed=seed, repeats=repeats, files=files)[1].body()
     if endpoint == "/v1/fim/completions":
         return fim_completion({**body, "stream": False})[1].body()
-    simple = {"/v1/embeddings": embeddings, "/v1/moderations": moderations, "/v1/chat/moderations": chat_moderations,
+    if endpoint == "/v1/embeddings":
+        return embeddings(body, plan)
+    simple = {"/v1/moderations": moderations, "/v1/chat/moderations": chat_moderations,
               "/v1/classifications": classifications, "/v1/chat/classifications": chat_classifications}
     if endpoint in simple:
         return simple[endpoint](body)

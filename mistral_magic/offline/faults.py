@@ -39,6 +39,7 @@ class FaultPlan(BaseModel):
     batch_line_error_rate: float = Field(0, ge=0, le=1, description="probability that a batch line fails")
     answer_tokens: int | None = Field(None, ge=1, le=MAX_ANSWER_TOKENS,
                                       description="make text answers exactly this many tokens")
+    shuffle_embeddings: bool = Field(False, description="send embeddings out of order, each with its index")
     seed: int = 0
 
     def merged(self, override: FaultPlan | None) -> FaultPlan:
@@ -66,6 +67,15 @@ NO_FAULTS = FaultPlan()
 # 150-token answer arrives over about 0.7 s, in a dozen display updates) while a
 # 20-row extraction, 8 rows at a time, of ~50-token JSON answers stays near a second.
 DEMO_PACE = FaultPlan(ttft_ms=100, token_delay_ms=4)
+
+
+def shuffled(items: list, plan: FaultPlan) -> list:
+    """`items` in an order drawn from the plan's seed, never their own (when there are two or more)."""
+    order = list(range(len(items)))
+    random.Random(f"{plan.seed}:shuffle:{len(items)}").shuffle(order)
+    if order == sorted(order):
+        order = order[1:] + order[:1]
+    return [items[i] for i in order]
 
 
 def coerce(plan: FaultPlan | dict | None) -> FaultPlan:
