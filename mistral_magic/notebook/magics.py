@@ -7,7 +7,6 @@ Each `%mistral` command is a function registered in `commands`; errors become on
 from __future__ import annotations
 
 import builtins
-import json
 import keyword
 
 from IPython.core.error import UsageError
@@ -27,6 +26,7 @@ from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, Unicode, ob
 from ..errors import Interrupted, guard
 from . import manual
 from .commands import Commands, parse
+from .dryrun import dry_run
 from .manual import MANUAL
 
 FORMATS = ("markdown", "text", "code")
@@ -50,24 +50,6 @@ def _with_doc(doc: str):
         return func
 
     return apply
-
-
-def _worst_case(session, request: dict, estimate) -> str:
-    """The dry run's worst case: at the request's max_tokens, or, with none, at the model's limit."""
-    from ..money.usage import format_cost, format_tokens
-
-    if "max_tokens" in request:
-        return (f"worst case with {format_tokens(estimate.max_completion_tokens)} answer tokens: "
-                f"{format_cost(estimate.worst_cost)}")
-    at = (f"{format_tokens(estimate.max_completion_tokens)} answer tokens cost "
-          f"{format_cost(estimate.worst_cost)}")
-    context = session.prices.context_length(request["model"])
-    if not context or context <= estimate.prompt_tokens:
-        return f"no max_tokens, so the answer may run to the model's limit; {at}"
-    room = context - estimate.prompt_tokens
-    limit = session.prices.cost(request["model"], estimate.prompt_tokens, room)
-    return (f"no max_tokens, so the worst case is the model's limit ({format_tokens(room)} answer "
-            f"tokens: {format_cost(limit)}); {at}")
 
 
 def _converted(text: str, convert, what: str):
@@ -356,7 +338,7 @@ class MistralMagics(Magics):
         if inputs:
             inputs.show()
         if args.dry_run:
-            return self._dry_run(request, args.output, filled,
+            return dry_run(self, request, args.output, filled,
                                  None if args.no_history else args.chat)
         from ..calls.sent import origin
 
@@ -416,47 +398,4 @@ class MistralMagics(Magics):
             from .commands.audio import speak_answer
 
             speak_answer(self, answer, args.speak)
-        return None
-
-    def _dry_run(self, request: dict, output: str | None, filled, chat: str | None = None):
-        from IPython.display import display
-
-        from ..calls.prompt_cache import keyed
-        from ..core import preview_request
-        from ..errors import BudgetExceeded
-        from ..money.usage import format_cost, format_tokens
-        from ..show import render
-
-        session = self.session
-        # With a budget, the request sent carries the budget's max_tokens: show that one.
-        # The reservation is taken only to read its cap and given back at once.
-        refused = None
-        try:
-            reservation = session.reserve(request)
-        except BudgetExceeded as exc:
-            refused = str(exc)
-        else:
-            request = reservation.apply(request)
-            reservation.release()
-        request = keyed(session, request, chat)  # as the call path sends it
-        estimate = session.estimate(request)
-        spec = session.backend_spec()
-        # Long messages are shown as head and tail; -o VAR still gets the whole request.
-        body = json.dumps(preview_request(request), indent=2, ensure_ascii=False)
-        summary = (f"Dry run — nothing sent. {format_tokens(estimate.prompt_tokens)} prompt "
-                   f"tokens ({format_cost(estimate.prompt_cost)}); {_worst_case(session, request, estimate)}"
-                   f" · {spec.label}")
-        if filled.names:
-            summary += f" · filled in: {', '.join(filled.names)}"
-        if filled.in_math:
-            summary += f" · inside math, sent as written: {', '.join(filled.in_math)}"
-        if filled.frames:
-            summary += " · DataFrames: " + ", ".join(f.describe() for f in filled.frames)
-        if refused:
-            summary += f" · the budget would refuse it: {refused}"
-        if filled.frames:  # the tables as the model reads them, not as JSON escapes them
-            display(render.code(filled.text, "text", "The prompt as sent"), raw=True)
-        display(render.code(body, "json", summary), raw=True)
-        if output:
-            self.shell.user_ns[output] = request
         return None

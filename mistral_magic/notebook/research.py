@@ -101,7 +101,9 @@ def ask(magics, args, cell: str):
     if agent is not None:
         request["agent"] = {k: agent[k] for k in ("id", "name", "version", "alias")}
     if args.dry_run:
-        return magics._dry_run(request, args.output, filled)
+        from .dryrun import dry_run
+
+        return dry_run(magics, request, args.output, filled)
     try:
         if args.library and agent is None:
             _wait(magics, [t for t in tools if t["type"] == builtins.LIBRARY][0]["library_ids"])
