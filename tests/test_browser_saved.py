@@ -68,8 +68,12 @@ def in_view(page, selector: str, index: int) -> None:
 
 
 def saved_plain(lab: Lab, name: str, source: str) -> str:
-    """The text/plain of the outputs the saved notebook keeps for the cell starting `source`."""
-    nb = json.loads((lab.root / name).read_text())
+    """The text/plain of the outputs the saved notebook keeps for the cell starting `source`
+    ("" while the server is still writing the file: not saved yet)."""
+    try:
+        nb = json.loads((lab.root / name).read_text())
+    except json.JSONDecodeError:
+        return ""
     cell = next(c for c in nb["cells"] if "".join(c["source"]).startswith(source))
     return "\n".join("".join(o.get("data", {}).get("text/plain", "")) for o in cell["outputs"])
 

@@ -1,7 +1,7 @@
-"""The manual of `%%mistral` and `%mistral`: the text of ``%%mistral?`` and ``%mistral?``.
+"""The manual of `%%mistral` and `%mistral`: the text of %%mistral? and %mistral?.
 
 Plain text (it is read in a terminal and in Jupyter's help pager, neither of which renders
-reStructuredText): `text` puts the usage of ``%%mistral`` and ``%mistral`` first, then
+reStructuredText): `text` puts the usage of %%mistral and %mistral first, then
 `MANUAL`, then every option of a cell.
 """
 
@@ -64,9 +64,9 @@ $0, marked cached; running a cell again in the same kernel, or --refresh, asks
 again. %config MistralMagics.cache = "replay" never sends (no key needed): ship
 %mistral cache export answers.sqlite with a notebook, and point cache_path at it.
 Tool calls replayed from answers stored elsewhere (imported, shipped) ask before they run.
-A chat's cells send its ``prompt_cache_key`` (from the notebook and the chat, never the
+A chat's cells send its prompt_cache_key (from the notebook and the chat, never the
 key), so the history they resend costs 10 % where the server cached it; the footer and
-``%mistral usage`` show the cached tokens (``MistralMagics.prompt_cache = False``: off).
+%mistral usage show the cached tokens (MistralMagics.prompt_cache = False: off).
 
 Notebook functions as tools (each call shown under the answer), and reasoning:
 

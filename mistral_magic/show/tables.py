@@ -80,7 +80,8 @@ def table(frame, terminal_columns: list[str] | None = None):
 
 
 def _plainly(frame, text: list[str] = (), money: list[str] = (), seconds: list[str] = ()):
-    """One missing marker: text as pandas strings, money as nullable floats, seconds rounded."""
+    """One missing marker: text as pandas strings, money as nullable floats, times (seconds,
+    minutes) as nullable floats rounded to two decimals."""
     types = {c: "string" for c in text if c in frame}
     types.update({c: "Float64" for c in money if c in frame})
     frame = frame.astype(types)
@@ -141,7 +142,7 @@ def usage_frame(session):
 
 def _usage_plainly(frame):
     return _plainly(frame, ["model", "kind", "chat", "backend", "error", "status", "session"],
-                    ["cost"], ["latency_s", "ttft_s"])
+                    ["cost", "cached_saved"], ["latency_s", "ttft_s", "audio_minutes"])
 
 
 def usage_all_frame(session):
