@@ -227,6 +227,13 @@ def first_code_block(text: str) -> str | None:
     return None
 
 
+def top_blocks(text: str) -> list[tuple[int, int] | None]:
+    """The lines each top-level block of Markdown `text` spans (start, end), as the renderer
+    reads it; None for a block whose lines the parser does not say."""
+    return [token.map or token.meta.get("lines") for token in _markdown().parse(text)
+            if token.level == 0 and token.nesting >= 0]
+
+
 # -- where the math is -------------------------------------------------------------------------
 
 
