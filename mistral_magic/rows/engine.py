@@ -49,6 +49,7 @@ from ..money.usage import format_cost, format_tokens
 from ..show.render import note
 from ..structured.reask import Reasks
 from .batchrun import run_job
+from .job import parsed
 
 #: Rows looked up in the response cache at once (their requests are built for it).
 LOOKUP_ROWS = 1000
@@ -140,7 +141,7 @@ class RowRun:
             entries = responses.lookup_keys([responses.keys_of(self.requests[i]) for i in rows])
             served = []
             for i, entry in zip(rows, entries, strict=True):
-                record = None if entry is None else _parsed(self.job.parse, stored_text(entry))
+                record = None if entry is None else parsed(self.job.parse, stored_text(entry))
                 if record is None or isinstance(record, Exception):
                     left.append(i)  # sent (or, replaying, looked up call by call with its re-asks)
                 else:
@@ -299,13 +300,20 @@ class RowRun:
                 self.errors[i] = message
             self.failed += len(rows)
             return
+        kept = []
         for i, record in zip(rows, records, strict=True):
             if isinstance(record, Exception):
                 self.errors[i] = user_message(record, self.model)
                 self.failed += 1
                 continue
             self.records[i] = record
-            self.cache.put(self.keys[i], record)
+            kept.append(i)
+        if kept:  # in one transaction, from a worker thread: the loop reads other replies meanwhile
+            await asyncio.to_thread(self._keep, kept)
+
+    def _keep(self, rows: list[int]) -> None:
+        """Keep finished rows in the store, in the form it takes (`RowJob.stored`)."""
+        self.cache.put_many((self.keys[i], self.job.stored(self.records[i], i)) for i in rows)
 
     async def _chat_row(self, i: int) -> dict:
         """A chat row through the call path; an answer that does not parse is re-asked."""
@@ -336,7 +344,7 @@ class RowRun:
                              "which never sends; record it with %config MistralMagics.cache = 'on'")
         job = self.job
         request = job.pack([self.requests[i] for i in rows])
-        estimate = job.estimate(request)
+        estimate = job.estimate_call(request, [self.prompt_tokens[i] for i in rows])
         if job.per_page:
             reservation = await self.session.budget.reserve_total_async(
                 estimate.worst_cost, f"{job.kind} of {_rows(len(rows))}", model=self.model,
@@ -361,7 +369,7 @@ class RowRun:
         self._spend(await run_async(call, send, self.pacing))
         if len(values) != len(rows):
             raise APIError(f"the server sent {len(values)} results for {_rows(len(rows))}")
-        return [_parsed(job.parse, value) for value in values]
+        return job.parse_all(values, rows)
 
     def _spend(self, answer) -> None:
         """Count a call's cost, and end the row as its call ended (interrupted, failed)."""
@@ -406,14 +414,6 @@ class RowRun:
         out = self.job.frame(self.records, index)
         out["_error"] = pd.Series(self.errors, index=index, dtype=object)
         return out
-
-
-def _parsed(parse, value):
-    """A row's record, or the exception that says why its answer did not fit."""
-    try:
-        return parse(value)
-    except Exception as exc:  # that row's _error
-        return exc
 
 
 def _total(costs) -> float | None:
