@@ -384,11 +384,16 @@ class RowRun:
     def bar(self, done: int):
         from tqdm.auto import tqdm
 
+        self._shown = None  # what the bar shows: drawn again only when it moves
         return tqdm(total=len(self.requests), initial=done, desc=self.job.kind, unit="row",
                     disable=not self.engine.progress)
 
     def show(self, bar, done: int, postfix: str | None = None) -> None:
-        """Move the bar to `done` rows, with failures and spend (or `postfix`)."""
+        """Move the bar to `done` rows, with failures and spend (or `postfix`), when they moved."""
+        state = (done, self.failed, self.spent, postfix)
+        if bar.disable or state == self._shown:
+            return
+        self._shown = state
         bar.n = done
         bar.set_postfix_str(postfix or f"failed {self.failed}, spent {format_cost(self.spent)}",
                             refresh=False)
