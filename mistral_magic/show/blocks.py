@@ -18,22 +18,28 @@ from . import render
 LINE_BREAK = re.compile(r"\r\n?|\n")  # what the parser reads as the end of a line
 
 
-def finished(text: str) -> int:
-    """How many leading characters of Markdown `text` are finished top-level blocks (0: none)."""
+def finished(text: str) -> tuple[int, str]:
+    """How many leading characters of Markdown `text` are finished top-level blocks (0: none),
+    and their sanitised HTML (rendered from the same parse)."""
     complete = text[:text.rfind("\n") + 1]
     if not complete:
-        return 0
-    spans = render.top_blocks(complete)
-    if len(spans) < 2:
-        return 0
-    if spans[-1] is not None:
-        line = spans[-1][0]
-    else:  # the last block's lines are not known: keep up to the end of the last known one
-        ends = [span[1] for span in spans[:-1] if span is not None]
-        if not ends:
-            return 0
-        line = ends[-1]
-    return line_offset(complete, line)
+        return 0, ""
+    tokens = render.parse(complete)
+    tops = [i for i, token in enumerate(tokens) if token.level == 0 and token.nesting >= 0]
+    if len(tops) < 2:
+        return 0, ""
+    last = tokens[tops[-1]]
+    span = last.map or last.meta.get("lines")
+    if span is not None:
+        line, end = span[0], tops[-1]
+    else:  # the last block's lines are not known: keep the blocks up to the last known one
+        known = [i for i in tops[:-1] if (tokens[i].map or tokens[i].meta.get("lines"))]
+        if not known:
+            return 0, ""
+        line = (tokens[known[-1]].map or tokens[known[-1]].meta["lines"])[1]
+        end = tops[tops.index(known[-1]) + 1]
+    cut = line_offset(complete, line)
+    return (cut, render.tokens_html(tokens[:end])) if cut else (0, "")
 
 
 def line_offset(text: str, line: int) -> int:

@@ -1,7 +1,8 @@
 """StreamView: a streamed answer shown as it arrives, at a cost linear in the answer.
 
 While text streams in, the view updates the cell's output at most ten times a second
-(`MIN_INTERVAL_S`), and only when its budget allows: the bytes it sends that the final
+(`MIN_INTERVAL_S`) at first and once a second (`STREAM_INTERVAL_S`) once it has 1,500
+characters, and only when its budget allows: the bytes it sends that the final
 state does not keep (the waiting note, partial text that is shown again later, each
 message's envelope) stay under `WASTE_START` plus `WASTE_SHARE` of the text received,
 so a long answer costs the front end about its final state plus a quarter, at any pace.
@@ -13,10 +14,11 @@ stays as it is, and only the unfinished last block is shown again (with a cursor
 the budget allows. The final state is written once: the last output gets the rest of
 the answer, the tool blocks and the footer, with the whole answer as `text/plain`
 beside it and output metadata with its provenance (and what the cell adds to it,
-`provenance`). The outputs together show what one output would: at the end the
-pieces are checked against the whole answer rendered at once, and where they differ (a
-link reference defined after its use) the whole answer is written into the first
-output and the others are emptied. Everything is rendered by `render`, the one safe
+`provenance`). The outputs together show what one output would: a link reference
+("[x]: url") is the one thing a block can change in another, so an answer that may
+define one has its pieces checked at the end against the whole answer rendered at
+once, and where they differ the whole answer is written into the first output and the
+others are emptied. Everything is rendered by `render`, the one safe
 path. In a terminal, where a display cannot be updated, the text is written as it
 arrives instead.
 
@@ -41,6 +43,7 @@ DIM, UNDIM = "\x1b[2m", "\x1b[0m"
 MIN_INTERVAL_S = 0.1
 MAX_INTERVAL_S = 5.0
 CHARS_PER_S = 1500
+STREAM_INTERVAL_S = 1.0  # a cell's answer waits at most this long between updates
 # Answers at least this long are split into outputs of finished blocks as they stream.
 SPLIT_CHARS = 1500
 # What updates may send beyond the final state, in bytes: this much, plus this share of
@@ -52,7 +55,7 @@ EMPTY = {"text/plain": ""}
 
 
 def update_interval(length: int) -> float:
-    """Seconds to wait between updates of a widget showing `length` characters."""
+    """Seconds to wait between updates of a view showing `length` characters."""
     return min(MAX_INTERVAL_S, max(MIN_INTERVAL_S, length / CHARS_PER_S))
 
 
@@ -178,7 +181,7 @@ class StreamView:
         self._received += sum(map(len, parts[done:])) + sum(map(len, thinking[thought_done:]))
         self._counted = (len(parts), len(thinking))
         now = self.clock()
-        if now - self._shown_at < MIN_INTERVAL_S:
+        if now - self._shown_at < min(STREAM_INTERVAL_S, update_interval(self._received)):
             return
         budget = WASTE_START + WASTE_SHARE * self._received - self._spent
         if budget < MESSAGE_BYTES:
@@ -199,7 +202,7 @@ class StreamView:
         rest = text[self._cut:]
         complete = rest.rfind("\n") + 1
         if complete >= self._look_at:
-            cut = blocks.finished(rest)
+            cut, html = blocks.finished(rest)
             self._look_at = 0 if cut else complete + max(80, complete // 8)
             if cut:
                 if not self._kept and thought:
@@ -209,7 +212,6 @@ class StreamView:
                     budget -= MESSAGE_BYTES + len(thought)
                     self._spent += MESSAGE_BYTES + len(thought)
                 source, rest = rest[:cut], rest[cut:]
-                html = render.markdown_html(source)
                 self._put(self._kept, {"text/html": render.CONTAINER.format(html)})
                 self._chunks.append((source, html))
                 self._kept += 1
@@ -278,8 +280,10 @@ class StreamView:
         if not text.startswith(shown):
             return False
         rest = text[self._cut:]
-        whole = "".join(html for _, html in self._chunks) + render.markdown_html(rest)
-        if whole != render.markdown_html(text):
+        # Only a link reference ("[x]: url", defined in one piece and used in another) makes
+        # the pieces differ from the whole; where one may be, they are checked against it.
+        if "]:" in text and ("".join(html for _, html in self._chunks)
+                             + render.markdown_html(rest) != render.markdown_html(text)):
             return False
         if self._above_slot:
             self._put(0, {"text/html": render.CONTAINER.format(self._above(thinking, tokens))})

@@ -227,11 +227,15 @@ def first_code_block(text: str) -> str | None:
     return None
 
 
-def top_blocks(text: str) -> list[tuple[int, int] | None]:
-    """The lines each top-level block of Markdown `text` spans (start, end), as the renderer
-    reads it; None for a block whose lines the parser does not say."""
-    return [token.map or token.meta.get("lines") for token in _markdown().parse(text)
-            if token.level == 0 and token.nesting >= 0]
+def parse(text: str) -> list:
+    """Markdown `text` as the renderer's tokens (for `tokens_html`, or to see its blocks)."""
+    return _markdown().parse(text, {})
+
+
+def tokens_html(tokens: list) -> str:
+    """Sanitised HTML of tokens from `parse` (a run of whole top-level blocks), no container."""
+    md = _markdown()
+    return _cleaner().clean(md.renderer.render(tokens, md.options, {}))
 
 
 # -- where the math is -------------------------------------------------------------------------
