@@ -114,6 +114,36 @@ print(json.dumps({{"status": last.status, "prompt": last.prompt_tokens, "sent": 
     assert 0 < result["spent"] <= 5.0
 
 
+def test_a_model_listed_for_an_earlier_kernel_is_not_listed_again_first(offline_server,
+                                                                        tmp_path):
+    """The listing's names are remembered between kernels: a model named there is sent at
+    once; one not named there is still checked against a new listing, and refused."""
+    cell = SHELL + f"""
+shell.run_line_magic("config", "MistralMagics.server_url = {offline_server.url!r}")
+shell.run_line_magic("config", "MistralMagics.server_key = {offline_server.api_key!r}")
+shell.run_line_magic("config", "MistralMagics.max_retries = 0")
+result = shell.run_cell("%%mistral -m MODEL --max-tokens 5\\n{PROMPT}")
+print(json.dumps({{"success": result.success, "error": str(result.error_in_exec or "")}}))
+"""
+    def listings() -> int:
+        return offline_server.request_count("/v1/models")
+
+    for model, listed, success in ((MODEL, 1, True), (MODEL, 0, True),
+                                   ("mistral-smal-latest", 1, False)):
+        before = listings()
+        result = fresh(cell.replace("MODEL", model), tmp_path, XDG_CACHE_HOME=str(tmp_path))
+        assert (listings() - before, result["success"]) == (listed, success), result
+    assert "did you mean mistral-small-latest?" in result["error"]
+    # A day later the names are listed again before a first cell.
+    kept = next((tmp_path / "mistral_magic" / "models").glob("*.json"))
+    data = json.loads(kept.read_text())
+    data["listed"] -= 2 * 24 * 3600
+    kept.write_text(json.dumps(data))
+    before = listings()
+    assert fresh(cell.replace("MODEL", MODEL), tmp_path, XDG_CACHE_HOME=str(tmp_path))["success"]
+    assert listings() - before == 1
+
+
 def test_a_bound_that_does_not_fit_is_counted_and_holds_as_a_count_would():
     """Held at a bound only when the bound decides nothing; otherwise counted, then as usual."""
     prices = load_prices({})

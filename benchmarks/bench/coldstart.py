@@ -89,6 +89,8 @@ def bench_coldstart(quick: bool) -> dict:
         # The vocabulary cache a returning user has (a new user's is measured too).
         subprocess.run([sys.executable, "-c", "from mistral_magic.money import tokens; tokens.vocabulary()"],
                        check=True, env={**os.environ, "XDG_CACHE_HOME": cache})
+        # And the server's model listing a returning user's first cell remembers (`listings`).
+        _cold(COLD_CELL, url, key, "", COLD_PROMPT, cwd=cwd, cache=cache)
 
         def sdk() -> float:
             return _cold(COLD_SDK, url, key, COLD_PROMPT, cwd=cwd, cache=cache)
