@@ -82,7 +82,7 @@ def _paired(repeats: int, magic, sdk) -> dict:
 def bench_coldstart(quick: bool) -> dict:
     """A fresh kernel's %load_ext + first cell, against the SDK's cold import + first call."""
 
-    repeats = 3 if quick else 7
+    repeats = 5 if quick else 11
     with tempfile.TemporaryDirectory() as cwd, tempfile.TemporaryDirectory() as cache, \
             ServerProcess(*NO_DELAYS) as server:
         url, key = server.url, server.api_key
