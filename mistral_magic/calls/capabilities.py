@@ -111,11 +111,9 @@ class Capabilities:
         """Whether the backend listed `model` for an earlier kernel (`listings`), when this
         session has no listing of its own yet: then none is asked for before sending."""
         session = self.session
-        if session.responses.mode == "replay":
-            return False
+        if session.responses.mode == "replay" or session.backend_spec().kind == "offline":
+            return False  # (the offline catalogue is at hand: no server is started for it)
         backend = session.backend
-        if backend.kind == "offline":
-            return False
         with self._lock:
             if backend in self._cards:
                 return False
