@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import batch, coldstart, embed, extract, lab, load, paced, server, stream
+from bench import batch, coldstart, embed, extract, lab, load, paced, paces, server, stream
 from bench.harness import Row, table
 
 HERE = Path(__file__).resolve().parent
@@ -42,6 +42,7 @@ SECTIONS: list[tuple[str, Callable[[bool], dict], Callable[[dict], list[Row]]]] 
     ("server", server.bench_server, server.server_rows),
     ("load", load.bench_load, load.load_rows),
     ("stream", stream.bench_stream, stream.stream_rows),
+    ("paces", paces.bench_paces, paces.paces_rows),
     ("extract", extract.bench_extract, extract.extract_rows),
     ("paced", paced.bench_paced, paced.paced_rows),
     ("embed", embed.bench_embed, embed.embed_rows),

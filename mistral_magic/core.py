@@ -317,7 +317,7 @@ class Session(CallPath):
     def _reservation_args(self, request, exact, batch, default_cap, prompt_tokens,
                           max_tokens) -> dict:
         from .calls.estimates import prompt_bound
-        from .money.tokens import count_messages
+        from .money.tokens import bound_messages, count_messages
 
         fixed = self._audio_cost(request)
         if fixed is None and self.budget.limit_usd is not None:
@@ -342,15 +342,28 @@ class Session(CallPath):
             exact = self.backend_spec().kind == "offline"
         if prompt_tokens is None:
             prompt_tokens = self._attachment_tokens(request, exact)
+        args = dict(prices=self.prices, model=request["model"],
+                    max_tokens=request.get("max_tokens") if max_tokens is None else max_tokens,
+                    batch=batch, n=request.get("n") or 1, default_cap=default_cap,
+                    fixed_cost=fixed or 0.0)
+        bound = None if prompt_tokens is not None else bound_messages(request["messages"],
+                                                                       request.get("tools"))
+        if bound is not None:
+            # Held at a bound from the prompt's bytes; counted (the vocabulary loaded) only
+            # when that bound would refuse or cap the call, else after it, if ever needed.
+            def exact_count() -> int:
+                return count_messages(request["messages"], tools=request.get("tools"))
+
+            def recount() -> tuple[int, int]:
+                counted = exact_count()
+                return prompt_bound(counted, exact), counted
+
+            return {**args, "prompt_tokens": prompt_bound(bound, exact),
+                    "exact_prompt": exact_count, "recount": recount}
         if prompt_tokens is None:
             prompt_tokens = count_messages(request["messages"], tools=request.get("tools"))
-        return dict(
-            prices=self.prices, model=request["model"],
-            prompt_tokens=prompt_bound(prompt_tokens, exact), exact_prompt=prompt_tokens,
-            max_tokens=request.get("max_tokens") if max_tokens is None else max_tokens,
-            batch=batch, n=request.get("n") or 1, default_cap=default_cap,
-            fixed_cost=fixed or 0.0,
-        )
+        return {**args, "prompt_tokens": prompt_bound(prompt_tokens, exact),
+                "exact_prompt": prompt_tokens}
 
     def close(self) -> None:
         """Close the backend's connections, stop the background loop, close the store."""

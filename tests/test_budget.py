@@ -389,6 +389,7 @@ def test_a_tool_cell_under_a_tight_budget_counts_its_tools_and_never_passes_it(
 
 def test_hosted_prompts_are_held_with_a_margin(ip, session):
     from mistral_magic.calls.estimates import PROMPT_MARGIN, PROMPT_SLACK
+    from mistral_magic.money.tokens import bound_messages
 
     set_budget(ip, 1.0)
     request = {"model": MODEL, "max_tokens": 10, **SHAPES["history"]}
@@ -396,8 +397,17 @@ def test_hosted_prompts_are_held_with_a_margin(ip, session):
     hosted = session.reserve(request, exact=False)
     hosted.release()
     bound = math.ceil(counted * (1 + PROMPT_MARGIN)) + PROMPT_SLACK
-    assert hosted.held == pytest.approx(cost(session, bound, 10))
+    # The budget covers the prompt's byte bound (no count before sending): held there, with
+    # the same margin, which covers the counted prompt's margin too.
+    by_bytes = math.ceil(bound_messages(request["messages"]) * (1 + PROMPT_MARGIN)) + PROMPT_SLACK
+    assert hosted.held == pytest.approx(cost(session, by_bytes, 10))
+    assert hosted.held >= cost(session, bound, 10)
     assert hosted.prompt_tokens == counted  # the ledger still gets the plain count
+    # A budget the byte bound does not fit: counted, and held at the count with its margin.
+    set_budget(ip, cost(session, bound, 10) * 1.001)
+    hosted = session.reserve(request, exact=False)
+    hosted.release()
+    assert hosted.held == pytest.approx(cost(session, bound, 10))
 
 
 # -- unknown prices -----------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 
 from mistral_magic.calls.budget import MIN_ANSWER_TOKENS, Budget
 from mistral_magic.errors import BudgetExceeded
+from mistral_magic.money import tokens
 from mistral_magic.money.prices import load_prices
 from mistral_magic.money.tokens import count_messages, count_text
 
@@ -85,6 +86,99 @@ print(json.dumps({{"success": cell.success, "status": record.status,
     assert not result["success"] and result["status"] == "error" and result["text"]
     assert result["prompt"] == count_messages([{"role": "user", "content": PROMPT}])
     assert result["completion"] == count_text(result["text"])
+
+
+def test_first_cell_under_a_budget_that_covers_it_counts_nothing_before_sending(offline_server,
+                                                                               tmp_path):
+    """A budget that covers the call at a bound from the prompt's bytes holds it there: no
+    tokenizer loads before sending, and what is sent and recorded is what a count gives."""
+    result = fresh(SHELL + f"""
+shell.run_line_magic("config", "MistralMagics.server_url = {offline_server.url!r}")
+shell.run_line_magic("config", "MistralMagics.server_key = {offline_server.api_key!r}")
+shell.run_line_magic("config", "MistralMagics.budget_usd = 5.0")
+sent = []
+for line in ("--max-tokens 20", "--no-history"):
+    shell.run_cell_magic("mistral", line, {PROMPT!r})
+    sent.append(session.last.request.get("max_tokens"))
+last = session.last
+print(json.dumps({{"status": last.status, "prompt": last.prompt_tokens, "sent": sent,
+                  "capped": last.budget_capped, "ledger": len(session.ledger),
+                  "vocabulary": tokens.loaded(), "tiktoken": "tiktoken" in sys.modules,
+                  "held": session.budget.reserved, "spent": session.ledger.spent}}))
+""", tmp_path, XDG_CACHE_HOME=str(tmp_path))
+    assert result["status"] == "ok" and result["ledger"] == 2 and result["held"] == 0
+    assert not result["vocabulary"] and not result["tiktoken"]
+    assert result["prompt"] == count_messages([{"role": "user", "content": PROMPT}])
+    # Its own max_tokens, and none at all (the budget covers the whole context): not capped.
+    assert result["sent"] == [20, None] and not result["capped"]
+    assert 0 < result["spent"] <= 5.0
+
+
+def test_a_model_listed_for_an_earlier_kernel_is_not_listed_again_first(offline_server,
+                                                                        tmp_path):
+    """The listing's names are remembered between kernels: a model named there is sent at
+    once; one not named there is still checked against a new listing, and refused."""
+    cell = SHELL + f"""
+shell.run_line_magic("config", "MistralMagics.server_url = {offline_server.url!r}")
+shell.run_line_magic("config", "MistralMagics.server_key = {offline_server.api_key!r}")
+shell.run_line_magic("config", "MistralMagics.max_retries = 0")
+result = shell.run_cell("%%mistral -m MODEL --max-tokens 5\\n{PROMPT}")
+print(json.dumps({{"success": result.success, "error": str(result.error_in_exec or "")}}))
+"""
+    def listings() -> int:
+        return offline_server.request_count("/v1/models")
+
+    for model, listed, success in ((MODEL, 1, True), (MODEL, 0, True),
+                                   ("mistral-smal-latest", 1, False)):
+        before = listings()
+        result = fresh(cell.replace("MODEL", model), tmp_path, XDG_CACHE_HOME=str(tmp_path))
+        assert (listings() - before, result["success"]) == (listed, success), result
+    assert "did you mean mistral-small-latest?" in result["error"]
+    # A day later the names are listed again before a first cell.
+    kept = next((tmp_path / "mistral_magic" / "models").glob("*.json"))
+    data = json.loads(kept.read_text())
+    data["listed"] -= 2 * 24 * 3600
+    kept.write_text(json.dumps(data))
+    before = listings()
+    assert fresh(cell.replace("MODEL", MODEL), tmp_path, XDG_CACHE_HOME=str(tmp_path))["success"]
+    assert listings() - before == 1
+
+
+def test_a_bound_that_does_not_fit_is_counted_and_holds_as_a_count_would():
+    """Held at a bound only when the bound decides nothing; otherwise counted, then as usual."""
+    prices = load_prices({})
+    messages = [{"role": "user", "content": PROMPT}]
+    exact = count_messages(messages)
+    bound = tokens.bound_messages(messages)
+    assert bound >= exact
+    counts = []
+
+    def recount():
+        counts.append(exact)
+        return exact, exact
+
+    # Room for the bound and the answer: held at the bound, nothing counted.
+    roomy = Budget(1.0)
+    held = roomy.reserve(prices, MODEL, bound, 40, exact_prompt=lambda: exact, recount=recount)
+    assert counts == [] and held.max_tokens == 40 and not held.capped
+    assert held.held == pytest.approx(prices.cost(MODEL, bound, 40)) and held.prompt_tokens == exact
+    # Room for the exact count and 40 answer tokens, not for the bound: counted, capped as a
+    # count caps, and held at the count.
+    tight = prices.cost(MODEL, exact, 40)
+    for limit in (tight, prices.cost(MODEL, exact, MIN_ANSWER_TOKENS - 1)):
+        budget, plain = Budget(limit), Budget(limit)
+        try:
+            expected = plain.reserve(prices, MODEL, exact, 1000, exact_prompt=exact)
+        except BudgetExceeded:
+            with pytest.raises(BudgetExceeded):
+                budget.reserve(prices, MODEL, bound, 1000, exact_prompt=lambda: exact,
+                               recount=recount)
+            continue
+        got = budget.reserve(prices, MODEL, bound, 1000, exact_prompt=lambda: exact,
+                             recount=recount)
+        assert (got.max_tokens, got.capped, got.held) == (expected.max_tokens, expected.capped,
+                                                          expected.held) == (40, True, tight)
+    assert counts == [exact, exact]
 
 
 @pytest.mark.parametrize("case", ["refused", "capped"])

@@ -55,6 +55,27 @@ def test_short_texts_go_512_to_a_request(session, magic_server):
     assert sum(r.prompt_tokens for r in records) == sum(count_text(t) for t in df["text"])
 
 
+def test_vectors_are_written_once_into_one_array_and_kept_in_the_store(session, magic_server, sdk):
+    texts = [f"ticket number {i}" for i in range(1100)]
+    df = pd.DataFrame({"text": texts}, index=[f"r{i}" for i in range(1100)])
+    out = df.mistral.embed("text", progress=False)
+    column = out["text_embedding"]
+    # Every row's vector is a row of one float32 array made for the job (no per-row copies).
+    matrix = column.iloc[0].base
+    assert matrix is not None and matrix.shape == (1100, 1024) and matrix.dtype == np.float32
+    assert all(vector.base is matrix for vector in column)
+    assert np.shares_memory(column.iloc[700], matrix)
+    # The numbers are the server's, row for row (the last request's rows too).
+    direct = sdk.embeddings.create(model="mistral-embed", inputs=[texts[3], texts[1099]]).data
+    for row, got in ((3, direct[0]), (1099, direct[1])):
+        np.testing.assert_array_equal(column.iloc[row], np.asarray(got.embedding, np.float32))
+    # Each row was kept in the store as it was written: a rerun sends nothing.
+    before = magic_server.request_count(EMBED)
+    again = df.mistral.embed("text", progress=False)
+    assert magic_server.request_count(EMBED) == before
+    np.testing.assert_array_equal(np.stack(again["text_embedding"]), matrix)
+
+
 def test_long_texts_are_packed_by_tokens(session, magic_server):
     text = "refund " * 2000
     tokens = count_text(text)

@@ -26,9 +26,10 @@ shell.run_line_magic("config", f"MistralMagics.server_key = {key!r}")
 texts = [f"Ticket {i}: my order {i % 977} arrived late, please check item {i % 131}"
          for i in range(rows)]
 df = pd.DataFrame({"text": texts})
-df.head(2).mistral.embed("text", progress=False)  # the tokenizer and the client, warmed
-mistral_magic.session().cache.clear()
 session = mistral_magic.session()
+session.cache.clear()  # an earlier run's rows would leave the tokenizer cold
+df.head(2).mistral.embed("text", progress=False)  # the tokenizer and the client, warmed
+session.cache.clear()
 calls = len(session.ledger)
 
 def rss():
@@ -67,14 +68,15 @@ print(json.dumps({"embed_s": embed_s, "sdk_s": sdk_s, "requests": requests, "fai
 
 
 def bench_embed(quick: bool) -> dict:
-    """Targets: the SDK alone pays the same transfer and JSON parsing, so the engine's own
-    work per row (a token count, a cache key, base64) keeps it at 0.75x or better; short
-    texts fill requests to the API's 512 inputs (the last one less); memory grows by the
-    vectors, their cached copy as base64 (1.33x) and the responses in flight: 3x at most."""
+    """Targets (issue 27): the SDK alone pays the same transfer and JSON parsing, so the
+    engine's own work per row (a token count, a cache key, the store's base64 written in
+    a worker thread) keeps it at 0.95x or better; short texts fill requests to the API's
+    512 inputs (the last one less); memory grows by the vectors (written once into one
+    array) and the responses in flight: 2x at most."""
     rows, concurrency = (10_000 if quick else 100_000), 8  # the engine's default
     runs = []
     with ServerProcess(*NO_DELAYS) as server:
-        for _ in range(1 if quick else 2):
+        for _ in range(2 if quick else 3):
             out = subprocess.run(
                 [sys.executable, "-c", EMBED_RUN, server.url, server.api_key, str(rows),
                  str(concurrency)], capture_output=True, text=True, check=True)
@@ -98,13 +100,13 @@ def embed_rows(em: dict) -> list[Row]:
             + (f" ({last['failed']} rows failed)" if last["failed"] else ""),
             f"{rate['median']:,.0f} rows/s vs SDK alone {rows / last['sdk_s']:,.0f} rows/s",
             ratio_x(ratio["median"]), spread_text(ratio, ratio_x), ratio_x(ratio["min"]),
-            ">= 0.75x"),
+            ">= 0.95x"),
         Row("  requests sent for those rows", f"{last['requests']:,} requests",
             f"{per_request:,.0f} rows/request", "", "", ">= 500 rows/request"),
         Row("  peak memory growth vs the vectors' own bytes",
             f"{last['peak_growth_bytes'] / 2**20:,.0f} MB for {last['vector_bytes'] / 2**20:,.0f} MB",
             ratio_x(memory["median"]), spread_text(memory, ratio_x), ratio_x(memory["max"]),
-            "<= 3x"),
+            "<= 2x (worst)"),
     ]
 
 

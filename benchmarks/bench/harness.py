@@ -96,7 +96,7 @@ class ServerProcess:
     def _start(self, flags) -> bool:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mistral_magic.offline", "--port", "0",
-             "--api-key", self.api_key, *flags],
+             f"--api-key={self.api_key}", *flags],  # a key may begin with "-"
             stdout=subprocess.PIPE, stderr=self._stderr, text=True,
         )
         first = self.proc.stdout.readline()  # "Offline Mistral API on URL", once it listens

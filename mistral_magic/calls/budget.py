@@ -171,31 +171,47 @@ class Budget:
 
     def reserve(self, prices: PriceTable, model: str, prompt_tokens: int,
                 max_tokens: int | None = None, *, batch: bool = False, n: int = 1,
-                default_cap: int | None = None, exact_prompt: int | None = None,
-                fixed_cost: float = 0.0) -> Reservation:
+                default_cap: int | None = None, exact_prompt: int | Callable[[], int] | None = None,
+                fixed_cost: float = 0.0,
+                recount: Callable[[], tuple[int, int]] | None = None) -> Reservation:
         """Hold one call's worst case and cap its answer; raise `BudgetExceeded` if it cannot
         afford `MIN_ANSWER_TOKENS` answer tokens (or its own `max_tokens`, when smaller).
 
         `prompt_tokens` is the count to hold (an exact count or an upper bound, see
         `prompt_bound`); `exact_prompt`, when given, is the plain count kept for the
-        ledger. Without `max_tokens` the answer is capped at what the budget affords,
-        at `default_cap` (rows that share the budget), or left uncapped when the
-        budget covers the model's whole context. `fixed_cost` is paid whatever the answer
-        (a recording's minutes).
+        ledger (a callable: counted when first needed). Without `max_tokens` the answer
+        is capped at what the budget affords, at `default_cap` (rows that share the
+        budget), or left uncapped when the budget covers the model's whole context.
+        `fixed_cost` is paid whatever the answer (a recording's minutes).
+
+        With `recount`, `prompt_tokens` is a cheap upper bound of a prompt not counted
+        yet: the call is held there when the bound decides nothing an exact count would
+        (the call fits with its whole answer: its `max_tokens`, or the whole context);
+        otherwise `recount()` gives (the count to hold, the plain count) and the call is
+        reserved as usual.
         """
         return self._reserve(prices, model, prompt_tokens, max_tokens, batch, n, default_cap,
-                             exact_prompt, waiter=None, fixed_cost=fixed_cost)
+                             exact_prompt, waiter=None, fixed_cost=fixed_cost, recount=recount)
 
     async def reserve_async(self, prices: PriceTable, model: str, prompt_tokens: int,
                             max_tokens: int | None = None, *, batch: bool = False, n: int = 1,
                             default_cap: int | None = None,
-                            exact_prompt: int | None = None, fixed_cost: float = 0.0) -> Reservation:
+                            exact_prompt: int | Callable[[], int] | None = None,
+                            fixed_cost: float = 0.0,
+                            recount: Callable[[], tuple[int, int]] | None = None) -> Reservation:
         """`reserve` for the background loop: waits while running calls hold what it needs.
 
         It caps or refuses (`BudgetExceeded`) only when no other running call holds
         anything, so the rows of an extraction share the budget instead of cutting or
         refusing each other.
         """
+        held = None if recount is None else self._within_bound(
+            prices, model, prompt_tokens, max_tokens, batch, n, default_cap, exact_prompt,
+            fixed_cost)
+        if held is not None:
+            return held
+        if recount is not None:
+            prompt_tokens, exact_prompt = recount()
         return await self._waiting(lambda wake: self._reserve(
             prices, model, prompt_tokens, max_tokens, batch, n, default_cap, exact_prompt,
             waiter=wake, fixed_cost=fixed_cost))
@@ -279,8 +295,30 @@ class Budget:
                 f"{_left(limit, committed, self._held())}; raise MistralMagics.budget_usd, {fix}"
             )
 
+    def _within_bound(self, prices, model, bound, max_tokens, batch, n, default_cap,
+                      exact_prompt, fixed_cost: float = 0.0) -> Reservation | None:
+        """The call held at its prompt's upper bound with its whole answer, when that fits
+        (then an exact count would neither refuse nor cap it either); else None."""
+        limit = self.limit_usd
+        answer = max_tokens if max_tokens is not None else prices.context_length(model)
+        if limit is None or default_cap is not None or not answer or prices.price(model) is None:
+            return None
+        worst = (prices.cost(model, bound, answer * max(1, int(n or 1)), batch=batch) or 0.0) \
+            + fixed_cost
+        with self._lock:
+            if self._passes(self._committed(), worst, limit):
+                return None
+            return self._hold(Reservation(self, worst, prompt_tokens=exact_prompt,
+                                          max_tokens=max_tokens))
+
     def _reserve(self, prices, model, prompt_tokens, max_tokens, batch, n, default_cap,
-                 exact_prompt, waiter, fixed_cost: float = 0.0) -> Reservation | None:
+                 exact_prompt, waiter, fixed_cost: float = 0.0, recount=None) -> Reservation | None:
+        if recount is not None:
+            held = self._within_bound(prices, model, prompt_tokens, max_tokens, batch, n,
+                                      default_cap, exact_prompt, fixed_cost)
+            if held is not None:
+                return held
+            prompt_tokens, exact_prompt = recount()
         counted = prompt_tokens if exact_prompt is None else exact_prompt
         limit = self.limit_usd
         if limit is None:

@@ -11,7 +11,9 @@ self-hosted server such as vLLM lists what it serves).
 says `model` cannot.
 
 The cards are listed once per backend (rebuilt when a setting or the key changes) and
-kept for the session, a listing that failed too. Where they cannot be had (replaying,
+kept for the session, a listing that failed too. The names listed are remembered for
+the next kernels (`listings`, a day): a model named there passes `check` without a
+listing being asked for first. Where they cannot be had (replaying,
 which never reaches a server; a listing that fails, e.g. a server without /v1/models)
 nothing is refused here, and the server's own answer stands.
 """
@@ -68,6 +70,11 @@ class Capabilities:
                     found.append((name, caps, deprecated))
         with self._lock:
             self._cards[backend] = found
+        if found is not None:
+            from . import listings
+
+            spec = backend.spec
+            listings.remember(spec.kind, spec.url, (name for name, _, _ in found))
         return found
 
     def names(self) -> frozenset[str] | None:
@@ -86,6 +93,8 @@ class Capabilities:
     def check(self, model: str, *, setting: str | None = None) -> None:
         """Refuse (`ConfigError`, one line) a model the backend does not have, with the
         nearest name it has; `setting` names where the model came from, if not typed."""
+        if self._remembered(model):
+            return
         known = self.names()
         if known is None or model in known:
             return
@@ -99,6 +108,20 @@ class Capabilities:
         near = _nearest(model, known)
         fix = f"did you mean {near}?" if near else "%mistral models lists the models it has"
         raise ConfigError(f"Unknown model {model}{where}: {backend} has no such model; {fix}")
+
+    def _remembered(self, model: str) -> bool:
+        """Whether the backend listed `model` for an earlier kernel (`listings`), when this
+        session has no listing of its own yet: then none is asked for before sending."""
+        session = self.session
+        if session.responses.mode == "replay" or session.backend_spec().kind == "offline":
+            return False  # (the offline catalogue is at hand: no server is started for it)
+        backend = session.backend
+        with self._lock:
+            if backend in self._cards:
+                return False
+        from . import listings
+
+        return model in listings.recall(backend.kind, backend.url)
 
     def of(self, model: str) -> frozenset[str] | None:
         """The capabilities of `model` (an id or alias), or None when the cards do not say."""

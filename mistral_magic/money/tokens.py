@@ -10,7 +10,8 @@ mistral-common's Tekkenizer wraps, without importing mistral-common (seconds of
 imports and set-up). A text-only conversation's chat template is counted here by
 mistral-common's v3 rules (`_template_count`, tested equal to it); other shapes
 (tools, tool calls and results) are counted by mistral-common itself, loaded on
-first need. `warm()` loads the vocabulary in a background thread.
+first need. `bound_messages` bounds such a count from above without the vocabulary
+(a token is at least a byte). `warm()` loads the vocabulary in a background thread.
 """
 
 from __future__ import annotations
@@ -253,10 +254,30 @@ def _template_count(messages: list[dict], tools: list | None) -> int | None:
     BOS, each user message as [INST] text [/INST], each assistant's text with its
     trailing spaces cut, then EOS.
     """
+    turns = _template_turns(messages, tools)
+    if turns is None:
+        return None
+    vocab = vocabulary()
+    return 1 + sum(vocab.count(text) + marks for text, marks in turns)  # BOS, then each turn
+
+
+def bound_messages(messages: list[Any], tools: list | None = None) -> int | None:
+    """An upper bound of `count_messages` for a text-only conversation, without the
+    vocabulary: a Tekken token is at least one byte of UTF-8. None for other shapes."""
+    turns = _template_turns(list(messages), tools)
+    if turns is None:
+        return None
+    return 1 + sum(len(text.encode("utf-8", "surrogatepass")) + marks for text, marks in turns)
+
+
+def _template_turns(messages: list[dict], tools: list | None) -> list[tuple[str, int]] | None:
+    """The v3 template's turns of a text-only conversation: (text, control tokens around it)."""
     if tools or not messages:
         return None
     parsed = []
     for message in messages:
+        if not isinstance(message, dict):
+            return None
         role = message.get("role")
         texts = _texts(message.get("content"))
         if role not in _ROLES or texts is None or set(message) - {"role", "content"}:
@@ -283,19 +304,18 @@ def _template_count(messages: list[dict], tools: list | None) -> int | None:
     if not merged or merged[0][0] != "user":
         merged.insert(0, ("user", []))
     last_user = max(i for i, (role, _) in enumerate(merged) if role == "user")
-    vocab = vocabulary()
-    total = 1  # BOS
+    turns = []
     for i, (role, texts) in enumerate(merged):
         text = _JOIN.join(texts)
         if role == "user":
             if i == last_user and system_prompt:
                 text = system_prompt + _JOIN + text
-            total += vocab.count(text) + 2  # [INST] ... [/INST]
+            turns.append((text, 2))  # [INST] ... [/INST]
         elif not text:
             return None  # mistral-common refuses an assistant message without text
         else:
-            total += vocab.count(text.rstrip(" ")) + 1  # EOS
-    return total
+            turns.append((text.rstrip(" "), 1))  # EOS
+    return turns
 
 
 def _mistral_common_count(clean: list[dict], tools: list | None) -> int:

@@ -52,6 +52,7 @@ from ..money.usage import format_cost, format_tokens
 from ..show.render import note
 from ..structured.reask import Reasks
 from .batchrun import run_job
+from .job import parsed
 
 #: Rows looked up in the response cache at once (their requests are built for it).
 LOOKUP_ROWS = 1000
@@ -150,7 +151,7 @@ class RowRun:
             entries = responses.lookup_keys([responses.keys_of(self.requests[i]) for i in rows])
             served = []
             for i, entry in zip(rows, entries, strict=True):
-                record = None if entry is None else _parsed(self.job.parse, stored_text(entry))
+                record = None if entry is None else parsed(self.job.parse, stored_text(entry))
                 if record is None or isinstance(record, Exception):
                     left.append(i)  # sent (or, replaying, looked up call by call with its re-asks)
                 else:
@@ -312,13 +313,18 @@ class RowRun:
                 self.errors[i] = message
             self.failed += len(rows)
             return
+        kept = []
         for i, record in zip(rows, records, strict=True):
             if isinstance(record, Exception):
                 self.errors[i] = user_message(record, self.model)
                 self.failed += 1
                 continue
             self.records[i] = record
-            self.cache.put(self.keys[i], record)
+            kept.append(i)
+        if kept:  # kept in the store in one transaction (each in the form `RowJob.stored` gives),
+            # from a worker thread: the loop reads other replies meanwhile
+            await asyncio.to_thread(self.cache.put_many, (
+                (self.keys[i], self.job.stored(self.records[i], i)) for i in kept))
 
     async def _chat_row(self, i: int) -> dict:
         """A chat row through the call path; an answer that does not parse is re-asked."""
@@ -349,7 +355,7 @@ class RowRun:
                              "which never sends; record it with %config MistralMagics.cache = 'on'")
         job = self.job
         request = job.pack([self.requests[i] for i in rows])
-        estimate = job.estimate(request)
+        estimate = job.estimate_call(request, [self.prompt_tokens[i] for i in rows])
         if job.priced_whole:
             reservation = await self.session.budget.reserve_total_async(
                 estimate.worst_cost, f"{job.kind} of {_rows(len(rows))}", model=self.model,
@@ -376,7 +382,7 @@ class RowRun:
         self._spend(await run_async(call, send, self.pacing))
         if len(values) != len(rows):
             raise APIError(f"the server sent {len(values)} results for {_rows(len(rows))}")
-        return [_parsed(job.parse, value) for value in values]
+        return job.parse_all(values, rows)
 
     def _spend(self, answer) -> None:
         """Count a call's cost, and end the row as its call ended (interrupted, failed)."""
@@ -395,13 +401,18 @@ class RowRun:
     def bar(self, done: int):
         from tqdm.auto import tqdm
 
+        self._shown = None  # what the bar shows: drawn again only when it moves
         if hasattr(self.engine.progress, "part"):  # an operator's one bar over its steps
             return self.engine.progress.part(len(self.requests), done)
         return tqdm(total=len(self.requests), initial=done, desc=self.job.kind, unit="row",
                     disable=not self.engine.progress)
 
     def show(self, bar, done: int, postfix: str | None = None) -> None:
-        """Move the bar to `done` rows, with failures and spend (or `postfix`)."""
+        """Move the bar to `done` rows, with failures and spend (or `postfix`), when they moved."""
+        state = (done, self.failed, self.spent, postfix)
+        if bar.disable or state == self._shown:
+            return
+        self._shown = state
         bar.n = done
         bar.set_postfix_str(postfix or f"failed {self.failed}, spent {format_cost(self.spent)}",
                             refresh=False)
@@ -427,14 +438,6 @@ class RowRun:
         out = self.job.frame(self.records, index)
         out["_error"] = pd.Series(self.errors, index=index, dtype=object)
         return out
-
-
-def _parsed(parse, value):
-    """A row's record, or the exception that says why its answer did not fit."""
-    try:
-        return parse(value)
-    except Exception as exc:  # that row's _error
-        return exc
 
 
 def _total(costs) -> float | None:

@@ -162,6 +162,19 @@ class RowJob:
         """What a request may cost (`estimates.Estimate`); chat requests are counted here."""
         return self.session.estimate(request, batch=batch)
 
+    def estimate_call(self, request: dict, counted: list[int | None]):
+        """A packed call's estimate, given its rows' prompt tokens as the plan counted them."""
+        return self.estimate(request)
+
+    def parse_all(self, values: list, rows: list[int]) -> list:
+        """One call's records, a value per row (positions `rows`) in order: each row's record,
+        or the exception that says why its value did not fit."""
+        return [parsed(self.parse, value) for value in values]
+
+    def stored(self, record: Any, row: int) -> Any:
+        """Row `row`'s record as the store keeps it (JSON): the record itself here."""
+        return record
+
     def batch_body(self, request: dict) -> dict:
         """A row's batch line body, as the endpoint takes it on the wire (the job names the model)."""
         return {name: value for name, value in request.items() if name != "model"}
@@ -238,6 +251,14 @@ class Requests(Sequence):
         i = range(len(self._texts))[i]  # a negative index counts from the end; past it: IndexError
         text = self._texts[i]
         return None if text is None else self._build(i, text)
+
+
+def parsed(parse: Callable[[Any], Any], value: Any) -> Any:
+    """A row's record, or the exception that says why its answer did not fit."""
+    try:
+        return parse(value)
+    except Exception as exc:  # that row's _error
+        return exc
 
 
 def is_missing(value: Any) -> bool:

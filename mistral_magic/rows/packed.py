@@ -68,11 +68,16 @@ class PackedTexts(RowJob):
     def pack(self, requests: list[dict]) -> dict:
         return {"model": self.model, "input": [r["input"] for r in requests], **self.options}
 
-    def estimate(self, request: dict, batch: bool = False):
+    def estimate(self, request: dict, batch: bool = False, prompt: int | None = None):
         from ..calls.estimates import Estimate
         from ..money.tokens import count_text
 
-        texts = request["input"]
-        prompt = sum(count_text(t) for t in ([texts] if isinstance(texts, str) else texts))
+        if prompt is None:
+            texts = request["input"]
+            prompt = sum(count_text(t) for t in ([texts] if isinstance(texts, str) else texts))
         cost = self.session.prices.cost(self.model, prompt, 0, batch=batch)
         return Estimate(prompt, 0, cost, cost, self.model, batch)
+
+    def estimate_call(self, request: dict, counted: list[int | None]):
+        # The plan counted each row's text: their sum is the call's (no text counted twice).
+        return self.estimate(request, prompt=None if None in counted else sum(counted))

@@ -84,6 +84,8 @@ class Steps:
 class _Part:
     """One step's view of the operator's bar: the engine moves it as it would its own."""
 
+    disable = False  # drawn whenever the engine moves it (as a tqdm bar that is on)
+
     def __init__(self, steps: Steps, total: int):
         self.steps = steps
         self.total = total

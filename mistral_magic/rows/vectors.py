@@ -19,8 +19,11 @@ Embedding (`Embedding`, a row job run by the row engine)
   `dimension` is codestral-embed's ``output_dimension`` (mistral-embed has 1,024).
 - ``frame.attrs["mistral_embeddings"]`` remembers each vector column's model,
   dimension and dtype, so that `search` embeds its query the same way.
-- A finished row is cached as the base64 of its array's bytes: plain JSON for a
-  persistent store, a third larger than the array, and no Python floats kept around.
+- The vectors are written once, each reply's straight into one array made for the job (a
+  row per row of the frame), whose rows the column's values are (views, no copies). A
+  finished row is cached as the base64 of its vector's bytes (plain JSON for a persistent
+  store), written with its request's other rows in one transaction, made as it is written
+  and not kept.
 
 Search and dedup
 - `column` names a vector column, or a text column whose ``{column}_embedding`` is
@@ -55,6 +58,7 @@ MAX_INPUT_TOKENS = 8_192
 VECTOR_DTYPES = {"float": "float32", "int8": "int8", "uint8": "uint8", "binary": "bool",
                  "ubinary": "bool"}
 ATTRS = "mistral_embeddings"
+IN_ARRAY = object()  # a row's record when its vector is in the job's array
 BLOCK_CELLS = 1 << 24  # similarities computed at once: 64 MB of float32
 TIE = 1e-6  # float32 rounding: a vector's cosine with its own copy may fall just below 1
 
@@ -81,6 +85,7 @@ class Embedding(PackedTexts):
         self.options = {key: value for key, value in (("output_dimension", dimension),
                                                       ("output_dtype", dtype)) if value is not None}
         self.tokens_per_call = hosted_share(session, MAX_TOKENS)
+        self._vectors: np.ndarray | None = None
         super().__init__(session, df, column, model=model or DEFAULT_MODEL, method="embed")
 
     async def send(self, client, request: dict, retries) -> Reply:
@@ -93,34 +98,64 @@ class Embedding(PackedTexts):
         return Reply([body["data"][0]["embedding"]], (body.get("usage") or {}).get("prompt_tokens", 0))
 
     def parse(self, values) -> dict:
-        return {"embedding": base64.b64encode(self.array(values).tobytes()).decode("ascii")}
+        return self.stored({"embedding": self.array(values)}, -1)
+
+    def parse_all(self, values: list, rows: list[int]) -> list:
+        # The call's vectors go straight into the job's one array (`matrix`), row by row in
+        # place: nothing else is kept per row (the store gets `stored` forms, made as it writes).
+        try:
+            block = self.block(values)
+            matrix = self.matrix(block)
+        except StructuredOutputError:
+            return super().parse_all(values, rows)  # row by row: only the bad rows fail
+        matrix[rows] = block
+        return [IN_ARRAY] * len(rows)
+
+    def matrix(self, block: np.ndarray) -> np.ndarray:
+        """The job's array of vectors, a row per row of the frame, made for the first reply."""
+        if self._vectors is None:
+            self._vectors = np.empty((len(self.df), block.shape[1]), dtype=block.dtype)
+        if self._vectors.shape[1:] != block.shape[1:] or self._vectors.dtype != block.dtype:
+            raise StructuredOutputError(f"the server sent embeddings of {block.shape[1]} "
+                                        f"dimensions, and {self._vectors.shape[1]} before")
+        return self._vectors
+
+    def stored(self, record, row: int) -> dict:
+        vector = self._vectors[row] if record is IN_ARRAY else record["embedding"]
+        if isinstance(vector, str):
+            return record
+        return {"embedding": base64.b64encode(vector.tobytes()).decode("ascii")}
 
     def array(self, values) -> np.ndarray:
         """The API's list of numbers as this job's NumPy vector."""
+        array = self.block([values])
+        return array.reshape(array.shape[1:])
+
+    def block(self, rows: list) -> np.ndarray:
+        """The API's lists of numbers, one a row, as one NumPy array of this job's type."""
         try:
             if self.dtype in ("binary", "ubinary"):
-                packed = np.asarray(values, dtype=np.int16)
+                packed = np.asarray(rows, dtype=np.int16)
                 if self.dtype == "binary":  # the bytes less 128, so that they fit an int8
                     packed = packed + 128
-                packed = packed.astype(np.uint8)
-                bits = np.unpackbits(packed).astype(bool)
-                array = bits[: self.dimension or bits.size]
+                bits = np.unpackbits(packed.astype(np.uint8), axis=-1).astype(bool)
+                array = bits[..., : self.dimension or bits.shape[-1]]
             else:
-                array = np.asarray(values, dtype=VECTOR_DTYPES[self.dtype])
+                array = np.asarray(rows, dtype=VECTOR_DTYPES[self.dtype])
         except (TypeError, ValueError, OverflowError) as exc:
             raise StructuredOutputError(f"the server sent an embedding that is not a list of "
                                         f"{self.dtype} numbers ({exc})") from None
-        if array.ndim != 1 or not array.size:
-            raise StructuredOutputError(f"the server sent an embedding of shape {array.shape}")
+        if array.ndim != 2 or not array.shape[1]:
+            raise StructuredOutputError(f"the server sent an embedding of shape {array.shape[1:]}")
         return array
 
     def frame(self, records, index):
         import pandas as pd
 
         dtype = np.dtype(VECTOR_DTYPES[self.dtype])
-        vectors = [None if r is None else
-                   np.frombuffer(bytearray(base64.b64decode(r["embedding"])), dtype=dtype)
-                   for r in records]
+        vectors = [None if r is None else self._vectors[i] if r is IN_ARRAY
+                   else np.frombuffer(bytearray(base64.b64decode(r["embedding"])), dtype=dtype)
+                   for i, r in enumerate(records)]  # vectors made here, and those the store kept
         out = self.df.assign(**{self.name: pd.Series(vectors, index=index, dtype=object)})
         made = {"model": self.model, "dimension": self.dimension, "dtype": self.dtype}
         out.attrs = {**out.attrs, ATTRS: {**out.attrs.get(ATTRS, {}), self.name: made}}

@@ -268,6 +268,17 @@ def fence(text: str, language: str = "") -> str:
     return f"{ticks}{language}\n{text}\n{ticks}"
 
 
+def parse(text: str) -> list:
+    """Markdown `text` as the renderer's tokens (for `tokens_html`, or to see its blocks)."""
+    return _markdown().parse(text, {})
+
+
+def tokens_html(tokens: list) -> str:
+    """Sanitised HTML of tokens from `parse` (a run of whole top-level blocks), no container."""
+    md = _markdown()
+    return _cleaner().clean(md.renderer.render(tokens, md.options, {}))
+
+
 # -- the renderer and the sanitiser -----------------------------------------------------------
 
 
