@@ -148,9 +148,38 @@ def test_a_short_answer_and_other_formats_stay_one_output(ip, sdk):
         text = replay(ip, pieces, 1 / PACE_TOKENS_PER_S, fmt)
         finals = ip.display_pub.finals()
         assert len(finals) == 1 and finals[0]["data"]["text/plain"].startswith(text)
+    # Markdown under SPLIT_CHARS arriving fast (loopback) is one output updated in place.
     ip.display_pub = CapturingPublisher()
-    replay(ip, pieces[:display.SPLIT_CHARS // 10], 1 / PACE_TOKENS_PER_S)
+    replay(ip, pieces[:display.SPLIT_CHARS // 10], 1 / 2000)
     assert len(ip.display_pub.finals()) == 1
+
+
+def test_a_short_answer_arriving_slowly_keeps_moving(ip, sdk):
+    """At 20 tok/s re-sending a short answer whole soon no longer fits the budget: it is
+    split instead of frozen, so each paragraph shows soon after it ends."""
+    pieces = stream_pieces(sdk, 300)
+    now = [0.0]
+    ip.display_pub = CapturingPublisher()
+    view = StreamView(ip, "markdown", clock=lambda: now[0])
+    view.start()
+    parts: list[str] = []
+    moved = [0]  # the characters received at each update
+    for piece in pieces:
+        now[0] += 1 / 20
+        parts.append(piece)
+        sent = len(ip.display_pub.messages)
+        view.feed(parts)
+        if len(ip.display_pub.messages) > sent:
+            moved.append(len("".join(parts)))
+    text = "".join(parts)
+    paragraphs = text.split("\n\n")
+    assert len(text) < display.SPLIT_CHARS and len(paragraphs) > 4
+    # Never longer without an update than two paragraphs take to arrive, plus what the
+    # budget must receive to pay one more output's envelope (a frozen view waited ~1,400).
+    gaps = [b - a for a, b in zip(moved, [*moved[1:], len(text)])]
+    longest_two = max(len(a) + len(b) + 4 for a, b in zip(paragraphs, paragraphs[1:]))
+    envelope = display.MESSAGE_BYTES / display.WASTE_SHARE
+    assert max(gaps) <= longest_two + envelope, (gaps, longest_two + envelope)
 
 
 def test_a_saved_notebook_shows_a_long_streamed_answer(tmp_path, monkeypatch):

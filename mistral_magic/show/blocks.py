@@ -7,6 +7,12 @@ are read: a line still arriving can begin a block that its next characters undo 
 is an empty heading until "#x" makes it text). The one thing a later block can change
 in an earlier one is a link reference ("[x]: url" defined after "[x]" is used): the
 streamed view checks its pieces against the whole answer once, at the end.
+
+A paragraph, heading, rule or table followed by a blank line is finished too, with no
+block after it yet: nothing that follows a blank line joins one of those (a list could
+still become loose, a code fence or a quote go on, so they wait for the next block).
+A model writes each paragraph as one long line, so this shows a paragraph as soon as it
+ends rather than when the next one has ended its first line.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import re
 from . import render
 
 LINE_BREAK = re.compile(r"\r\n?|\n")  # what the parser reads as the end of a line
+# Top-level blocks that nothing after a blank line can join.
+CLOSED_BY_BLANK = frozenset({"paragraph_open", "heading_open", "hr", "table_open"})
 
 
 def finished(text: str) -> tuple[int, str]:
@@ -26,6 +34,8 @@ def finished(text: str) -> tuple[int, str]:
         return 0, ""
     tokens = render.parse(complete)
     tops = [i for i, token in enumerate(tokens) if token.level == 0 and token.nesting >= 0]
+    if tops and tokens[tops[-1]].type in CLOSED_BY_BLANK and not complete.rsplit("\n", 2)[-2].strip():
+        return len(complete), render.tokens_html(tokens)
     if len(tops) < 2:
         return 0, ""
     last = tokens[tops[-1]]

@@ -7,8 +7,9 @@ state does not keep (the waiting note, partial text that is shown again later, e
 message's envelope) stay under `WASTE_START` plus `WASTE_SHARE` of the text received,
 so a long answer costs the front end about its final state plus a quarter, at any pace.
 
-A short answer (under `SPLIT_CHARS`) streams into one output, updated in place. A longer
-Markdown answer is split as it streams: each finished block (paragraph, list, code
+A short answer streams into one output, updated in place. A Markdown answer of
+`SPLIT_CHARS` or more, or one arriving so slowly that showing it whole again no longer
+fits the budget, is split as it streams: each finished block (paragraph, list, code
 block, table: `blocks.finished`) is rendered once into an output of its own, which
 stays as it is, and only the unfinished last block is shown again (with a cursor) when
 the budget allows. The final state is written once: the last output gets the rest of
@@ -151,8 +152,11 @@ class StreamView:
                 self._blank.add(index)
         self._chunks, self._kept, self._cut, self._above_slot, self._look_at = [], 0, 0, False, 0
 
-    def _spend(self, bundle: dict) -> None:
-        self._spent += MESSAGE_BYTES + sum(len(value) for value in bundle.values())
+    def _spend(self, bundle: dict, frame: int = 0) -> None:
+        """Count what `bundle` sent beyond the final state, but for `frame` bytes: the tool
+        blocks under a partial answer, sent again with each update (at most one a second),
+        which the answer's budget does not pay for (a tool cell would otherwise stop moving)."""
+        self._spent += MESSAGE_BYTES + sum(len(value) for value in bundle.values()) - frame
 
     # -- streaming --------------------------------------------------------------------------
 
@@ -189,12 +193,14 @@ class StreamView:
             return
         self._shown_at = now
         text, thought = "".join(parts), "".join(thinking)
-        if self.fmt == "markdown" and (self._kept or len(text) >= SPLIT_CHARS):
+        whole = MESSAGE_BYTES + 1.1 * (len(text) + len(thought)) <= budget
+        if self.fmt == "markdown" and (self._kept or len(text) >= SPLIT_CHARS or not whole):
+            # Long, or arriving slowly enough that showing it whole again no longer fits.
             self._split(text, thought, budget)
-        elif MESSAGE_BYTES + 1.1 * (len(text) + len(thought)) <= budget:
+        elif whole:
             bundle = self._partial(text, thought)
             self._put(0, bundle)
-            self._spend(bundle)
+            self._spend(bundle, frame=len(self.tools[0]))
 
     def _split(self, text: str, thought: str, budget: float) -> None:
         """Show the blocks finished since the last update once, then the rest if affordable."""
@@ -222,7 +228,7 @@ class StreamView:
         if rest and MESSAGE_BYTES + 1.1 * len(rest) <= budget:
             bundle = render.partial(rest + CURSOR, "", self.tools[0])
             self._put(self._kept, bundle)
-            self._spend(bundle)
+            self._spend(bundle, frame=len(self.tools[0]))
 
     def show_tools(self, html: str, plain: str, note: str) -> None:
         """Show the tool calls' blocks so far under `note` (between two steps)."""
