@@ -176,8 +176,8 @@ def test_a_short_answer_arriving_slowly_keeps_moving(ip, sdk):
     assert len(text) < display.SPLIT_CHARS and len(paragraphs) > 4
     # Never longer without an update than two paragraphs take to arrive, plus what the
     # budget must receive to pay one more output's envelope (a frozen view waited ~1,400).
-    gaps = [b - a for a, b in zip(moved, [*moved[1:], len(text)])]
-    longest_two = max(len(a) + len(b) + 4 for a, b in zip(paragraphs, paragraphs[1:]))
+    gaps = [b - a for a, b in zip(moved, [*moved[1:], len(text)], strict=True)]
+    longest_two = max(len(a) + len(b) + 4 for a, b in zip(paragraphs, paragraphs[1:], strict=False))
     envelope = display.MESSAGE_BYTES / display.WASTE_SHARE
     assert max(gaps) <= longest_two + envelope, (gaps, longest_two + envelope)
 
