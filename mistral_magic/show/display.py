@@ -7,11 +7,12 @@ state does not keep (the waiting note, partial text that is shown again later, e
 message's envelope) stay under `WASTE_START` plus `WASTE_SHARE` of the text received,
 so a long answer costs the front end about its final state plus a quarter, at any pace.
 
-A short answer streams into one output, updated in place. A Markdown answer of
-`SPLIT_CHARS` or more, or one arriving so slowly that showing it whole again no longer
-fits the budget, is split as it streams: each finished block (paragraph, list, code
-block, table: `blocks.finished`) is rendered once into an output of its own, which
-stays as it is, and only the unfinished last block is shown again (with a cursor) when
+A short answer (under `SPLIT_CHARS`), or one in another format, streams into one
+output, updated in place while the budget allows and, beyond it, each time it has grown
+by half (`GROWTH`) since it was last shown: a slow answer never stands still for long,
+and those updates add up to at most three times what they show. A longer Markdown answer is split as it streams: each
+finished block (paragraph, list, code block, table: `blocks.finished`) is rendered once
+into an output of its own, which stays as it is, and only the unfinished last block is shown again (with a cursor) when
 the budget allows. The final state is written once: the last output gets the rest of
 the answer, the tool blocks and the footer, with the whole answer as `text/plain`
 beside it and output metadata with its provenance (and what the cell adds to it,
@@ -50,6 +51,8 @@ SPLIT_CHARS = 1500
 # the characters received. Each message costs about MESSAGE_BYTES besides its content.
 WASTE_START = 1500
 WASTE_SHARE = 0.25
+# An answer in one output is shown whole again at least each time it grows by this factor.
+GROWTH = 1.5
 MESSAGE_BYTES = 160
 EMPTY = {"text/plain": ""}
 
@@ -91,6 +94,8 @@ class StreamView:
         self._look_at = 0  # complete-line length of the rest to reach before parsing it again
         self._spent = 0  # bytes sent that the final state does not keep
         self._received = 0
+        self._thought = 0  # characters of reasoning in `_received`
+        self._whole = 0  # `_received` when the answer was last shown whole (one output)
         self._counted = (0, 0)  # pieces of the answer and of the reasoning in `_received`
         self._shown_at = 0.0
         self.thinking_before = ""  # earlier steps' reasoning (a tool exchange)
@@ -163,6 +168,7 @@ class StreamView:
     def start(self, note: str = "") -> None:
         """Show the waiting note the answer will replace (again in place, for a re-ask)."""
         self._spent, self._received, self._counted = 0, 0, (0, 0)
+        self._thought = self._whole = 0
         if not self.rich:
             self.terminal.start()
             return
@@ -183,24 +189,28 @@ class StreamView:
             self.terminal.feed(parts, thinking)
             return
         done, thought_done = self._counted
-        self._received += sum(map(len, parts[done:])) + sum(map(len, thinking[thought_done:]))
+        thought_new = sum(map(len, thinking[thought_done:]))
+        self._received += sum(map(len, parts[done:])) + thought_new
+        self._thought += thought_new
         self._counted = (len(parts), len(thinking))
         now = self.clock()
         if now - self._shown_at < min(STREAM_INTERVAL_S, update_interval(self._received)):
             return
         budget = WASTE_START + WASTE_SHARE * self._received - self._spent
-        if budget < MESSAGE_BYTES:
+        if self.fmt == "markdown" and (self._kept or self._received - self._thought >= SPLIT_CHARS):
+            if budget >= MESSAGE_BYTES:
+                self._shown_at = now
+                self._split("".join(parts), "".join(thinking), budget)
             return
-        self._shown_at = now
-        text, thought = "".join(parts), "".join(thinking)
-        whole = MESSAGE_BYTES + 1.1 * (len(text) + len(thought)) <= budget
-        if self.fmt == "markdown" and (self._kept or len(text) >= SPLIT_CHARS or not whole):
-            # Long, or arriving slowly enough that showing it whole again no longer fits.
-            self._split(text, thought, budget)
-        elif whole:
-            bundle = self._partial(text, thought)
+        affordable = MESSAGE_BYTES + 1.1 * self._received <= budget
+        if affordable or self._received >= GROWTH * self._whole:
+            # Shown whole again: when the budget allows, and at least each time it has grown
+            # by half (those re-sends add up to at most three times what they show).
+            self._shown_at, self._whole = now, self._received
+            bundle = self._partial("".join(parts), "".join(thinking))
             self._put(0, bundle)
-            self._spend(bundle, frame=len(self.tools[0]))
+            if affordable:
+                self._spend(bundle, frame=len(self.tools[0]))
 
     def _split(self, text: str, thought: str, budget: float) -> None:
         """Show the blocks finished since the last update once, then the rest if affordable."""
