@@ -206,9 +206,17 @@ def test_a_generated_cell_is_replaced_not_added_again(lab, notebook):
         assert "def " in again[2]["source"]
 
         # Restart & Run All (the quickstart's case): still one generated cell.
+        before = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-InputArea-prompt").inner_text()
         page.evaluate("() => { void jupyterapp.commands.execute('notebook:restart-run-all'); }")
         page.locator(".jp-Dialog .jp-mod-accept").click()
-        page.locator('.jp-Notebook-ExecutionIndicator[data-status="busy"]').wait_for()
+        # The run may be over before a busy indicator could be seen: wait for the new count.
+        page.wait_for_function(
+            """(before) => {
+                const prompts = [...document.querySelectorAll('.jp-Notebook .jp-Cell .jp-InputArea-prompt')]
+                    .map(p => p.textContent);
+                return !prompts.some(p => p.includes('*')) && prompts[1] !== before
+                    && /\\[\\d+\\]/.test(prompts[1]);
+            }""", arg=before)
         wait_for_run(page, "--format code")
         page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').wait_for()
         assert len(cells(page)) == 3
