@@ -5,15 +5,13 @@ from the length measured here."""
 from __future__ import annotations
 
 import io
-import signal
-import threading
-import time
 
 import pandas as pd
 import pytest
 import soundfile
 from conftest import run
 from recordings import lesson, lying_wav, tone
+from test_interrupts import signal_when
 
 import mistral_magic
 from mistral_magic.errors import APIError, BudgetExceeded, ConfigError, Interrupted
@@ -148,22 +146,6 @@ def test_a_length_that_cannot_be_measured_here_is_refused_under_a_budget(ip, tmp
 
 
 # -- stop means stop -----------------------------------------------------------------------------
-
-
-def signal_when(condition) -> threading.Thread:
-    """A real SIGINT to this thread (as Jupyter sends) once `condition()` holds."""
-    main = threading.main_thread().ident
-
-    def watch():
-        for _ in range(6000):
-            if condition():
-                signal.pthread_kill(main, signal.SIGINT)
-                return
-            time.sleep(0.005)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_an_interrupted_transcription_keeps_what_arrived_and_ends_the_cell(ip, tmp_path, magic_server):
