@@ -235,6 +235,25 @@ class RowJob:
         return bool(gone)
 
 
+class FileRowJob(RowJob):
+    """A job whose column holds files (paths, URLs or bytes) rather than prompts: each row's
+    value is sent as it is, and its request is built once (a file is read or decoded once,
+    however often the engine asks for the row's request)."""
+
+    def __init__(self, *args, **kwargs):
+        self._built: dict[int, dict | None] = {}  # row -> its request
+        super().__init__(*args, **kwargs)
+
+    def _texts(self, prompt: str) -> list:
+        return [None if self._missing(i, [prompt], {prompt: v}) else v
+                for i, v in enumerate(self.df[prompt])]
+
+    def _request(self, i: int, value: Any) -> dict | None:
+        if i not in self._built:
+            self._built[i] = super()._request(i, value)
+        return self._built[i]
+
+
 class Requests(Sequence):
     """Each row's request, built from its text when asked for (None for a row not sent)."""
 

@@ -44,7 +44,7 @@ from typing import Any
 
 from ..errors import BudgetExceeded, ConfigError, Interrupted, ReplayMiss, StructuredOutputError
 from . import ocr_pages
-from .job import Reply, RowJob, RowRefused
+from .job import FileRowJob, Reply, RowRefused
 from .ocr_pages import PageOptions
 
 DEFAULT_MODEL = "mistral-ocr-latest"
@@ -286,7 +286,7 @@ def _spec(session, schema: Any):
 # -- a column of documents -------------------------------------------------------------------
 
 
-class OCRJob(RowJob):
+class OCRJob(FileRowJob):
     """`df.mistral.ocr`'s rows: each reads one document (a path, URL or bytes)."""
 
     kind, verb = "ocr", "Reading"
@@ -308,19 +308,9 @@ class OCRJob(RowJob):
                               "the schema's fields are the row's columns")
         self.selection = parse_pages(pages)
         self.root = root_folder(root)  # the column's paths are data: read only inside it
-        self._built: dict[int, dict | None] = {}  # row -> its request: each file is read once
         super().__init__(session, df, column, model=model or DEFAULT_MODEL)
         session.capabilities.require(self.model, "ocr")
         self.options.check(self.model, session.prices)
-
-    def _texts(self, prompt: str) -> list:
-        return [None if self._missing(i, [prompt], {prompt: v}) else v
-                for i, v in enumerate(self.df[prompt])]
-
-    def _request(self, i: int, value: Any) -> dict | None:
-        if i not in self._built:
-            self._built[i] = super()._request(i, value)
-        return self._built[i]
 
     def request(self, value: Any) -> dict:
         try:

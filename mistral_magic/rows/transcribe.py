@@ -27,10 +27,10 @@ from typing import Any
 
 from ..calls.audio import DEFAULT_TRANSCRIBE, Options, bias_words
 from ..errors import BudgetExceeded, ConfigError, StructuredOutputError
-from .job import Reply, RowJob, RowRefused
+from .job import FileRowJob, Reply, RowRefused
 
 
-class TranscribeJob(RowJob):
+class TranscribeJob(FileRowJob):
     """`df.mistral.transcribe`'s rows: each hears one recording (a path, bytes or a URL)."""
 
     kind, verb = "transcribe", "Transcribing"
@@ -52,19 +52,9 @@ class TranscribeJob(RowJob):
                                bias_words(bias))
         self.segments = segments or diarize
         self.root = root_folder(root)  # the column's paths are data: read only inside it
-        self._built: dict[int, dict | None] = {}  # row -> its request: each file decoded once
         self._sources: dict[str, Any] = {}  # audio reference -> its path, bytes or URL
         super().__init__(session, df, column, model=self.options.model)
         self.options.check(session)
-
-    def _texts(self, prompt: str) -> list:
-        return [None if self._missing(i, [prompt], {prompt: v}) else v
-                for i, v in enumerate(self.df[prompt])]
-
-    def _request(self, i: int, value: Any) -> dict | None:
-        if i not in self._built:
-            self._built[i] = super()._request(i, value)
-        return self._built[i]
 
     def request(self, value: Any) -> dict:
         from ..inputs.audio import from_bytes, recording
