@@ -130,9 +130,11 @@ class StoredRows:
         self.put_many([(key, record)])
 
     def put_many(self, items: Iterable[tuple[str, Any]]) -> None:
-        """Keep finished rows; a replay keeps nothing (its answers are in the store already)."""
-        items = list(items)
-        if items and self._responses.mode == "on":
+        """Keep finished rows; a replay keeps nothing (its answers are in the store already).
+
+        `items` may be made as they are written (a generator): none is kept longer.
+        """
+        if self._responses.mode == "on":
             self._responses.guarded(lambda store: store.records.put(ROWS, items), 0, write=True)
 
     def __len__(self) -> int:

@@ -48,13 +48,13 @@ class Records:
 
         def write(conn, batch, secrets):
             stamp = now()
-            conn.executemany(
+            conn.executemany(  # each record made into text as it is written
                 "INSERT OR REPLACE INTO records (job, key, record, created) VALUES (?, ?, ?, ?)",
-                [(job, key, Scrubber.text(json.dumps(record, ensure_ascii=False, default=str),
-                                          secrets), stamp) for key, record in batch],
+                ((job, key, Scrubber.text(json.dumps(record, ensure_ascii=False, default=str),
+                                          secrets), stamp) for key, record in batch),
             )
 
-        return self._store.batched(items, write)
+        return self._store.batched(items, write, lazy=True)
 
     def get_many(self, job: str, keys: Iterable[str]) -> dict[str, Any]:
         """The finished rows of `job` among `keys` (one query per chunk of keys)."""
