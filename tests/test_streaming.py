@@ -94,7 +94,7 @@ def test_a_long_answer_at_a_hosted_pace_costs_bytes_linear_in_it(ip, sdk):
         # What updates sent beyond the final state stays within the view's budget.
         waste = sum(map(sent_bytes, messages)) - sum(map(sent_bytes, finals))
         # The budget, and the answer's first SPLIT_CHARS shown whole each time they grew by
-        # half (a constant: a geometric series, one envelope per step).
+        # GROWTH (a constant: a geometric series, one envelope per step).
         steps = math.log(display.SPLIT_CHARS) / math.log(display.GROWTH)
         growth = (display.GROWTH / (display.GROWTH - 1) * 1.2 * display.SPLIT_CHARS
                   + display.MESSAGE_BYTES * steps)
@@ -127,7 +127,7 @@ def test_the_pieces_of_a_split_answer_show_what_the_whole_does(ip, monkeypatch):
 
 def test_a_short_answer_arriving_slowly_keeps_moving_in_one_output(ip, sdk):
     """At 20 tok/s the budget soon cannot pay for showing a short answer whole again; it is
-    still shown each time it has grown by half, in its one output."""
+    still shown each time it has doubled (`GROWTH`), in its one output."""
     pieces = stream_pieces(sdk, 300)
     now = [0.0]
     ip.display_pub = CapturingPublisher()

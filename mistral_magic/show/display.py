@@ -8,9 +8,9 @@ message's envelope) stay under `WASTE_START` plus `WASTE_SHARE` of the text rece
 so a long answer costs the front end about its final state plus a quarter, at any pace.
 
 A short answer (under `SPLIT_CHARS`), or one in another format, streams into one
-output, updated in place while the budget allows and, beyond it, each time it has grown
-by half (`GROWTH`) since it was last shown: a slow answer never stands still for long,
-and those updates add up to at most three times what they show. A longer Markdown answer is split as it streams: each
+output, updated in place while the budget allows and, beyond it, each time it has
+doubled (`GROWTH`) since it was last shown: a slow answer never stands still for long,
+and those updates add up to at most twice what they show. A longer Markdown answer is split as it streams: each
 finished block (paragraph, list, code block, table: `blocks.finished`) is rendered once
 into an output of its own, which stays as it is, and only the unfinished last block is shown again (with a cursor) when
 the budget allows. The final state is written once: the last output gets the rest of
@@ -35,6 +35,8 @@ the calls run so far, shown under the answer.
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import time
 from typing import Any
 
@@ -52,9 +54,19 @@ SPLIT_CHARS = 1500
 WASTE_START = 1500
 WASTE_SHARE = 0.25
 # An answer in one output is shown whole again at least each time it grows by this factor.
-GROWTH = 1.5
+GROWTH = 2.0
 MESSAGE_BYTES = 160
 EMPTY = {"text/plain": ""}
+
+
+_KERNEL = secrets.token_hex(6)  # this process's outputs apart from any other kernel's
+_OUTPUTS = itertools.count(1)
+
+
+def new_display_id() -> str:
+    """An output's display id: this kernel's random part and a count, half a uuid's size
+    (each message that shows or updates an output carries it)."""
+    return f"mm{_KERNEL}-{next(_OUTPUTS):x}"
 
 
 def update_interval(length: int) -> float:
@@ -145,7 +157,7 @@ class StreamView:
             self._slots[index].update(bundle, raw=True, metadata=metadata or {})
         else:
             self._slots.append(display(bundle, raw=True, metadata=metadata or {},
-                                       display_id=True))
+                                       display_id=new_display_id()))
         self._blank.discard(index)
 
     def _reset(self, bundle: dict, metadata: dict | None = None) -> None:
@@ -204,8 +216,8 @@ class StreamView:
             return
         affordable = MESSAGE_BYTES + 1.1 * self._received <= budget
         if affordable or self._received >= GROWTH * self._whole:
-            # Shown whole again: when the budget allows, and at least each time it has grown
-            # by half (those re-sends add up to at most three times what they show).
+            # Shown whole again: when the budget allows, and at least each time it has
+            # doubled (those re-sends add up to at most twice what they show).
             self._shown_at, self._whole = now, self._received
             bundle = self._partial("".join(parts), "".join(thinking))
             self._put(0, bundle)
