@@ -234,6 +234,12 @@ def test_many_at_once_in_chunks_and_batches(store):
     rows = {f"row{i}": {"i": i} for i in range(n)}
     assert store.records.put("big", rows) == n
     assert store.records.get_many("big", list(rows)) == rows
+    # Records made as they are written (a generator, as a row job gives them), past a batch.
+    made = []
+    made_rows = ((made.append(i) or f"g{i}", {"i": i}) for i in range(n))
+    assert store.records.put("made", made_rows) == n == len(made)
+    assert store.records.get_many("made", ["g0", f"g{n - 1}"]) == {"g0": {"i": 0}, f"g{n - 1}": {"i": n - 1}}
+    assert store.records.put("made", iter(())) == 0
     exported = store.export(store.path.with_name("all.sqlite"), keys=["first", *rows])
     assert exported == 1
 
