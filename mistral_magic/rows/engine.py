@@ -41,7 +41,7 @@ from IPython.display import display
 
 from ..calls.backend import retry_config
 from ..calls.budget import MIN_ANSWER_TOKENS
-from ..calls.cache import request_key, stored_text
+from ..calls.cache import request_key, row_writer, stored_text
 from ..calls.call import Call, run_async
 from ..calls.estimates import DEFAULT_MAX_TOKENS, prompt_bound
 from ..calls.limiter import Pacing, RateLimiter, check_limits
@@ -56,21 +56,6 @@ from .job import parsed
 
 #: Rows looked up in the response cache at once (their requests are built for it).
 LOOKUP_ROWS = 1000
-_WRITER: list = []
-
-
-def _writer():
-    """The one thread that keeps finished rows in the store, in the order they finished.
-
-    One thread, not the loop's pool: the store takes one writer at a time anyway, and
-    each thread that builds the rows' stored forms keeps its own heap for them (a 10,000-row
-    embedding grew by a tenth more with the pool's threads taking turns).
-    """
-    if not _WRITER:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _WRITER.append(ThreadPoolExecutor(1, thread_name_prefix="mistral_magic-store"))
-    return _WRITER[0]
 INTERRUPTED = "interrupted before this row finished; run the same call again to resume"
 
 
@@ -337,8 +322,8 @@ class RowRun:
             self.records[i] = record
             kept.append(i)
         if kept:  # kept in the store in one transaction (each in the form `RowJob.stored` gives),
-            # from a worker thread: the loop reads other replies meanwhile
-            await asyncio.get_running_loop().run_in_executor(_writer(), self.cache.put_many, (
+            # from the one store thread (`row_writer`): the loop reads other replies meanwhile
+            await asyncio.get_running_loop().run_in_executor(row_writer(), self.cache.put_many, (
                 (self.keys[i], self.job.stored(self.records[i], i)) for i in kept))
 
     async def _chat_row(self, i: int) -> dict:

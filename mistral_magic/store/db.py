@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import contextmanager
 from datetime import datetime
-from itertools import chain, islice
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -393,43 +393,16 @@ class Database:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
 
-    def batched(self, items: Iterable[Any], write: Callable[..., None], *,
-                lazy: bool = False) -> int:
-        """`write(conn, batch, secrets)` per `BATCH` items, each batch one transaction.
-
-        `lazy` hands `write` the batch as an iterator that makes each item as it is
-        written (for big items made on the way, e.g. vectors as text), not as a list.
-        """
+    def batched(self, items: Iterable[Any], write: Callable[..., None]) -> int:
+        """`write(conn, batch, secrets)` per `BATCH` items, each batch one transaction."""
         iterator = iter(items)
         written = 0
-        while True:
-            if lazy:
-                first = next(iterator, _END)
-                if first is _END:
-                    return written
-                batch: Any = _Counted(chain((first,), islice(iterator, BATCH - 1)))
-            elif not (batch := list(islice(iterator, BATCH))):
-                return written
+        while batch := list(islice(iterator, BATCH)):
             secrets = self.scrub.secrets()
             with self.writing() as conn:
                 write(conn, batch, secrets)
-            written += batch.count if lazy else len(batch)
-
-
-_END = object()
-
-
-class _Counted:
-    """An iterator that counts what it has given."""
-
-    def __init__(self, items: Iterator[Any]):
-        self._items = items
-        self.count = 0
-
-    def __iter__(self) -> Iterator[Any]:
-        for item in self._items:
-            self.count += 1
-            yield item
+            written += len(batch)
+        return written
 
 
 _open_databases: weakref.WeakSet[Database] = weakref.WeakSet()

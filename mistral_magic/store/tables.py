@@ -11,9 +11,10 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
-from .db import chunks, marks, parse_time
+from .db import BATCH, chunks, marks, parse_time
 from .schema import now
 from .secrets import Scrubber
 
@@ -43,18 +44,23 @@ class Records:
         self._store = store
 
     def put(self, job: str, records: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> int:
-        """Keep finished rows of `job` (row key -> record), a transaction per batch; how many."""
-        items = records.items() if isinstance(records, Mapping) else records
+        """Keep finished rows of `job` (row key -> record), a transaction per batch; how many.
 
-        def write(conn, batch, secrets):
-            stamp = now()
-            conn.executemany(  # each record made into text as it is written
-                "INSERT OR REPLACE INTO records (job, key, record, created) VALUES (?, ?, ?, ?)",
-                ((job, key, Scrubber.text(json.dumps(record, ensure_ascii=False, default=str),
-                                          secrets), stamp) for key, record in batch),
-            )
-
-        return self._store.batched(items, write, lazy=True)
+        Each record is made into text as it is written: `records` may be a generator that
+        makes them (a row job's vectors as text), and none is kept longer than its row.
+        """
+        items = iter(records.items() if isinstance(records, Mapping) else records)
+        written = 0
+        while (first := next(items, None)) is not None:
+            secrets, stamp = self._store.scrub.secrets(), now()
+            with self._store.writing() as conn:
+                written += conn.executemany(
+                    "INSERT OR REPLACE INTO records (job, key, record, created) VALUES (?, ?, ?, ?)",
+                    ((job, key, Scrubber.text(json.dumps(record, ensure_ascii=False, default=str),
+                                              secrets), stamp)
+                     for key, record in chain((first,), islice(items, BATCH - 1))),
+                ).rowcount
+        return written
 
     def get_many(self, job: str, keys: Iterable[str]) -> dict[str, Any]:
         """The finished rows of `job` among `keys` (one query per chunk of keys)."""
