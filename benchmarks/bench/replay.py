@@ -42,13 +42,20 @@ class Counting(DisplayPublisher):
         super().__init__()
         self.bytes = 0
         self.messages = 0
+        self.last: dict = {}  # each output's last message: what a saved notebook keeps
+
+    @property
+    def final_bytes(self) -> int:
+        """The bytes of the outputs as they ended (their last message each)."""
+        return sum(self.last.values())
 
     def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
         self.messages += 1
         # As jupyter_client packs messages: JSON, UTF-8, no ASCII escaping.
-        self.bytes += len(json.dumps({"data": data, "metadata": metadata or {},
-                                      "transient": transient or {}},
-                                     ensure_ascii=False).encode())
+        size = len(json.dumps({"data": data, "metadata": metadata or {},
+                               "transient": transient or {}}, ensure_ascii=False).encode())
+        self.bytes += size
+        self.last[(transient or {}).get("display_id") or f"output-{self.messages}"] = size
 
 
 class _FakeClock:
@@ -121,6 +128,7 @@ def own_work(shell, settings, recorded, repeats: int, max_tokens: int = STREAM_T
             clock.now = 0.0
             publisher = shell.display_pub
             publisher.bytes = publisher.messages = 0
+            publisher.last = {}
             start = time.perf_counter()
             view = StreamView(shell, "markdown", clock=clock)
             prompt = interpolate("Write a long essay.", shell.user_ns)
@@ -129,6 +137,7 @@ def own_work(shell, settings, recorded, repeats: int, max_tokens: int = STREAM_T
             answer = session.ask(request, chat=None, view=view, stream=True)
             runs.append({"s": time.perf_counter() - start, "display_updates": view.updates,
                          "display_bytes": publisher.bytes,
+                         "final_bytes": publisher.final_bytes,
                          "display_messages": publisher.messages,
                          "answer_bytes": len(answer.text.encode()),
                          "completion_tokens": answer.completion_tokens,
