@@ -76,6 +76,21 @@ def test_vectors_are_written_once_into_one_array_and_kept_in_the_store(session, 
     np.testing.assert_array_equal(np.stack(again["text_embedding"]), matrix)
 
 
+@pytest.mark.parametrize(("rows", "options", "at_once"), [
+    (10_000, {}, 4),  # replies in flight within the 41 MB of vectors: 4 of 8 MB
+    (100_000, {}, 8),  # the engine's concurrency
+    (1_100, {}, 2),  # never fewer than two
+    (10_000, {"dimension": 256}, 4),  # smaller vectors, smaller replies: the same share
+    (10_000, {"dtype": "int8"}, 2),  # a byte a number kept, the replies' text as long
+])
+def test_replies_in_flight_stay_within_the_vectors_own_bytes(session, rows, options, at_once):
+    df = pd.DataFrame({"text": ["a ticket"] * rows})
+    job = vectors.Embedding(session, df, "text", **options)
+    units = [list(range(i, min(i + 512, rows))) for i in range(0, rows, 512)]
+    assert job.in_flight(8, units) == at_once
+    assert job.in_flight(3, units) == min(3, at_once)
+
+
 def test_long_texts_are_packed_by_tokens(session, magic_server):
     text = "refund " * 2000
     tokens = count_text(text)

@@ -112,6 +112,10 @@ class RowJob:
         """What the pending rows send, said in the job's own unit (None: prompt tokens)."""
         return None
 
+    def in_flight(self, concurrency: int, units: list[list[int]]) -> int:
+        """Calls sent at once for these `units` (the engine's `concurrency`, here)."""
+        return concurrency
+
     def expect(self, call, estimate) -> None:
         """Put on `call` what its hold counted (pages), before it is sent."""
         if self.per_page:

@@ -55,6 +55,11 @@ DEFAULT_MODEL = "mistral-embed"
 MAX_INPUTS = 512
 MAX_TOKENS = 16_384
 MAX_INPUT_TOKENS = 8_192
+DIMENSIONS = 1024  # mistral-embed's (a model's own when `dimension` does not say)
+# What one number of a reply waiting to be parsed holds: its JSON text (the API writes a
+# float in about 16 characters; the array keeps 4 bytes of it). One reply at a time is
+# parsed (the loop's thread), into Python floats that are let go once copied.
+REPLY_BYTES = 16
 VECTOR_DTYPES = {"float": "float32", "int8": "int8", "uint8": "uint8", "binary": "bool",
                  "ubinary": "bool"}
 ATTRS = "mistral_embeddings"
@@ -94,6 +99,16 @@ class Embedding(PackedTexts):
         data = sorted(response.data, key=lambda d: d.index or 0)
         return Reply([d.embedding for d in data], response.usage.prompt_tokens)
 
+    def in_flight(self, concurrency: int, units: list[list[int]]) -> int:
+        """At most as many calls at once as keep the replies in flight (`REPLY_BYTES` a
+        number) within the vectors' own bytes, so that the job's memory stays within about
+        twice its result: 4 for 10,000 texts of mistral-embed, the engine's 8 from about
+        20,000; never fewer than two."""
+        dimensions = self.dimension or DIMENSIONS
+        reply = max(map(len, units), default=1) * dimensions * REPLY_BYTES
+        result = len(self.df) * dimensions * np.dtype(VECTOR_DTYPES[self.dtype]).itemsize
+        return max(2, min(concurrency, result // reply))
+
     def batch_reply(self, body: dict) -> Reply:
         return Reply([body["data"][0]["embedding"]], (body.get("usage") or {}).get("prompt_tokens", 0))
 
@@ -104,19 +119,37 @@ class Embedding(PackedTexts):
         # The call's vectors go straight into the job's one array (`matrix`), row by row in
         # place: nothing else is kept per row (the store gets `stored` forms, made as it writes).
         try:
-            block = self.block(values)
-            matrix = self.matrix(block)
+            if self.dtype in ("binary", "ubinary"):  # bits unpacked: a block first
+                block = self.block(values)
+                self.matrix(block.shape[1], block.dtype)[rows] = block
+            else:  # each list of numbers into its row: no copy of the whole reply on the way
+                self._into(values, rows)
         except StructuredOutputError:
             return super().parse_all(values, rows)  # row by row: only the bad rows fail
-        matrix[rows] = block
         return [IN_ARRAY] * len(rows)
 
-    def matrix(self, block: np.ndarray) -> np.ndarray:
+    def _into(self, values: list, rows: list[int]) -> None:
+        first = values[0] if values else None
+        if not isinstance(first, list) or not first:
+            raise StructuredOutputError("the server sent an embedding that is not a list of numbers")
+        dimensions = len(first)
+        matrix = self.matrix(dimensions, np.dtype(VECTOR_DTYPES[self.dtype]))
+        for row, vector in zip(rows, values, strict=True):
+            if not isinstance(vector, list) or len(vector) != dimensions:
+                raise StructuredOutputError(f"the server sent embeddings of {dimensions} "
+                                            "dimensions and of others in one reply")
+            try:
+                matrix[row] = vector
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise StructuredOutputError(f"the server sent an embedding that is not a list "
+                                            f"of {self.dtype} numbers ({exc})") from None
+
+    def matrix(self, dimensions: int, dtype) -> np.ndarray:
         """The job's array of vectors, a row per row of the frame, made for the first reply."""
         if self._vectors is None:
-            self._vectors = np.empty((len(self.df), block.shape[1]), dtype=block.dtype)
-        if self._vectors.shape[1:] != block.shape[1:] or self._vectors.dtype != block.dtype:
-            raise StructuredOutputError(f"the server sent embeddings of {block.shape[1]} "
+            self._vectors = np.empty((len(self.df), dimensions), dtype=dtype)
+        if self._vectors.shape[1] != dimensions or self._vectors.dtype != dtype:
+            raise StructuredOutputError(f"the server sent embeddings of {dimensions} "
                                         f"dimensions, and {self._vectors.shape[1]} before")
         return self._vectors
 
