@@ -77,11 +77,11 @@ def test_vectors_are_written_once_into_one_array_and_kept_in_the_store(session, 
 
 
 @pytest.mark.parametrize(("rows", "options", "at_once"), [
-    (10_000, {}, 4),  # replies in flight within the 41 MB of vectors: 4 of 8 MB
+    (20_000, {}, 4),  # replies in flight within the 82 MB of vectors: 4 of 17 MB
     (100_000, {}, 8),  # the engine's concurrency
-    (1_100, {}, 2),  # never fewer than two
-    (10_000, {"dimension": 256}, 4),  # smaller vectors, smaller replies: the same share
-    (10_000, {"dtype": "int8"}, 2),  # a byte a number kept, the replies' text as long
+    (10_000, {}, 2),  # never fewer than two
+    (20_000, {"dimension": 256}, 4),  # smaller vectors, smaller replies: the same share
+    (80_000, {"dtype": "int8"}, 4),  # a byte a number kept, the replies' text as long
 ])
 def test_replies_in_flight_stay_within_the_vectors_own_bytes(session, rows, options, at_once):
     df = pd.DataFrame({"text": ["a ticket"] * rows})

@@ -56,10 +56,11 @@ MAX_INPUTS = 512
 MAX_TOKENS = 16_384
 MAX_INPUT_TOKENS = 8_192
 DIMENSIONS = 1024  # mistral-embed's (a model's own when `dimension` does not say)
-# What one number of a reply waiting to be parsed holds: its JSON text (the API writes a
-# float in about 16 characters; the array keeps 4 bytes of it). One reply at a time is
-# parsed (the loop's thread), into Python floats that are let go once copied.
-REPLY_BYTES = 16
+# What one number of a reply in flight holds: its JSON text (the API writes a float in
+# about 16 characters) and, while it is parsed, the SDK's decoded copy of that text; the
+# array keeps 4 bytes of it. (Parsed, it is a Python float for a moment: one reply at a
+# time, on the loop's thread.)
+REPLY_BYTES = 32
 VECTOR_DTYPES = {"float": "float32", "int8": "int8", "uint8": "uint8", "binary": "bool",
                  "ubinary": "bool"}
 ATTRS = "mistral_embeddings"
@@ -102,8 +103,8 @@ class Embedding(PackedTexts):
     def in_flight(self, concurrency: int, units: list[list[int]]) -> int:
         """At most as many calls at once as keep the replies in flight (`REPLY_BYTES` a
         number) within the vectors' own bytes, so that the job's memory stays within about
-        twice its result: 4 for 10,000 texts of mistral-embed, the engine's 8 from about
-        20,000; never fewer than two."""
+        twice its result: 2 for 10,000 texts of mistral-embed, the engine's 8 from about
+        33,000; never fewer than two."""
         dimensions = self.dimension or DIMENSIONS
         reply = max(map(len, units), default=1) * dimensions * REPLY_BYTES
         result = len(self.df) * dimensions * np.dtype(VECTOR_DTYPES[self.dtype]).itemsize
