@@ -87,8 +87,8 @@ def test_replies_in_flight_stay_within_the_vectors_own_bytes(session, rows, opti
     df = pd.DataFrame({"text": ["a ticket"] * rows})
     job = vectors.Embedding(session, df, "text", **options)
     units = [list(range(i, min(i + 512, rows))) for i in range(0, rows, 512)]
-    assert job.in_flight(8, units) == at_once
-    assert job.in_flight(3, units) == min(3, at_once)
+    assert job.calls_at_once(8, units) == at_once
+    assert job.calls_at_once(3, units) == min(3, at_once)
 
 
 def test_long_texts_are_packed_by_tokens(session, magic_server):

@@ -74,7 +74,7 @@ def bench_embed(quick: bool) -> dict:
     512 inputs (the last one less); memory grows by the vectors (written once into one
     array) and the responses in flight: 2x at most. For that the engine sends fewer
     requests at once than `concurrency` when their replies would hold more than the
-    vectors (`Embedding.in_flight`: 2 here; the SDK baseline keeps 8)."""
+    vectors (`Embedding.calls_at_once`: 2 here; the SDK baseline keeps 8)."""
     rows, concurrency = (10_000 if quick else 100_000), 8  # the engine's default
     runs = []
     with ServerProcess(*NO_DELAYS) as server:

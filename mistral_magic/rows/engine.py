@@ -243,7 +243,7 @@ class RowRun:
         done = [len(self.requests) - len(pending)]
 
         async def run_all():
-            semaphore = asyncio.Semaphore(self.job.in_flight(engine.concurrency, units))
+            semaphore = asyncio.Semaphore(self.job.calls_at_once(engine.concurrency, units))
 
             async def unit(rows: list[int]):
                 async with semaphore:

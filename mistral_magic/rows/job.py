@@ -112,7 +112,7 @@ class RowJob:
         """What the pending rows send, said in the job's own unit (None: prompt tokens)."""
         return None
 
-    def in_flight(self, concurrency: int, units: list[list[int]]) -> int:
+    def calls_at_once(self, concurrency: int, units: list[list[int]]) -> int:
         """Calls sent at once for these `units` (the engine's `concurrency`, here)."""
         return concurrency
 

@@ -100,7 +100,7 @@ class Embedding(PackedTexts):
         data = sorted(response.data, key=lambda d: d.index or 0)
         return Reply([d.embedding for d in data], response.usage.prompt_tokens)
 
-    def in_flight(self, concurrency: int, units: list[list[int]]) -> int:
+    def calls_at_once(self, concurrency: int, units: list[list[int]]) -> int:
         """At most as many calls at once as keep the replies in flight (`REPLY_BYTES` a
         number) within the vectors' own bytes, so that the job's memory stays within about
         twice its result: 2 for 10,000 texts of mistral-embed, the engine's 8 from about
