@@ -55,7 +55,7 @@ def bench_stream(quick: bool) -> dict:
     raw_sdk()  # warm both paths once
     magic()
     pairs = []
-    for i in range(5 if quick else 15):
+    for i in range(9 if quick else 15):
         # The order alternates: whichever goes second finds caches and the CPU warmer.
         sdk_first = i % 2 == 0
         if sdk_first:

@@ -79,7 +79,17 @@ class Call:
         for choice in chunk.choices:
             if choice.finish_reason:
                 answer.finish_reason = str(choice.finish_reason)
-            brought = self._events(choice.delta) or brought
+            delta = choice.delta
+            content = getattr(delta, "content", None)
+            if type(content) is str and not getattr(delta, "tool_calls", None):
+                # Most chunks are a piece of text and nothing else: taken here directly.
+                if content:
+                    if answer.ttft_s is None:
+                        answer.ttft_s = time.perf_counter() - self.started
+                    self.parts.append(content)
+                    brought = True
+                continue
+            brought = self._events(delta) or brought
         return brought
 
     def _events(self, delta) -> bool:

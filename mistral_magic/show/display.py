@@ -109,6 +109,7 @@ class StreamView:
         self._thought = 0  # characters of reasoning in `_received`
         self._whole = 0  # `_received` when the answer was last shown whole (one output)
         self._counted = (0, 0)  # pieces of the answer and of the reasoning in `_received`
+        self._wait = MIN_INTERVAL_S  # seconds between updates, for `_received`
         self._shown_at = 0.0
         self.thinking_before = ""  # earlier steps' reasoning (a tool exchange)
         self.tools: tuple[str, str] = ("", "")  # the tool calls' blocks so far: (html, plain)
@@ -180,6 +181,7 @@ class StreamView:
     def start(self, note: str = "") -> None:
         """Show the waiting note the answer will replace (again in place, for a re-ask)."""
         self._spent, self._received, self._counted = 0, 0, (0, 0)
+        self._wait = MIN_INTERVAL_S
         self._thought = self._whole = 0
         if not self.rich:
             self.terminal.start()
@@ -200,13 +202,18 @@ class StreamView:
         if not self.rich:
             self.terminal.feed(parts, thinking)
             return
+        now = self.clock()
+        # A view waits longer the more it has received: the wait for what was counted at
+        # the last look is enough to know that it is too early to look again.
+        if now - self._shown_at < self._wait:
+            return
         done, thought_done = self._counted
         thought_new = sum(map(len, thinking[thought_done:]))
         self._received += sum(map(len, parts[done:])) + thought_new
         self._thought += thought_new
         self._counted = (len(parts), len(thinking))
-        now = self.clock()
-        if now - self._shown_at < min(STREAM_INTERVAL_S, update_interval(self._received)):
+        self._wait = min(STREAM_INTERVAL_S, update_interval(self._received))
+        if now - self._shown_at < self._wait:
             return
         budget = WASTE_START + WASTE_SHARE * self._received - self._spent
         if self.fmt == "markdown" and (self._kept or self._received - self._thought >= SPLIT_CHARS):
