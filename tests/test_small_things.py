@@ -155,3 +155,24 @@ def test_unloading_leaves_no_unclosed_socket(magic_server, monkeypatch, tmp_path
         gc.collect()
     leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert leaks == []
+
+
+
+def tls_context(pool):
+    return pool._transport._pool._ssl_context
+
+
+def test_the_two_pools_share_one_tls_context_and_a_dropped_client_closes_them():
+    # Loading the CA certificates is most of what a client costs: done once, not per pool.
+    from mistral_magic.calls.backend import Backend, resolve
+
+    backend = Backend(resolve("auto", "global", "https://gpu-box.example:8000", None), None, 0, 10)
+    config = backend.client.sdk_configuration
+    sync_pool, async_pool = config.client, config.async_client
+    assert tls_context(sync_pool) is tls_context(async_pool)
+    assert tls_context(sync_pool).verify_mode.name == "CERT_REQUIRED"  # still verified
+    assert not sync_pool.is_closed and not async_pool.is_closed
+    del config
+    backend._client = None  # dropped without close(): collected, its pools are closed
+    gc.collect()
+    assert sync_pool.is_closed and async_pool.is_closed

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import weakref
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,6 +212,18 @@ def key_for(spec: BackendSpec, platform_key: str | None, server_key: str | None)
     return None
 
 
+def _pools():
+    """The SDK's two connection pools (sync and async), as it makes them, with one TLS
+    context between them: loading the CA certificates is most of what making a client
+    costs (about 20 ms a pool), and the SDK's own pools would load them twice."""
+    from mistralai.client import sdk
+
+    http = sdk.httpx  # the HTTP library this version of the SDK is built on
+    tls = http.create_ssl_context()
+    return (http.Client(follow_redirects=True, verify=tls),
+            http.AsyncClient(follow_redirects=True, verify=tls))
+
+
 class Backend:
     """One resolved backend: its spec, key, and the SDK client built for it.
 
@@ -248,8 +261,10 @@ class Backend:
             with self._lock:
                 if self._client is None:
                     from mistralai.client import Mistral
+                    from mistralai.client.httpclient import close_clients
 
                     key = str(self._key) if self._key else None
+                    pools = _pools()
                     self._client = Mistral(
                         # A callable keeps the key out of the client's repr and config dumps;
                         # given even for no key, it stops the SDK from reading MISTRAL_API_KEY
@@ -258,7 +273,11 @@ class Backend:
                         server_url=self.spec.url,
                         retry_config=retry_config(self.max_retries),
                         timeout_ms=int(self.timeout_s * 1000),
+                        client=pools[0], async_client=pools[1],
                     )
+                    # Closed when the client is collected, as the SDK closes its own pools.
+                    weakref.finalize(self._client, close_clients, self._client.sdk_configuration,
+                                     pools[0], False, pools[1], False)
         return self._client
 
     def close(self, loop: BackgroundLoop | None = None) -> None:
