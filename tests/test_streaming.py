@@ -176,6 +176,22 @@ def test_a_line_still_arriving_ends_no_block(ip, monkeypatch):
     assert "".join(inner(f["data"]["text/html"]) for f in finals) == inner(render.block(text, FOOTER))
 
 
+def test_the_unfinished_block_is_shown_once_it_has_a_line_of_text(ip, monkeypatch):
+    # A few words more would cost less than the message carrying them.
+    monkeypatch.setattr(display, "WASTE_START", 10**9)
+    monkeypatch.setattr(display, "SPLIT_CHARS", 0)
+    line = "x" * 100  # a line, more than TAIL_CHARS
+    assert 20 < display.TAIL_CHARS <= len(line)
+    pieces = ["A first paragraph.\n\nSec", "ond", line, "\n\nthe end"]
+    text = replay(ip, pieces, 1.0)
+    shown = [inner(m["data"]["text/html"]) for m in ip.display_pub.messages
+             if m["data"].get("text/html")]
+    assert not any("Sec" in html and line not in html for html in shown)  # never alone
+    assert any("Second" + line in html and display.CURSOR.strip() in html for html in shown)
+    finals = [f for f in ip.display_pub.finals() if f["data"].get("text/html")]
+    assert "".join(inner(f["data"]["text/html"]) for f in finals) == inner(render.block(text, FOOTER))
+
+
 def test_a_link_defined_after_its_use_ends_as_one_output(ip, monkeypatch):
     monkeypatch.setattr(display, "WASTE_START", 10**9)
     monkeypatch.setattr(display, "SPLIT_CHARS", 0)

@@ -13,7 +13,7 @@ doubled (`GROWTH`) since it was last shown: a slow answer never stands still for
 and those updates add up to at most twice what they show. A longer Markdown answer is split as it streams: each
 finished block (paragraph, list, code block, table: `blocks.finished`) is rendered once
 into an output of its own, which stays as it is, and only the unfinished last block is shown again (with a cursor) when
-the budget allows. The final state is written once: the last output gets the rest of
+the budget allows and it has a line of text (`TAIL_CHARS`). The final state is written once: the last output gets the rest of
 the answer, the tool blocks and the footer, with the whole answer as `text/plain`
 beside it and output metadata with its provenance (and what the cell adds to it,
 `provenance`). The outputs together show what one output would: a link reference
@@ -56,6 +56,9 @@ WASTE_SHARE = 0.25
 # An answer in one output is shown whole again at least each time it grows by this factor.
 GROWTH = 2.0
 MESSAGE_BYTES = 160
+# The unfinished last block of a split answer is shown once it has a line of text: a few
+# words more would cost less than the message that carries them.
+TAIL_CHARS = 80
 EMPTY = {"text/plain": ""}
 
 
@@ -254,7 +257,7 @@ class StreamView:
                 self._cut += cut
                 budget -= MESSAGE_BYTES
                 self._spent += MESSAGE_BYTES
-        if rest and MESSAGE_BYTES + 1.1 * len(rest) <= budget:
+        if len(rest) >= TAIL_CHARS and MESSAGE_BYTES + 1.1 * len(rest) <= budget:
             bundle = render.partial(rest + CURSOR, "", self.tools[0])
             self._put(self._kept, bundle)
             self._spend(bundle, frame=len(self.tools[0]))
