@@ -168,13 +168,29 @@ class Lab:
             time.sleep(0.2)  # the server is starting; poll again
 
     def shutdown_kernels(self) -> None:
-        """Shut down every kernel the server runs (a finished test's kernel costs CPU)."""
-        with urllib.request.urlopen(self.url("api/kernels"), timeout=30) as response:
-            kernels = json.load(response)
+        """Shut down every kernel the server runs (a finished test's kernel costs CPU).
+
+        A listing once answered 500 in CI just after a test's page closed (a kernel changing
+        state): it is asked again a moment later, with the server's log if it keeps failing.
+        A kernel gone already (404) is fine.
+        """
+        for attempt in range(10):
+            try:
+                with urllib.request.urlopen(self.url("api/kernels"), timeout=30) as response:
+                    kernels = json.load(response)
+                break
+            except urllib.error.HTTPError as error:
+                if error.code < 500 or attempt == 9:
+                    raise RuntimeError(f"listing kernels: {error}\n{self.log()[-3000:]}") from error
+                time.sleep(0.5)
         for kernel in kernels:
             request = urllib.request.Request(self.url(f"api/kernels/{kernel['id']}"),
                                              method="DELETE")
-            urllib.request.urlopen(request, timeout=30).close()
+            try:
+                urllib.request.urlopen(request, timeout=30).close()
+            except urllib.error.HTTPError as error:
+                if error.code != 404:
+                    raise
 
     def log(self) -> str:
         if not self._log.closed:
